@@ -1,0 +1,181 @@
+// Package config turns a bottle manifest and the host credential sources it
+// names into one validated, immutable Policy. It is the only package that
+// reads those files; everything downstream trusts a Policy.
+package config
+
+import (
+	"fmt"
+	"time"
+)
+
+// Policy is the compiled form of one bottle's manifest plus its host
+// credentials. It is immutable once returned by Compile: callers share it
+// across goroutines and swap whole Policies, never fields.
+type Policy struct {
+	// Name is the bottle name and the Envoy node id.
+	Name string
+	// Template is the agent provider template: "codex", "claude" or "none".
+	Template string
+	// ForwardHostCredentials mirrors agent_provider.forward_host_credentials.
+	ForwardHostCredentials bool
+	// Routes are sorted by Host; hosts are unique.
+	Routes []Route
+	// Slots are in slot order: Slots[i].Name == SlotName(i).
+	Slots []Slot
+	// Manifest is the path the policy was compiled from.
+	Manifest string
+}
+
+// TLSMode says whether Envoy terminates TLS for a host or tunnels it.
+type TLSMode string
+
+const (
+	Intercept   TLSMode = "intercept"
+	Passthrough TLSMode = "passthrough"
+)
+
+// Route is everything the egress allows for one upstream host.
+type Route struct {
+	Host string
+	TLS  TLSMode
+	// Auth is nil for a route that injects no credential.
+	Auth *Auth
+	// Matches narrows what the route allows; empty allows every path and
+	// method on the host.
+	Matches  []Match
+	Upstream Upstream
+}
+
+// Auth binds a route to the credential slot injected into its requests.
+type Auth struct {
+	// Scheme is the Authorization scheme word: "Bearer" or "token".
+	Scheme string
+	// Slot is the slot name, e.g. "EGRESS_TOKEN_0".
+	Slot string
+}
+
+// Match allows requests whose path matches one of Paths (any path when
+// empty) and whose method is one of Methods (any method when empty).
+type Match struct {
+	Paths   []PathMatch
+	Methods []string // upper case
+}
+
+// PathType is how a PathMatch compares the request path.
+type PathType string
+
+const (
+	PathPrefix PathType = "prefix"
+	PathExact  PathType = "exact"
+)
+
+// PathMatch is one allowed path rule.
+type PathMatch struct {
+	Type  PathType
+	Value string
+}
+
+// Upstream says where Envoy connects for a host and which CA it trusts.
+type Upstream struct {
+	// Address is "host:port" to connect to instead of Host:443 (tests,
+	// private mirrors). Empty means Host:443 resolved by Envoy.
+	Address string
+	// CAFile is the manifest's upstream.ca_file, resolved to an absolute
+	// path; kept for display only.
+	CAFile string
+	// CAPEM holds the contents of CAFile; nil means the system roots.
+	CAPEM []byte
+}
+
+// SourceKind names where a slot's value comes from.
+type SourceKind string
+
+const (
+	// SourceEnv is a host environment variable named by token_ref.
+	SourceEnv SourceKind = "env"
+	// SourceCodex is the host's Codex ChatGPT login ($CODEX_HOME/auth.json).
+	SourceCodex SourceKind = "codex"
+)
+
+// Source identifies one host credential source. Routes naming the same
+// Source share one slot.
+type Source struct {
+	Kind SourceKind
+	// Ref is the env var name (SourceEnv) or the auth.json path (SourceCodex).
+	Ref string
+}
+
+func (s Source) String() string {
+	switch s.Kind {
+	case SourceEnv:
+		return "env " + s.Ref
+	case SourceCodex:
+		return "codex " + s.Ref
+	default:
+		return string(s.Kind) + " " + s.Ref
+	}
+}
+
+// Fix is the one thing a person does on the host to give this source a
+// valid value. It is shown to the agent in 503 bodies, so it names no secret.
+func (s Source) Fix() string {
+	switch s.Kind {
+	case SourceEnv:
+		return fmt.Sprintf("set %s in egressgate's environment on the host and restart egressgate", s.Ref)
+	case SourceCodex:
+		return "run `codex login --device-auth` on the host"
+	default:
+		return "check the credential source on the host"
+	}
+}
+
+// Slot is one credential value held by egressgate on behalf of the agent.
+type Slot struct {
+	Name   string // EGRESS_TOKEN_N
+	Source Source
+	Value  Secret
+	// Expiry is when Value stops being valid; zero when unknown.
+	Expiry time.Time
+}
+
+// SlotName returns the name of the i-th slot.
+func SlotName(i int) string { return fmt.Sprintf("EGRESS_TOKEN_%d", i) }
+
+// Present reports whether the slot holds a value.
+func (s Slot) Present() bool { return !s.Value.Empty() }
+
+// Expired reports whether the slot's value has expired at now.
+func (s Slot) Expired(now time.Time) bool {
+	return !s.Expiry.IsZero() && !now.Before(s.Expiry)
+}
+
+// String is the slot as it may appear in logs, status and errors.
+func (s Slot) String() string {
+	if !s.Present() {
+		return fmt.Sprintf("<empty:%s>", s.Name)
+	}
+	if s.Expiry.IsZero() {
+		return fmt.Sprintf("<redacted:%s>", s.Name)
+	}
+	return fmt.Sprintf("<redacted:%s exp=%s>", s.Name, s.Expiry.UTC().Format(time.RFC3339))
+}
+
+// Slot returns the slot with the given name.
+func (p *Policy) Slot(name string) (Slot, bool) {
+	for _, s := range p.Slots {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return Slot{}, false
+}
+
+// Route returns the route for host.
+func (p *Policy) Route(host string) (Route, bool) {
+	for _, r := range p.Routes {
+		if r.Host == host {
+			return r, true
+		}
+	}
+	return Route{}, false
+}
