@@ -1,0 +1,121 @@
+package envoy
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/egressgate/egressgate/internal/testenv"
+)
+
+func writeFile(t *testing.T, name string, data []byte) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	require.NoError(t, os.WriteFile(path, data, 0o600))
+	return path
+}
+
+func TestRenderBootstrapPassesEnvoyValidation(t *testing.T) {
+	bin := testenv.EnvoyBinary(t)
+	tests := []struct {
+		name     string
+		params   BootstrapParams
+		wantYAML []string
+	}{
+		{
+			name:   "defaults",
+			params: BootstrapParams{NodeID: "demo", XDSHost: "127.0.0.1", XDSPort: 18000},
+			wantYAML: []string{
+				`id: "demo"`, `cluster: "egressgate"`, "type: STATIC",
+				`address: "127.0.0.1"`, "port_value: 18000", "port_value: 0",
+			},
+		},
+		{
+			name: "ipv6 and fixed admin port",
+			params: BootstrapParams{
+				NodeID: "bottle-2", Cluster: "ci", XDSHost: "::1", XDSPort: 65535,
+				AdminHost: "::1", AdminPort: 19000,
+			},
+			wantYAML: []string{`id: "bottle-2"`, `cluster: "ci"`, `address: "::1"`, "port_value: 19000", "port_value: 65535"},
+		},
+		{
+			name:     "xds by host name",
+			params:   BootstrapParams{NodeID: "demo", XDSHost: "egressgate.internal", XDSPort: 18000},
+			wantYAML: []string{"type: LOGICAL_DNS", `address: "egressgate.internal"`},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := RenderBootstrap(tt.params)
+			require.NoError(t, err)
+			for _, want := range tt.wantYAML {
+				require.Contains(t, string(out), want)
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			require.NoError(t, Validate(ctx, bin, writeFile(t, "bootstrap.yaml", out)))
+		})
+	}
+}
+
+// The bootstrap must hold nothing but the xDS plumbing (DESIGN: "Envoy's
+// own bootstrap"); everything else arrives over ADS.
+func TestRenderBootstrapHoldsOnlyXDSPlumbing(t *testing.T) {
+	out, err := RenderBootstrap(BootstrapParams{NodeID: "demo", XDSHost: "127.0.0.1", XDSPort: 18000})
+	require.NoError(t, err)
+	s := string(out)
+	require.Equal(t, 1, strings.Count(s, "- name: "+"xds"), "exactly one static cluster")
+	require.NotContains(t, s, "listeners:")
+	require.NotContains(t, s, "secrets:")
+	for _, want := range []string{
+		"set_node_on_first_message_only: true",
+		"envoy.bootstrap.internal_listener",
+		"envoy.resource_monitors.global_downstream_max_connections",
+		"http2_protocol_options:",
+	} {
+		require.Contains(t, s, want)
+	}
+}
+
+func TestRenderBootstrapRejectsBadParams(t *testing.T) {
+	ok := BootstrapParams{NodeID: "demo", XDSHost: "127.0.0.1", XDSPort: 18000}
+	tests := []struct {
+		name    string
+		mutate  func(*BootstrapParams)
+		wantErr string
+	}{
+		{"empty node id", func(p *BootstrapParams) { p.NodeID = "" }, "node id"},
+		{"upper-case node id", func(p *BootstrapParams) { p.NodeID = "Demo" }, "node id"},
+		{"yaml injection in node id", func(p *BootstrapParams) { p.NodeID = "a\"\nadmin: {}" }, "node id"},
+		{"bad cluster", func(p *BootstrapParams) { p.Cluster = "a b" }, "cluster"},
+		{"empty xds host", func(p *BootstrapParams) { p.XDSHost = "" }, "xDS host"},
+		{"xds host with port", func(p *BootstrapParams) { p.XDSHost = "localhost:18000" }, "xDS host"},
+		{"xds host injection", func(p *BootstrapParams) { p.XDSHost = "a\n b" }, "xDS host"},
+		{"xds port zero", func(p *BootstrapParams) { p.XDSPort = 0 }, "xDS port"},
+		{"xds port too big", func(p *BootstrapParams) { p.XDSPort = 65536 }, "xDS port"},
+		{"admin not loopback", func(p *BootstrapParams) { p.AdminHost = "0.0.0.0" }, "loopback"},
+		{"admin host name", func(p *BootstrapParams) { p.AdminHost = "localhost" }, "loopback"},
+		{"admin port negative", func(p *BootstrapParams) { p.AdminPort = -1 }, "admin port"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := ok
+			tt.mutate(&p)
+			_, err := RenderBootstrap(p)
+			require.ErrorContains(t, err, tt.wantErr)
+		})
+	}
+}
+
+func TestValidateReportsEnvoysReason(t *testing.T) {
+	bin := testenv.EnvoyBinary(t)
+	path := writeFile(t, "bad.yaml", []byte("node: {id: x}\nstatic_resources: {clusters: [{name: a, type: BOGUS}]}\n"))
+	err := Validate(t.Context(), bin, path)
+	require.ErrorContains(t, err, path)
+	require.ErrorContains(t, err, "BOGUS")
+}

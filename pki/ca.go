@@ -1,0 +1,231 @@
+// Package pki keeps the bottle CA in the state directory and mints the leaf
+// certificates Envoy presents when it terminates TLS for an intercepted host.
+//
+// The agent trusts STATE_DIR/ca.pem, so the CA must survive restarts: it is
+// created once and reused, and anything odd about the files on disk (a key
+// readable by others, a key that does not match the certificate) is an
+// error rather than a silent re-creation that would break the agent's trust.
+package pki
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+const (
+	certFile = "ca.pem"
+	keyFile  = "ca-key.pem"
+
+	caCommonName = "egressgate bottle CA"
+	caValidity   = 10 * 365 * 24 * time.Hour
+	// backdate absorbs clock skew between the host and the agent's container.
+	backdate = time.Hour
+)
+
+// CA is the bottle CA: its certificate, its key, and the leaves minted so
+// far. It is safe for concurrent use.
+type CA struct {
+	certPath string
+	certPEM  []byte
+	cert     *x509.Certificate
+	key      *ecdsa.PrivateKey
+
+	mu     sync.Mutex
+	leaves map[string]Leaf // by lower-cased host
+}
+
+// LoadOrCreateCA loads the CA from dir/ca.pem and dir/ca-key.pem, creating
+// dir (0700) and both files on first use.
+func LoadOrCreateCA(dir string, now time.Time) (*CA, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("state dir: %w", err)
+	}
+	certPath, keyPath := filepath.Join(dir, certFile), filepath.Join(dir, keyFile)
+	certOK, err := exists(certPath)
+	if err != nil {
+		return nil, err
+	}
+	keyOK, err := exists(keyPath)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case certOK && keyOK:
+		return loadCA(certPath, keyPath, now)
+	case !certOK && !keyOK:
+		return createCA(certPath, keyPath, now)
+	case certOK:
+		return nil, fmt.Errorf("%s: missing, but %s exists; remove both to create a new CA", keyPath, certPath)
+	default:
+		return nil, fmt.Errorf("%s: missing, but %s exists; remove both to create a new CA", certPath, keyPath)
+	}
+}
+
+// CertPEM returns the CA certificate in PEM form, as written to ca.pem.
+func (c *CA) CertPEM() []byte { return append([]byte(nil), c.certPEM...) }
+
+// CertPath returns the path of ca.pem, the file the agent trusts.
+func (c *CA) CertPath() string { return c.certPath }
+
+func newCA(certPath string, certPEM []byte, cert *x509.Certificate, key *ecdsa.PrivateKey) *CA {
+	return &CA{certPath: certPath, certPEM: certPEM, cert: cert, key: key, leaves: map[string]Leaf{}}
+}
+
+func createCA(certPath, keyPath string, now time.Time) (*CA, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("generate CA key: %w", err)
+	}
+	// SerialNumber is left nil: CreateCertificate then draws a random
+	// RFC 5280 serial.
+	tmpl := &x509.Certificate{
+		Subject:               pkix.Name{CommonName: caCommonName},
+		NotBefore:             now.Add(-backdate),
+		NotAfter:              now.Add(caValidity),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		// The CA signs leaves only, never another CA.
+		MaxPathLen:     0,
+		MaxPathLenZero: true,
+		KeyUsage:       x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return nil, fmt.Errorf("create CA certificate: %w", err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, fmt.Errorf("parse CA certificate: %w", err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("marshal CA key: %w", err)
+	}
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	// Key first: a crash between the two writes leaves a key without a
+	// certificate, which LoadOrCreateCA reports instead of trusting.
+	if err := writeFileAtomic(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		return nil, err
+	}
+	if err := writeFileAtomic(certPath, certPEM, 0o644); err != nil {
+		return nil, err
+	}
+	return newCA(certPath, certPEM, cert, key), nil
+}
+
+func loadCA(certPath, keyPath string, now time.Time) (*CA, error) {
+	certPEM, cert, err := readCert(certPath)
+	if err != nil {
+		return nil, err
+	}
+	key, err := readKey(keyPath)
+	if err != nil {
+		return nil, err
+	}
+	if !key.PublicKey.Equal(cert.PublicKey) {
+		return nil, fmt.Errorf("%s: key does not match the certificate in %s", keyPath, certPath)
+	}
+	if !cert.IsCA {
+		return nil, fmt.Errorf("%s: not a CA certificate", certPath)
+	}
+	if !now.Before(cert.NotAfter) {
+		return nil, fmt.Errorf("%s: CA expired at %s; remove %s and %s to create a new one (agents must then trust the new ca.pem)",
+			certPath, cert.NotAfter.UTC().Format(time.RFC3339), certPath, keyPath)
+	}
+	return newCA(certPath, certPEM, cert, key), nil
+}
+
+func readCert(path string) ([]byte, *x509.Certificate, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	block, _ := pem.Decode(data)
+	if block == nil || block.Type != "CERTIFICATE" {
+		return nil, nil, fmt.Errorf("%s: no PEM CERTIFICATE block", path)
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return data, cert, nil
+}
+
+// readKey refuses a key file that group or others can access: the CA key
+// lets whoever holds it impersonate any host to the agent.
+func readKey(path string) (*ecdsa.PrivateKey, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if perm := fi.Mode().Perm(); perm&^0o600 != 0 {
+		return nil, fmt.Errorf("%s: mode %#o is wider than 0600; run chmod 600 %s", path, perm, path)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	block, _ := pem.Decode(data)
+	if block == nil || block.Type != "PRIVATE KEY" {
+		return nil, fmt.Errorf("%s: no PEM PRIVATE KEY (PKCS#8) block", path)
+	}
+	parsed, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	key, ok := parsed.(*ecdsa.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("%s: key is %T, want ECDSA", path, parsed)
+	}
+	return key, nil
+}
+
+// writeFileAtomic writes via a temporary file in the same directory and a
+// rename, so a reader never sees a half-written PEM file.
+func writeFileAtomic(path string, data []byte, perm fs.FileMode) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // no-op once renamed
+	if err := f.Chmod(perm); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+func exists(path string) (bool, error) {
+	_, err := os.Stat(path)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, fs.ErrNotExist):
+		return false, nil
+	default:
+		return false, err
+	}
+}
