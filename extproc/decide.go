@@ -1,0 +1,71 @@
+package extproc
+
+import (
+	"context"
+	"log/slog"
+
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+
+	"github.com/egressgate/egressgate/config"
+)
+
+// requestHeaders decides one request: deny, strip only, or strip and
+// inject. Every outcome removes the agent's credentials, either by mutation
+// or by never forwarding the request at all (invariant 1).
+func (s *Server) requestHeaders(ctx context.Context, b binding, bindErr error) *extprocv3.ProcessingResponse {
+	if bindErr != nil {
+		return s.deny(ctx, b, misconfigured(b, bindErr))
+	}
+	if b.slot == "" {
+		s.logger.DebugContext(ctx, "ext_proc request", "host", b.host, "action", "strip")
+		return stripResponse()
+	}
+	slot, d := s.usableSlot(b)
+	if d != nil {
+		return s.deny(ctx, b, d)
+	}
+	s.logger.DebugContext(ctx, "ext_proc request", "host", b.host, "slot", b.slot, "action", "inject")
+	return injectResponse(b.scheme, slot.Value)
+}
+
+// usableSlot returns the slot the route is bound to, or why it cannot be
+// used. The clock is read per request, so a token that expires between
+// reloads is refused from that moment on, not from the next reload.
+func (s *Server) usableSlot(b binding) (config.Slot, *denial) {
+	slot, ok := s.lookup(b.slot)
+	switch {
+	case !ok:
+		return slot, slotMissing(b)
+	case !slot.Present():
+		return slot, slotEmpty(b, slot)
+	case slot.Expired(s.now()):
+		return slot, slotExpired(b, slot)
+	case !validHeaderValue(slot.Value.Reveal()):
+		return slot, slotInvalid(b, slot)
+	}
+	return slot, nil
+}
+
+// deny logs a refusal at warn (an operator should act on it) and builds the
+// local reply. Only the slot name and reason code are logged.
+func (s *Server) deny(ctx context.Context, b binding, d *denial) *extprocv3.ProcessingResponse {
+	s.logger.LogAttrs(ctx, slog.LevelWarn, "ext_proc request denied",
+		slog.String("host", b.host), slog.String("slot", b.slot),
+		slog.String("action", "deny"), slog.String("reason", d.code),
+		slog.Int("status", int(d.status)))
+	return immediateResponse(d)
+}
+
+// validHeaderValue rejects bytes no header value may carry (controls other
+// than tab). Envoy would refuse such a mutation, and what it then does with
+// the request depends on its mutation rules; refusing here keeps the outcome
+// ours: closed, with a reason naming the slot. config should never admit
+// such a value, so this is defence in depth.
+func validHeaderValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; (c < 0x20 && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,92 @@
+// Package extproc is the Envoy external processing (ext_proc) server. For
+// every request on the MITM path it strips the credentials the agent sent
+// and injects the host-held credential bound to the route Envoy matched, or
+// refuses the request when that credential is unusable.
+//
+// Envoy is configured to send request headers only and to fail closed
+// (failure_mode_allow: false), so any error here refuses the request.
+package extproc
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Server answers Envoy's ext_proc streams, one stream per HTTP request.
+type Server struct {
+	logger *slog.Logger
+	now    func() time.Time
+	slots  atomic.Pointer[slotTable]
+}
+
+var _ extprocv3.ExternalProcessorServer = (*Server)(nil)
+
+// New returns a Server with an empty slot table: until SetSlots is called,
+// routes that need a credential are refused. A nil logger discards logs; a
+// nil now uses time.Now.
+func New(logger *slog.Logger, now func() time.Time) *Server {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &Server{logger: logger, now: now}
+}
+
+// Register registers the ExternalProcessor service on g.
+func (s *Server) Register(g *grpc.Server) {
+	extprocv3.RegisterExternalProcessorServer(g, s)
+}
+
+// Process serves one ext_proc stream. The binding is read once from the
+// stream's initial metadata; it is fixed for the stream's one request.
+func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error {
+	ctx := stream.Context()
+	b, bindErr := bindingFromContext(ctx)
+	for {
+		req, err := stream.Recv()
+		if err != nil {
+			return endOfStream(ctx, err)
+		}
+		resp, err := s.respond(ctx, b, bindErr, req)
+		if err != nil {
+			return err
+		}
+		if err := stream.Send(resp); err != nil {
+			return endOfStream(ctx, err)
+		}
+	}
+}
+
+// endOfStream turns a Recv/Send error into Process's result: Envoy closing
+// the stream (EOF) or giving up on it (cancel) is a normal end.
+func endOfStream(ctx context.Context, err error) error {
+	if errors.Is(err, io.EOF) || ctx.Err() != nil || status.Code(err) == codes.Canceled {
+		return nil
+	}
+	return status.Convert(err).Err()
+}
+
+// respond answers one message. Phases other than request headers are not
+// configured to arrive; if one does, it gets an empty "continue" so Envoy
+// never waits on us. A message with no phase at all is a protocol error,
+// which Envoy (failing closed) turns into a refused request.
+func (s *Server) respond(ctx context.Context, b binding, bindErr error, req *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, error) {
+	if _, ok := req.GetRequest().(*extprocv3.ProcessingRequest_RequestHeaders); ok {
+		return s.requestHeaders(ctx, b, bindErr), nil
+	}
+	if resp := continueOther(req); resp != nil {
+		return resp, nil
+	}
+	return nil, status.Error(codes.InvalidArgument, "ext_proc: processing request names no phase")
+}

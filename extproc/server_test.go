@@ -1,0 +1,292 @@
+package extproc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/egressgate/egressgate/config"
+)
+
+func TestStripOnRouteWithoutSlot(t *testing.T) {
+	h := newHarness(t)
+	h.srv.SetSlots([]config.Slot{codexSlot(tokenA, time.Time{})})
+
+	// The request's Host is chatgpt.com, a credentialed host; the route
+	// Envoy matched declares no slot, and only the route counts.
+	requireStripped(t, h.headers(t, route("pypi.org", "", "")))
+	requireStripped(t, h.headers(t, nil))
+}
+
+func TestInject(t *testing.T) {
+	tests := []struct {
+		name   string
+		slot   config.Slot
+		scheme string
+		want   string
+	}{
+		{"bearer", codexSlot(tokenA, t0.Add(time.Hour)), "Bearer", "Bearer " + tokenA},
+		{"token", envSlot(tokenB), "token", "token " + tokenB},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.srv.SetSlots([]config.Slot{tt.slot})
+			requireInjected(t, h.headers(t, route("api.example", tt.slot.Name, tt.scheme)), tt.want)
+		})
+	}
+}
+
+func TestDenyUnusableSlot(t *testing.T) {
+	codexFix := "run `codex login --device-auth` on the host"
+	tests := []struct {
+		name  string
+		slots []config.Slot
+		code  string
+		want  []string
+	}{
+		{"missing", nil, codeMissing,
+			[]string{"chatgpt.com", "EGRESS_TOKEN_0", "egressgate status"}},
+		{"empty", []config.Slot{codexSlot("", time.Time{})}, codeEmpty,
+			[]string{"chatgpt.com", "EGRESS_TOKEN_0", "codex /root/.codex/auth.json", "is empty", codexFix}},
+		{"expired", []config.Slot{codexSlot(tokenA, t0)}, codeExpired,
+			[]string{"chatgpt.com", "EGRESS_TOKEN_0", "codex /root/.codex/auth.json", "expired at 2026-03-01T12:00:00Z", codexFix}},
+		{"expired long ago", []config.Slot{codexSlot(tokenA, t0.Add(-time.Hour))}, codeExpired,
+			[]string{"expired at 2026-03-01T11:00:00Z", codexFix}},
+		{"not a header value", []config.Slot{codexSlot(tokenA+"\r\nx-evil: 1", time.Time{})}, codeInvalid,
+			[]string{"EGRESS_TOKEN_0", "codex /root/.codex/auth.json", codexFix}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.srv.SetSlots(tt.slots)
+			body := requireDenied(t, h.headers(t, route("chatgpt.com", "EGRESS_TOKEN_0", "Bearer")), 503, tt.code, tt.want...)
+			require.NotContains(t, body, tokenA)
+			require.NotContains(t, body, agentToken)
+			require.LessOrEqual(t, strings.Count(body, "\n"), 2, "one or two lines")
+		})
+	}
+}
+
+func TestDenyEnvSourceNamesFix(t *testing.T) {
+	h := newHarness(t)
+	h.srv.SetSlots([]config.Slot{envSlot("")})
+	requireDenied(t, h.headers(t, route("api.github.com", "EGRESS_TOKEN_1", "token")), 503, codeEmpty,
+		"api.github.com", "EGRESS_TOKEN_1", "env GITHUB_TOKEN", "set GITHUB_TOKEN in egressgate's environment")
+}
+
+func TestNoSlotsBeforeFirstSetSlots(t *testing.T) {
+	h := newHarness(t)
+	requireDenied(t, h.headers(t, route("chatgpt.com", "EGRESS_TOKEN_0", "Bearer")), 503, codeMissing)
+	requireStripped(t, h.headers(t, route("pypi.org", "", "")))
+}
+
+func TestMisconfiguredBindingFailsClosed(t *testing.T) {
+	tests := []struct {
+		name string
+		md   []string
+		want string
+	}{
+		{"unknown scheme", route("chatgpt.com", "EGRESS_TOKEN_0", "Basic"), `unknown auth scheme "Basic"`},
+		{"wrong case scheme", route("chatgpt.com", "EGRESS_TOKEN_0", "bearer"), `unknown auth scheme "bearer"`},
+		{"slot without scheme", []string{MetadataHost, "chatgpt.com", MetadataSlot, "EGRESS_TOKEN_0"}, `unknown auth scheme ""`},
+		{"two slots", append(route("chatgpt.com", "EGRESS_TOKEN_0", "Bearer"), MetadataSlot, "EGRESS_TOKEN_1"), "x-egressgate-slot has 2 values"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.srv.SetSlots([]config.Slot{codexSlot(tokenA, time.Time{}), envSlot(tokenB)})
+			body := requireDenied(t, h.headers(t, tt.md), 500, codeMisconfigured, "chatgpt.com", tt.want)
+			require.NotContains(t, body, tokenA)
+			require.NotContains(t, body, tokenB)
+		})
+	}
+}
+
+func TestSetSlotsSwapSeenByNextStream(t *testing.T) {
+	h := newHarness(t)
+	md := route("chatgpt.com", "EGRESS_TOKEN_0", "Bearer")
+
+	h.srv.SetSlots([]config.Slot{codexSlot(tokenA, time.Time{})})
+	requireInjected(t, h.headers(t, md), "Bearer "+tokenA)
+
+	h.srv.SetSlots([]config.Slot{codexSlot(tokenB, time.Time{})})
+	requireInjected(t, h.headers(t, md), "Bearer "+tokenB)
+
+	h.srv.SetSlots(nil)
+	requireDenied(t, h.headers(t, md), 503, codeMissing)
+}
+
+func TestSetSlotsCopiesInput(t *testing.T) {
+	h := newHarness(t)
+	slots := []config.Slot{codexSlot(tokenA, time.Time{})}
+	h.srv.SetSlots(slots)
+	slots[0] = codexSlot(tokenB, time.Time{}) // caller reuses its slice
+	requireInjected(t, h.headers(t, route("chatgpt.com", "EGRESS_TOKEN_0", "Bearer")), "Bearer "+tokenA)
+}
+
+func TestExpiryFollowsClock(t *testing.T) {
+	h := newHarness(t)
+	md := route("chatgpt.com", "EGRESS_TOKEN_0", "Bearer")
+	h.srv.SetSlots([]config.Slot{codexSlot(tokenA, t0.Add(time.Minute))})
+
+	requireInjected(t, h.headers(t, md), "Bearer "+tokenA)
+	h.clock.Set(t0.Add(time.Minute))
+	requireDenied(t, h.headers(t, md), 503, codeExpired)
+}
+
+func TestOtherPhasesContinue(t *testing.T) {
+	tests := []struct {
+		name string
+		req  *extprocv3.ProcessingRequest
+		got  func(*extprocv3.ProcessingResponse) bool
+	}{
+		{"response headers",
+			&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: &extprocv3.HttpHeaders{}}},
+			func(r *extprocv3.ProcessingResponse) bool { return r.GetResponseHeaders() != nil }},
+		{"request body",
+			&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestBody{RequestBody: &extprocv3.HttpBody{}}},
+			func(r *extprocv3.ProcessingResponse) bool { return r.GetRequestBody() != nil }},
+		{"response body",
+			&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseBody{ResponseBody: &extprocv3.HttpBody{}}},
+			func(r *extprocv3.ProcessingResponse) bool { return r.GetResponseBody() != nil }},
+		{"request trailers",
+			&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestTrailers{RequestTrailers: &extprocv3.HttpTrailers{}}},
+			func(r *extprocv3.ProcessingResponse) bool { return r.GetRequestTrailers() != nil }},
+		{"response trailers",
+			&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseTrailers{ResponseTrailers: &extprocv3.HttpTrailers{}}},
+			func(r *extprocv3.ProcessingResponse) bool { return r.GetResponseTrailers() != nil }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.srv.SetSlots([]config.Slot{codexSlot(tokenA, time.Time{})})
+			stream := h.open(t, route("chatgpt.com", "EGRESS_TOKEN_0", "Bearer"))
+			// The headers first, as Envoy would, then the unexpected phase.
+			requireInjected(t, send(t, stream, agentRequest()), "Bearer "+tokenA)
+			require.True(t, tt.got(send(t, stream, tt.req)), "want the matching continue")
+			require.NoError(t, stream.CloseSend())
+			_, err := stream.Recv()
+			require.ErrorIs(t, err, io.EOF, "stream ends cleanly")
+		})
+	}
+}
+
+func TestMessageWithoutPhaseIsError(t *testing.T) {
+	h := newHarness(t)
+	stream := h.open(t, nil)
+	require.NoError(t, stream.Send(&extprocv3.ProcessingRequest{}))
+	_, err := stream.Recv()
+	require.Equal(t, codes.InvalidArgument, status.Code(err))
+}
+
+func TestStreamClosedWithoutMessages(t *testing.T) {
+	h := newHarness(t)
+	stream := h.open(t, nil)
+	require.NoError(t, stream.CloseSend())
+	_, err := stream.Recv()
+	require.ErrorIs(t, err, io.EOF)
+}
+
+func TestEndOfStream(t *testing.T) {
+	live := context.Background()
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.NoError(t, endOfStream(live, io.EOF))
+	require.NoError(t, endOfStream(live, status.Error(codes.Canceled, "client went away")))
+	require.NoError(t, endOfStream(gone, errors.New("transport closed")))
+	require.Equal(t, codes.Internal, status.Code(endOfStream(live, status.Error(codes.Internal, "boom"))))
+	require.Equal(t, codes.Unknown, status.Code(endOfStream(live, errors.New("boom"))))
+}
+
+func TestLogsNeverContainValues(t *testing.T) {
+	h := newHarness(t)
+	h.srv.SetSlots([]config.Slot{
+		codexSlot(tokenA, t0.Add(-time.Second)), // expired: deny while holding a value
+		envSlot(tokenB),
+	})
+	requireDenied(t, h.headers(t, route("chatgpt.com", "EGRESS_TOKEN_0", "Bearer")), 503, codeExpired)
+	requireInjected(t, h.headers(t, route("api.github.com", "EGRESS_TOKEN_1", "token")), "token "+tokenB)
+	requireStripped(t, h.headers(t, route("pypi.org", "", "")))
+	h.srv.SetSlots([]config.Slot{codexSlot(tokenA+"\n", time.Time{})})
+	requireDenied(t, h.headers(t, route("chatgpt.com", "EGRESS_TOKEN_0", "Bearer")), 503, codeInvalid)
+
+	logs := h.logs.String()
+	for _, want := range []string{
+		`"level":"WARN"`, `"action":"deny"`, `"reason":"egressgate_credential_expired"`,
+		`"level":"DEBUG"`, `"action":"inject"`, `"slot":"EGRESS_TOKEN_1"`, `"host":"api.github.com"`,
+		`"action":"strip"`, `"host":"pypi.org"`,
+	} {
+		require.Contains(t, logs, want)
+	}
+	for _, secret := range []string{tokenA, tokenB, agentToken} {
+		require.NotContains(t, logs, secret)
+	}
+}
+
+// TestConcurrentSwap runs streams while other goroutines keep swapping
+// between two whole tables. Under -race it proves the swap is a clean
+// publication; every answer must carry a value from one of the tables.
+func TestConcurrentSwap(t *testing.T) {
+	h := newHarness(t)
+	tables := [2][]config.Slot{
+		{codexSlot(tokenA, time.Time{}), envSlot(tokenA)},
+		{codexSlot(tokenB, time.Time{}), envSlot(tokenB)},
+	}
+	h.srv.SetSlots(tables[0])
+
+	stop := make(chan struct{})
+	var swappers sync.WaitGroup
+	for i := range 4 {
+		swappers.Go(func() {
+			for n := i; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+					h.srv.SetSlots(tables[n%2])
+				}
+			}
+		})
+	}
+
+	var streams sync.WaitGroup
+	for i := range 16 {
+		streams.Go(func() {
+			md := route("chatgpt.com", config.SlotName(i%2), "Bearer")
+			for range 20 {
+				if err := checkFromOneTable(h.roundTrip(md)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	streams.Wait()
+	close(stop)
+	swappers.Wait()
+}
+
+func checkFromOneTable(resp *extprocv3.ProcessingResponse, err error) error {
+	if err != nil {
+		return err
+	}
+	set := resp.GetRequestHeaders().GetResponse().GetHeaderMutation().GetSetHeaders()
+	if len(set) != 1 {
+		return fmt.Errorf("want one set header, got %v", resp)
+	}
+	if v := string(set[0].GetHeader().GetRawValue()); v != "Bearer "+tokenA && v != "Bearer "+tokenB {
+		return fmt.Errorf("authorization = %q, want a value from one table", v)
+	}
+	return nil
+}
