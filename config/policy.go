@@ -9,7 +9,7 @@ import (
 )
 
 // Policy is the compiled form of one bottle's manifest plus its host
-// credentials. It is immutable once returned by Compile: callers share it
+// credentials. It is immutable once returned by Load: callers share it
 // across goroutines and swap whole Policies, never fields.
 type Policy struct {
 	// Name is the bottle name and the Envoy node id.

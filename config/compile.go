@@ -1,0 +1,218 @@
+package config
+
+import (
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// Template hosts. Codex talks to ChatGPT's backend with the ChatGPT access
+// token and refreshes logins at auth.openai.com.
+const (
+	codexChatHost      = "chatgpt.com"
+	codexChatPrefix    = "/backend-api/"
+	codexAuthHost      = "auth.openai.com"
+	claudeAPIHost      = "api.anthropic.com"
+	codexAuthFile      = "auth.json"
+	defaultCodexSubdir = ".codex"
+)
+
+// compile merges the manifest with its template, binds credentials to
+// slots and reads the slots' values.
+func (l *loader) compile(m manifest) *Policy {
+	routes := l.merge(l.templateRoutes(m), m.routes)
+	slots := assignSlots(routes)
+	l.fillSlots(slots)
+	p := &Policy{
+		Name:                   m.name,
+		Template:               m.template,
+		ForwardHostCredentials: m.forward,
+		Slots:                  slots,
+	}
+	for _, r := range routes {
+		p.Routes = append(p.Routes, r.route)
+	}
+	// Sorted so xds output is deterministic whatever the manifest order.
+	slices.SortFunc(p.Routes, func(a, b Route) int { return strings.Compare(a.Host, b.Host) })
+	return p
+}
+
+func (l *loader) templateRoutes(m manifest) []routeSpec {
+	switch m.template {
+	case templateCodex:
+		return l.codexRoutes(m.forward)
+	case templateClaude:
+		return claudeRoutes(m)
+	default:
+		return nil
+	}
+}
+
+func (l *loader) codexRoutes(forward bool) []routeSpec {
+	chat := routeSpec{template: templateCodex, route: Route{
+		Host:    codexChatHost,
+		TLS:     Intercept,
+		Matches: []Match{{Paths: []PathMatch{{Type: PathPrefix, Value: codexChatPrefix}}}},
+	}}
+	// Invariant 5: unless forwarding is on, the Codex home is not even
+	// located, so auth.json cannot be opened by mistake further down.
+	if forward {
+		if home, ok := l.codexHome(); ok {
+			src := Source{Kind: SourceCodex, Ref: filepath.Join(home, codexAuthFile)}
+			chat.auth = &authSpec{scheme: "Bearer", source: src}
+		}
+	}
+	auth := routeSpec{template: templateCodex, route: Route{Host: codexAuthHost, TLS: Intercept}}
+	return []routeSpec{chat, auth}
+}
+
+// codexHome is where Codex keeps auth.json, found the way Codex finds it:
+// --codex-home, else $CODEX_HOME, else $HOME/.codex. It is made absolute
+// because the path is shown in status and errors.
+func (l *loader) codexHome() (string, bool) {
+	home := l.opts.CodexHome
+	if home == "" {
+		home = l.env("CODEX_HOME")
+	}
+	if home == "" {
+		if h := l.env("HOME"); h != "" {
+			home = filepath.Join(h, defaultCodexSubdir)
+		}
+	}
+	if home == "" {
+		l.errorf(forwardPath, "cannot find the Codex home: pass --codex-home, or set CODEX_HOME or HOME")
+		return "", false
+	}
+	abs, err := filepath.Abs(home)
+	if err != nil {
+		l.errorf(forwardPath, "cannot make the Codex home %s absolute: %v", home, err)
+		return "", false
+	}
+	return abs, true
+}
+
+func (l *loader) env(key string) string {
+	v, _ := l.opts.LookupEnv(key)
+	return v
+}
+
+func claudeRoutes(m manifest) []routeSpec {
+	r := routeSpec{template: templateClaude, route: Route{Host: claudeAPIHost, TLS: Intercept}}
+	if m.forward && m.authToken != "" {
+		r.auth = &authSpec{scheme: "Bearer", source: Source{Kind: SourceEnv, Ref: m.authToken}}
+	}
+	return []routeSpec{r}
+}
+
+// merge returns the template's routes, each merged with the manifest route
+// for its host, followed by the other manifest routes in manifest order.
+// That order decides slot numbers.
+func (l *loader) merge(tmpl, own []routeSpec) []routeSpec {
+	routes := slices.Clone(tmpl)
+	for _, r := range own {
+		i := slices.IndexFunc(tmpl, func(t routeSpec) bool { return t.route.Host == r.route.Host })
+		if i < 0 {
+			routes = append(routes, r)
+			continue
+		}
+		routes[i] = l.mergeRoute(routes[i], r)
+	}
+	return routes
+}
+
+// mergeRoute applies manifest route r to template route t. The manifest
+// may send the route elsewhere (upstream) and narrow it (matches); it may
+// never change whose credential it carries or stop Envoy seeing inside.
+func (l *loader) mergeRoute(t, r routeSpec) routeSpec {
+	host := t.route.Host
+	if r.auth != nil {
+		l.errorf(r.path+".auth", "auth for %s comes from the %s template", host, t.template)
+	}
+	if r.route.TLS == Passthrough {
+		l.errorf(r.path+".tls", "%s is intercepted by the %s template; it cannot be passthrough", host, t.template)
+	}
+	// Templates set no upstream, so the manifest's replaces nothing.
+	t.route.Upstream = r.route.Upstream
+	if len(r.route.Matches) > 0 {
+		l.checkNarrows(t, r)
+		t.route.Matches = r.route.Matches
+	}
+	return t
+}
+
+// checkNarrows reports manifest matches that would allow a path the
+// template does not. Template paths are all prefixes.
+func (l *loader) checkNarrows(t, r routeSpec) {
+	var prefixes []string
+	for _, m := range t.route.Matches {
+		for _, p := range m.Paths {
+			prefixes = append(prefixes, p.Value)
+		}
+	}
+	if len(prefixes) == 0 {
+		return // the template allows every path
+	}
+	allowed := strings.Join(prefixes, " or ")
+	for i, m := range r.route.Matches {
+		path := fmt.Sprintf("%s.matches[%d]", r.path, i)
+		if len(m.Paths) == 0 {
+			l.errorf(path, "list paths: the %s template allows only paths under %s on %s", t.template, allowed, t.route.Host)
+			continue
+		}
+		for j, p := range m.Paths {
+			if pathProblem(p.Value) != "" || underAny(p.Value, prefixes) {
+				continue // a malformed value is already reported
+			}
+			l.errorf(fmt.Sprintf("%s.paths[%d].value", path, j), "%q is not under %s, which the %s template allows on %s",
+				p.Value, allowed, t.template, t.route.Host)
+		}
+	}
+}
+
+func underAny(value string, prefixes []string) bool {
+	return slices.ContainsFunc(prefixes, func(p string) bool { return strings.HasPrefix(value, p) })
+}
+
+// assignSlots gives each distinct credential source one slot, numbered in
+// order of first appearance over routes, and binds each route to its slot.
+// Routes sharing a source share the slot, so one value serves them all.
+func assignSlots(routes []routeSpec) []Slot {
+	var slots []Slot
+	index := map[Source]int{}
+	for i := range routes {
+		a := routes[i].auth
+		if a == nil {
+			continue
+		}
+		n, ok := index[a.source]
+		if !ok {
+			n = len(slots)
+			index[a.source] = n
+			slots = append(slots, Slot{Name: SlotName(n), Source: a.source})
+		}
+		routes[i].route.Auth = &Auth{Scheme: a.scheme, Slot: SlotName(n)}
+	}
+	return slots
+}
+
+// fillSlots reads each slot's value from its source.
+func (l *loader) fillSlots(slots []Slot) {
+	for i := range slots {
+		s := &slots[i]
+		switch s.Source.Kind {
+		case SourceEnv:
+			// Unset is not an error: the slot stays empty and ext_proc
+			// answers that route with a 503 naming Source.Fix(), while
+			// every other route keeps working.
+			s.Value = NewSecret(l.env(s.Source.Ref))
+		case SourceCodex:
+			value, exp, err := l.readCodexAuth(s.Source.Ref)
+			if err != nil {
+				l.errs.add(l.doc.line(forwardPath), "%v", err)
+				continue
+			}
+			s.Value, s.Expiry = value, exp
+		}
+	}
+}

@@ -1,0 +1,145 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// The raw* types mirror the manifest's YAML shape. Their yaml tags are the
+// complete list of keys a manifest may use: decode rejects any other key.
+type rawManifest struct {
+	Name          string      `yaml:"name"`
+	AgentProvider rawProvider `yaml:"agent_provider"`
+	Egress        rawEgress   `yaml:"egress"`
+}
+
+type rawProvider struct {
+	Template               string `yaml:"template"`
+	ForwardHostCredentials bool   `yaml:"forward_host_credentials"`
+	AuthToken              string `yaml:"auth_token"`
+}
+
+type rawEgress struct {
+	Routes []rawRoute `yaml:"routes"`
+}
+
+type rawRoute struct {
+	Host     string       `yaml:"host"`
+	TLS      string       `yaml:"tls"`
+	Auth     *rawAuth     `yaml:"auth"`
+	Matches  []rawMatch   `yaml:"matches"`
+	Upstream *rawUpstream `yaml:"upstream"`
+}
+
+type rawAuth struct {
+	Scheme   string `yaml:"scheme"`
+	TokenRef string `yaml:"token_ref"`
+}
+
+type rawMatch struct {
+	Paths   []rawPath `yaml:"paths"`
+	Methods []string  `yaml:"methods"`
+}
+
+type rawPath struct {
+	Type  string `yaml:"type"`
+	Value string `yaml:"value"`
+}
+
+type rawUpstream struct {
+	Address string `yaml:"address"`
+	CAFile  string `yaml:"ca_file"`
+}
+
+// parseManifest turns a manifest file's bytes into a document. It returns
+// nil when the file is not YAML at all; shape errors (unknown keys, wrong
+// types) are recorded in errs and still yield a document, so validation
+// can report the remaining problems in the same run.
+func parseManifest(file string, data []byte, errs *errList) *document {
+	src, ok := yamlSource(file, data, errs)
+	if !ok {
+		return nil
+	}
+	root, ok := parseYAML(src, errs)
+	if !ok {
+		return nil
+	}
+	return decodeDocument(root, errs)
+}
+
+// yamlSource returns the YAML part of a manifest: the front matter of a
+// Markdown file, or the whole file. The front matter keeps its opening
+// "---" line, which YAML reads as a document start marker; so YAML's line
+// numbers are already the file's line numbers, with no offset to add.
+func yamlSource(file string, data []byte, errs *errList) ([]byte, bool) {
+	data = bytes.TrimPrefix(data, []byte("\ufeff"))
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	if isFence(lines[0]) {
+		for i := 1; i < len(lines); i++ {
+			if isFence(lines[i]) {
+				return bytes.Join(lines[:i], nil), true
+			}
+		}
+	}
+	// A Markdown body parsed as YAML would yield baffling errors; say what
+	// is missing instead.
+	switch strings.ToLower(filepath.Ext(file)) {
+	case ".md", ".markdown":
+		if isFence(lines[0]) {
+			errs.add(1, "front matter is not closed: add a --- line after the YAML")
+		} else {
+			errs.add(1, "no YAML front matter: a Markdown manifest starts with a --- line, then YAML, then a --- line")
+		}
+		return nil, false
+	}
+	return data, true
+}
+
+func isFence(line []byte) bool {
+	return string(bytes.TrimRight(line, " \t\r\n")) == "---"
+}
+
+// parseYAML parses exactly one YAML document. An empty file yields a nil
+// node and no error: validation then reports what is missing.
+func parseYAML(src []byte, errs *errList) (*yaml.Node, bool) {
+	dec := yaml.NewDecoder(bytes.NewReader(src))
+	var root yaml.Node
+	if err := dec.Decode(&root); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, true
+		}
+		addYAMLError(errs, err)
+		return nil, false
+	}
+	var next yaml.Node
+	switch err := dec.Decode(&next); {
+	case errors.Is(err, io.EOF):
+		return &root, true
+	case err != nil:
+		addYAMLError(errs, err)
+	default:
+		errs.add(next.Line, "a manifest is one YAML document; remove the second one")
+	}
+	return nil, false
+}
+
+// yamlLineError matches yaml.v3's syntax errors, which carry their line
+// only inside the message text.
+var yamlLineError = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+func addYAMLError(errs *errList, err error) {
+	msg := err.Error()
+	if m := yamlLineError.FindStringSubmatch(msg); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		errs.add(line, "invalid YAML: %s", m[2])
+		return
+	}
+	errs.add(0, "invalid YAML: %s", strings.TrimPrefix(msg, "yaml: "))
+}
