@@ -17,6 +17,12 @@ const (
 	MetadataHost   = "x-egressgate-host"   // route host, for messages/logs only
 	MetadataSlot   = "x-egressgate-slot"   // e.g. EGRESS_TOKEN_0; absent = route injects nothing
 	MetadataScheme = "x-egressgate-scheme" // "Bearer" or "token"
+	// MetadataSource names the slot's credential source (config.Source's
+	// String). Slot numbers follow the manifest order, so a reload can give
+	// EGRESS_TOKEN_0 another source; while Envoy still holds the old routes,
+	// the source check refuses the request instead of sending one host's
+	// credential to another.
+	MetadataSource = "x-egressgate-source"
 )
 
 // binding is what the matched route asks of one request.
@@ -24,6 +30,7 @@ type binding struct {
 	host   string // display only
 	slot   string // "" when the route injects nothing
 	scheme string // valid when slot != ""
+	source string // the slot's expected source; "" skips the check
 }
 
 // bindingFromContext reads the route binding from the stream's initial
@@ -40,6 +47,9 @@ func bindingFromContext(ctx context.Context) (binding, error) {
 		return b, err
 	}
 	if b.scheme, err = single(md, MetadataScheme); err != nil {
+		return b, err
+	}
+	if b.source, err = single(md, MetadataSource); err != nil {
 		return b, err
 	}
 	if !knownScheme(b.scheme) {

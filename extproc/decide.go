@@ -36,6 +36,8 @@ func (s *Server) usableSlot(b binding) (config.Slot, *denial) {
 	switch {
 	case !ok:
 		return slot, slotMissing(b)
+	case b.source != "" && slot.Source.String() != b.source:
+		return slot, slotMoved(b, slot)
 	case !slot.Present():
 		return slot, slotEmpty(b, slot)
 	case slot.Expired(s.now()):

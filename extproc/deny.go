@@ -17,6 +17,7 @@ const (
 	codeExpired       = "egressgate_credential_expired"
 	codeInvalid       = "egressgate_credential_invalid"
 	codeMisconfigured = "egressgate_route_misconfigured"
+	codeMoved         = "egressgate_credential_reloading"
 )
 
 // denial is why a request is refused. Bodies are read by agents, so they
@@ -34,6 +35,15 @@ func slotMissing(b binding) *denial {
 	return unavailable(codeMissing, fmt.Sprintf(
 		"egressgate: no credential for %s: %s is not in egressgate's current policy; "+
 			"check `egressgate status` on the host", b.label(), b.slot))
+}
+
+// slotMoved: the slot now holds another source's credential. Envoy has not
+// yet received the routes of the policy that renumbered the slots; the next
+// attempt, a moment later, is routed afresh.
+func slotMoved(b binding, s config.Slot) *denial {
+	return unavailable(codeMoved, fmt.Sprintf(
+		"egressgate: no credential for %s: %s now holds %s, not %s, while egressgate reloads; retry",
+		b.label(), s.Name, s.Source, b.source))
 }
 
 func slotEmpty(b binding, s config.Slot) *denial {

@@ -290,3 +290,21 @@ func checkFromOneTable(resp *extprocv3.ProcessingResponse, err error) error {
 	}
 	return nil
 }
+
+// TestSourceMismatchRefused covers a reload that renumbered slots: Envoy's
+// route still expects the Codex login in EGRESS_TOKEN_0, but the table now
+// holds GITHUB_TOKEN there. The request must be refused, not given the
+// other source's credential.
+func TestSourceMismatchRefused(t *testing.T) {
+	h := newHarness(t)
+	moved := envSlot(tokenB)
+	moved.Name = "EGRESS_TOKEN_0"
+	h.srv.SetSlots([]config.Slot{moved})
+	md := append(route("chatgpt.com", "EGRESS_TOKEN_0", "Bearer"), MetadataSource, codexSlot("", time.Time{}).Source.String())
+	body := requireDenied(t, h.headers(t, md), 503, codeMoved, "EGRESS_TOKEN_0", "env GITHUB_TOKEN", "retry")
+	require.NotContains(t, body, tokenB)
+
+	// The same route with the matching source is served.
+	h.srv.SetSlots([]config.Slot{codexSlot(tokenA, t0.Add(time.Hour))})
+	requireInjected(t, h.headers(t, md), "Bearer "+tokenA)
+}

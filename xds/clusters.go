@@ -1,0 +1,154 @@
+package xds
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/egressgate/egressgate/config"
+)
+
+const (
+	connectTimeout        = 5 * time.Second
+	httpProtocolOptionsID = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+)
+
+// upstreamCluster is where an intercepted host's requests go: TLS with SNI =
+// host, the certificate checked against the system roots or the route's own
+// CA and against the host name, HTTP/2 or HTTP/1.1 as the upstream offers.
+func upstreamCluster(r config.Route, systemCAFile string) (*clusterv3.Cluster, error) {
+	c, err := dialCluster(upstreamClusterName(r.Host), r)
+	if err != nil {
+		return nil, err
+	}
+	trusted := &corev3.DataSource{Specifier: &corev3.DataSource_Filename{Filename: systemCAFile}}
+	if r.Upstream.CAPEM != nil {
+		trusted = inlineBytes(r.Upstream.CAPEM)
+	}
+	tls, err := toAny(&tlsv3.UpstreamTlsContext{
+		Sni: r.Host,
+		CommonTlsContext: &tlsv3.CommonTlsContext{
+			AlpnProtocols: []string{"h2", "http/1.1"},
+			ValidationContextType: &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{
+				TrustedCa: trusted,
+				MatchTypedSubjectAltNames: []*tlsv3.SubjectAltNameMatcher{{
+					SanType: tlsv3.SubjectAltNameMatcher_DNS,
+					Matcher: &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: r.Host}},
+				}},
+			}},
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.TransportSocket = &corev3.TransportSocket{
+		Name:       "envoy.transport_sockets.tls",
+		ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: tls},
+	}
+	auto, err := toAny(&upstreamhttpv3.HttpProtocolOptions{
+		UpstreamProtocolOptions: &upstreamhttpv3.HttpProtocolOptions_AutoConfig{AutoConfig: &upstreamhttpv3.HttpProtocolOptions_AutoHttpConfig{
+			Http2ProtocolOptions: &corev3.Http2ProtocolOptions{},
+		}},
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.TypedExtensionProtocolOptions = map[string]*anypb.Any{httpProtocolOptionsID: auto}
+	return c, nil
+}
+
+// tunnelCluster carries a passthrough host's CONNECT payload as plain TCP:
+// Envoy never sees inside, which is why such routes can hold no credential.
+func tunnelCluster(r config.Route) (*clusterv3.Cluster, error) {
+	return dialCluster(tunnelClusterName(r.Host), r)
+}
+
+// dialCluster connects to the route's upstream address, or to host:443 found
+// through DNS by Envoy.
+func dialCluster(name string, r config.Route) (*clusterv3.Cluster, error) {
+	addr := r.Upstream.Address
+	if addr == "" {
+		addr = r.Host + ":443"
+	}
+	host, port, err := splitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("route %s: %w", r.Host, err)
+	}
+	return &clusterv3.Cluster{
+		Name:                 name,
+		ConnectTimeout:       seconds(connectTimeout),
+		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: discoveryType(host)},
+		// Many web hosts publish AAAA records that a bottle's network
+		// cannot reach; prefer IPv4 and fall back.
+		DnsLookupFamily: clusterv3.Cluster_V4_PREFERRED,
+		LoadAssignment:  singleEndpoint(name, socketAddress(host, port)),
+	}, nil
+}
+
+// discoveryType: an IP needs no resolution; a name is resolved by Envoy with
+// LOGICAL_DNS, which suits big web services behind rotating addresses.
+func discoveryType(host string) clusterv3.Cluster_DiscoveryType {
+	if _, err := netip.ParseAddr(host); err == nil {
+		return clusterv3.Cluster_STATIC
+	}
+	return clusterv3.Cluster_LOGICAL_DNS
+}
+
+func singleEndpoint(cluster string, addr *corev3.Address) *endpointv3.ClusterLoadAssignment {
+	return &endpointv3.ClusterLoadAssignment{
+		ClusterName: cluster,
+		Endpoints: []*endpointv3.LocalityLbEndpoints{{LbEndpoints: []*endpointv3.LbEndpoint{{
+			HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{Address: addr}},
+		}}}},
+	}
+}
+
+// mitmCluster hands a terminated CONNECT tunnel to the internal mitm
+// listener, inside the same Envoy, without touching a socket.
+func mitmCluster() *clusterv3.Cluster {
+	internal := &corev3.Address{Address: &corev3.Address_EnvoyInternalAddress{
+		EnvoyInternalAddress: &corev3.EnvoyInternalAddress{
+			AddressNameSpecifier: &corev3.EnvoyInternalAddress_ServerListenerName{ServerListenerName: mitmListenerName},
+		},
+	}}
+	return &clusterv3.Cluster{
+		Name:                 mitmClusterName,
+		ConnectTimeout:       seconds(connectTimeout),
+		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STATIC},
+		LoadAssignment:       singleEndpoint(mitmClusterName, internal),
+	}
+}
+
+// extProcClusterFor points Envoy's ext_proc filter at egressgate's ext_proc
+// gRPC server, which speaks HTTP/2 only.
+func extProcClusterFor(addr string) (*clusterv3.Cluster, error) {
+	host, port, err := splitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("ext_proc cluster: %w", err)
+	}
+	h2, err := toAny(&upstreamhttpv3.HttpProtocolOptions{
+		UpstreamProtocolOptions: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig{
+			ProtocolConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{
+				Http2ProtocolOptions: &corev3.Http2ProtocolOptions{},
+			},
+		}},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &clusterv3.Cluster{
+		Name:                          extProcCluster,
+		ConnectTimeout:                seconds(time.Second),
+		ClusterDiscoveryType:          &clusterv3.Cluster_Type{Type: discoveryType(host)},
+		LoadAssignment:                singleEndpoint(extProcCluster, socketAddress(host, port)),
+		TypedExtensionProtocolOptions: map[string]*anypb.Any{httpProtocolOptionsID: h2},
+	}, nil
+}

@@ -1,0 +1,78 @@
+package xds
+
+import (
+	"fmt"
+	"time"
+
+	mutationv3 "github.com/envoyproxy/go-control-plane/envoy/config/common/mutation_rules/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/egressgate/egressgate/config"
+	"github.com/egressgate/egressgate/extproc"
+)
+
+// extProcMessageTimeout is far above Envoy's 200 ms default: a stalled
+// ext_proc answer fails the request (fail closed), so the limit must only
+// catch a server that is really stuck, not a busy one.
+const extProcMessageTimeout = 2 * time.Second
+
+// extProcFilter sends request headers, and nothing else, to egressgate's
+// ext_proc server. Every choice here fails closed.
+func extProcFilter() (*hcmv3.HttpFilter, error) {
+	cfg, err := toAny(&extprocv3.ExternalProcessor{
+		GrpcService: &corev3.GrpcService{TargetSpecifier: &corev3.GrpcService_EnvoyGrpc_{
+			EnvoyGrpc: &corev3.GrpcService_EnvoyGrpc{ClusterName: extProcCluster},
+		}},
+		FailureModeAllow: false,
+		ProcessingMode: &extprocv3.ProcessingMode{
+			RequestHeaderMode:   extprocv3.ProcessingMode_SEND,
+			ResponseHeaderMode:  extprocv3.ProcessingMode_SKIP,
+			RequestBodyMode:     extprocv3.ProcessingMode_NONE,
+			ResponseBodyMode:    extprocv3.ProcessingMode_NONE,
+			RequestTrailerMode:  extprocv3.ProcessingMode_SKIP,
+			ResponseTrailerMode: extprocv3.ProcessingMode_SKIP,
+		},
+		MessageTimeout: seconds(extProcMessageTimeout),
+		// A mutation Envoy refuses must fail the request, not silently
+		// leave the agent's header in place.
+		MutationRules: &mutationv3.HeaderMutationRules{DisallowIsError: wrapBool(true)},
+		// The credential is bound to the route Envoy matched before asking
+		// ext_proc; header changes must never move the request elsewhere.
+		RouteCacheAction: extprocv3.ExternalProcessor_RETAIN,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &hcmv3.HttpFilter{Name: extProcFilterName, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: cfg}}, nil
+}
+
+// routeBinding tells the ext_proc server, through gRPC metadata on the
+// stream Envoy opens for this route's requests, which credential the route
+// carries. This is how the binding comes from the matched route (DESIGN.md
+// invariant 2) and never from the request's Host header.
+func routeBinding(p *config.Policy, r config.Route) (*anypb.Any, error) {
+	md := []*corev3.HeaderValue{{Key: extproc.MetadataHost, Value: r.Host}}
+	if r.Auth != nil {
+		slot, ok := p.Slot(r.Auth.Slot)
+		if !ok {
+			return nil, fmt.Errorf("route %s: unknown slot %s", r.Host, r.Auth.Slot)
+		}
+		md = append(md,
+			&corev3.HeaderValue{Key: extproc.MetadataSlot, Value: r.Auth.Slot},
+			&corev3.HeaderValue{Key: extproc.MetadataScheme, Value: r.Auth.Scheme},
+			&corev3.HeaderValue{Key: extproc.MetadataSource, Value: slot.Source.String()},
+		)
+	}
+	return toAny(&extprocv3.ExtProcPerRoute{Override: &extprocv3.ExtProcPerRoute_Overrides{
+		Overrides: &extprocv3.ExtProcOverrides{GrpcInitialMetadata: md},
+	}})
+}
+
+// extProcDisabled skips ext_proc on routes that answer locally: a refusal
+// needs no credential handling and should not depend on ext_proc being up.
+func extProcDisabled() (*anypb.Any, error) {
+	return toAny(&extprocv3.ExtProcPerRoute{Override: &extprocv3.ExtProcPerRoute_Disabled{Disabled: true}})
+}

@@ -1,0 +1,139 @@
+package xds
+
+import (
+	"fmt"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	tlsinspectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+
+	"github.com/egressgate/egressgate/config"
+)
+
+// proxyListener is what the agent's HTTPS_PROXY points at. It only routes:
+// CONNECT to an allowed host is terminated and its bytes handed on, anything
+// else is refused by the "proxy" route configuration.
+func proxyListener(addr string) (*listenerv3.Listener, error) {
+	host, port, err := splitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("proxy listener: %w", err)
+	}
+	hcm := &hcmv3.HttpConnectionManager{
+		StatPrefix: "proxy",
+		CodecType:  hcmv3.HttpConnectionManager_AUTO,
+		RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
+			ConfigSource: adsSource(), RouteConfigName: proxyRouteName,
+		}},
+		// CONNECT must be declared as an upgrade for Envoy to terminate it
+		// (the route's connect_config does the terminating).
+		UpgradeConfigs:       []*hcmv3.HttpConnectionManager_UpgradeConfig{{UpgradeType: "CONNECT"}},
+		Http2ProtocolOptions: &corev3.Http2ProtocolOptions{AllowConnect: true},
+	}
+	filters, err := httpFilters(hcm, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &listenerv3.Listener{
+		Name:         proxyListenerName,
+		Address:      socketAddress(host, port),
+		FilterChains: []*listenerv3.FilterChain{{Filters: filters}},
+	}, nil
+}
+
+// mitmListener is the internal listener the intercepted CONNECT payloads land
+// on. One filter chain per host, chosen by SNI, each with its own leaf
+// certificate and its own route configuration: a connection opened for one
+// host can never be routed to another host's cluster or credential.
+func mitmListener(p *config.Policy) (*listenerv3.Listener, error) {
+	inspector, err := toAny(&tlsinspectorv3.TlsInspector{})
+	if err != nil {
+		return nil, err
+	}
+	l := &listenerv3.Listener{
+		Name: mitmListenerName,
+		ListenerSpecifier: &listenerv3.Listener_InternalListener{
+			InternalListener: &listenerv3.Listener_InternalListenerConfig{},
+		},
+		ListenerFilters: []*listenerv3.ListenerFilter{{
+			Name:       "envoy.filters.listener.tls_inspector",
+			ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: inspector},
+		}},
+	}
+	for _, r := range p.Routes {
+		if r.TLS != config.Intercept {
+			continue
+		}
+		chain, err := mitmFilterChain(r.Host)
+		if err != nil {
+			return nil, err
+		}
+		l.FilterChains = append(l.FilterChains, chain)
+	}
+	return l, nil
+}
+
+func mitmFilterChain(host string) (*listenerv3.FilterChain, error) {
+	hcm := &hcmv3.HttpConnectionManager{
+		StatPrefix: "mitm",
+		CodecType:  hcmv3.HttpConnectionManager_AUTO,
+		RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
+			ConfigSource: adsSource(), RouteConfigName: mitmRouteName(host),
+		}},
+		UpgradeConfigs: []*hcmv3.HttpConnectionManager_UpgradeConfig{{UpgradeType: "websocket"}},
+	}
+	extProc, err := extProcFilter()
+	if err != nil {
+		return nil, err
+	}
+	filters, err := httpFilters(hcm, extProc)
+	if err != nil {
+		return nil, err
+	}
+	tls, err := toAny(&tlsv3.DownstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{
+		AlpnProtocols: []string{"h2", "http/1.1"},
+		TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{{
+			Name: leafSecretName(host), SdsConfig: adsSource(),
+		}},
+	}})
+	if err != nil {
+		return nil, err
+	}
+	return &listenerv3.FilterChain{
+		Name:             host,
+		FilterChainMatch: &listenerv3.FilterChainMatch{ServerNames: []string{host}},
+		Filters:          filters,
+		TransportSocket: &corev3.TransportSocket{
+			Name:       "envoy.transport_sockets.tls",
+			ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: tls},
+		},
+	}, nil
+}
+
+// httpFilters finishes hcm with its HTTP filters (before, if any, then the
+// router) and wraps it as the chain's only network filter.
+func httpFilters(hcm *hcmv3.HttpConnectionManager, before *hcmv3.HttpFilter) ([]*listenerv3.Filter, error) {
+	// The upstream is someone else's service: it should not learn about
+	// Envoy through x-envoy-* headers.
+	router, err := toAny(&routerv3.Router{SuppressEnvoyHeaders: true})
+	if err != nil {
+		return nil, err
+	}
+	if before != nil {
+		hcm.HttpFilters = append(hcm.HttpFilters, before)
+	}
+	hcm.HttpFilters = append(hcm.HttpFilters, &hcmv3.HttpFilter{
+		Name:       "envoy.filters.http.router",
+		ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: router},
+	})
+	typed, err := toAny(hcm)
+	if err != nil {
+		return nil, err
+	}
+	return []*listenerv3.Filter{{
+		Name:       "envoy.filters.network.http_connection_manager",
+		ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: typed},
+	}}, nil
+}

@@ -1,0 +1,27 @@
+package xds
+
+import (
+	"fmt"
+
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+)
+
+// Certificate is the TLS certificate Envoy presents to the agent for one
+// intercepted host, minted by the bottle CA.
+type Certificate struct {
+	CertPEM []byte
+	KeyPEM  []byte
+}
+
+func leafSecret(host string, c Certificate) (*tlsv3.Secret, error) {
+	if len(c.CertPEM) == 0 || len(c.KeyPEM) == 0 {
+		return nil, fmt.Errorf("no certificate for intercepted host %s", host)
+	}
+	return &tlsv3.Secret{
+		Name: leafSecretName(host),
+		Type: &tlsv3.Secret_TlsCertificate{TlsCertificate: &tlsv3.TlsCertificate{
+			CertificateChain: inlineBytes(c.CertPEM),
+			PrivateKey:       inlineBytes(c.KeyPEM),
+		}},
+	}, nil
+}

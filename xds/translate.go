@@ -1,0 +1,137 @@
+// Package xds turns a Policy into Envoy resources and serves them to the
+// bottle's Envoy over ADS.
+package xds
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/egressgate/egressgate/config"
+)
+
+// Input is everything translation reads. Translate is a pure function of it.
+type Input struct {
+	Policy *config.Policy
+	// Leaves holds the certificate for every intercepted host.
+	Leaves map[string]Certificate
+	// ProxyAddress is where the agent-facing listener binds (host:port).
+	ProxyAddress string
+	// ExtProcAddress is the ext_proc gRPC server Envoy calls (host:port).
+	ExtProcAddress string
+	// SystemCAFile is the PEM bundle, on Envoy's file system, that verifies
+	// upstreams whose route names no ca_file.
+	SystemCAFile string
+}
+
+// Resources are the Envoy resources of one bottle, each list in a
+// deterministic order.
+type Resources struct {
+	Listeners []types.Resource
+	Routes    []types.Resource
+	Clusters  []types.Resource
+	Secrets   []types.Resource
+}
+
+// validator is what every generated Envoy proto implements (protoc-gen-validate).
+type validator interface{ ValidateAll() error }
+
+// Translate builds the Envoy resources for in. Every resource is checked
+// against Envoy's own proto constraints, so a bad translation fails here
+// with a name rather than as an Envoy NACK.
+func Translate(in Input) (*Resources, error) {
+	p := in.Policy
+	if p == nil {
+		return nil, errors.New("translate: nil policy")
+	}
+	var out Resources
+	var errs []error
+	add := func(list *[]types.Resource, m types.Resource, err error) {
+		if err == nil {
+			err = m.(validator).ValidateAll()
+		}
+		if err != nil {
+			errs = append(errs, err)
+			return
+		}
+		*list = append(*list, m)
+	}
+
+	proxy, err := proxyListener(in.ProxyAddress)
+	add(&out.Listeners, proxy, err)
+	add(&out.Routes, proxyRoutes(p), nil)
+
+	intercepted := 0
+	for _, r := range p.Routes {
+		if r.TLS == config.Passthrough {
+			c, err := tunnelCluster(r)
+			add(&out.Clusters, c, err)
+			continue
+		}
+		intercepted++
+		rc, err := mitmRoutes(p, r)
+		add(&out.Routes, rc, err)
+		c, err := upstreamCluster(r, in.SystemCAFile)
+		add(&out.Clusters, c, err)
+		s, err := leafSecret(r.Host, in.Leaves[r.Host])
+		add(&out.Secrets, s, err)
+	}
+	// An internal listener with no filter chain is invalid; a bottle with
+	// only passthrough hosts has no mitm path at all.
+	if intercepted > 0 {
+		l, err := mitmListener(p)
+		add(&out.Listeners, l, err)
+		add(&out.Clusters, mitmCluster(), nil)
+		c, err := extProcClusterFor(in.ExtProcAddress)
+		add(&out.Clusters, c, err)
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("translate bottle %s: %w", p.Name, errors.Join(errs...))
+	}
+	return &out, nil
+}
+
+// Snapshot wraps the resources in a consistent snapshot whose version is a
+// hash of their content: the same policy yields the same version, so a
+// reload that changes nothing pushes nothing.
+func (r *Resources) Snapshot() (*cache.Snapshot, error) {
+	byType := map[resource.Type][]types.Resource{
+		resource.ListenerType: r.Listeners,
+		resource.RouteType:    r.Routes,
+		resource.ClusterType:  r.Clusters,
+		resource.SecretType:   r.Secrets,
+	}
+	version, err := r.hash()
+	if err != nil {
+		return nil, err
+	}
+	snap, err := cache.NewSnapshot(version, byType)
+	if err != nil {
+		return nil, err
+	}
+	if err := snap.Consistent(); err != nil {
+		return nil, fmt.Errorf("inconsistent snapshot: %w", err)
+	}
+	return snap, nil
+}
+
+func (r *Resources) hash() (string, error) {
+	h := sha256.New()
+	opts := proto.MarshalOptions{Deterministic: true}
+	for _, list := range [][]types.Resource{r.Listeners, r.Routes, r.Clusters, r.Secrets} {
+		for _, m := range list {
+			b, err := opts.Marshal(m)
+			if err != nil {
+				return "", err
+			}
+			h.Write(b)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16], nil
+}
