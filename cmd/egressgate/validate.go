@@ -1,0 +1,91 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/egressgate/egressgate/config"
+)
+
+func validateCommand() *cobra.Command {
+	var manifest, codexHome string
+	cmd := &cobra.Command{
+		Use:   "validate --manifest FILE",
+		Short: "Check a manifest and its host credentials; print the resolved routes and slots",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, err := config.Load(manifest, config.Options{CodexHome: codexHome})
+			if err != nil {
+				return err
+			}
+			return describe(cmd.OutOrStdout(), p)
+		},
+	}
+	cmd.Flags().StringVar(&manifest, "manifest", "", "bottle manifest (Markdown front matter or YAML)")
+	cmd.Flags().StringVar(&codexHome, "codex-home", "", "Codex home holding auth.json (default $CODEX_HOME, then ~/.codex)")
+	_ = cmd.MarkFlagRequired("manifest")
+	return cmd
+}
+
+// describe prints what a policy allows. Slots appear only in their redacted
+// form.
+func describe(w io.Writer, p *config.Policy) error {
+	fmt.Fprintf(w, "bottle %s (template %s, host credentials forwarded: %t)\n\nroutes:\n", p.Name, p.Template, p.ForwardHostCredentials)
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	for _, r := range p.Routes {
+		auth := "-"
+		if r.Auth != nil {
+			auth = r.Auth.Scheme + " " + r.Auth.Slot
+		}
+		upstream := r.Host + ":443"
+		if r.Upstream.Address != "" {
+			upstream = r.Upstream.Address
+		}
+		if r.Upstream.CAFile != "" {
+			upstream += " ca=" + r.Upstream.CAFile
+		}
+		fmt.Fprintf(tw, "  %s\t%s\tauth=%s\tallow=%s\tupstream=%s\n", r.Host, r.TLS, auth, allowText(r), upstream)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w, "\nslots:")
+	if len(p.Slots) == 0 {
+		fmt.Fprintln(w, "  (none)")
+	}
+	for _, s := range p.Slots {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", s.Name, s.Source, s)
+	}
+	return tw.Flush()
+}
+
+func allowText(r config.Route) string {
+	if r.TLS == config.Passthrough {
+		return "tunnel"
+	}
+	if len(r.Matches) == 0 {
+		return "all"
+	}
+	var parts []string
+	for _, m := range r.Matches {
+		methods := "*"
+		if len(m.Methods) > 0 {
+			methods = strings.Join(m.Methods, ",")
+		}
+		if len(m.Paths) == 0 {
+			parts = append(parts, methods+" /*")
+		}
+		for _, pm := range m.Paths {
+			suffix := ""
+			if pm.Type == config.PathPrefix {
+				suffix = "*"
+			}
+			parts = append(parts, methods+" "+pm.Value+suffix)
+		}
+	}
+	return strings.Join(parts, " ")
+}

@@ -1,0 +1,106 @@
+package serve
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/egressgate/egressgate/envoy"
+	"github.com/egressgate/egressgate/xds"
+)
+
+// startEnvoy renders, validates and starts the bottle's Envoy. Its files
+// live in STATE_DIR/<node>/ so that several bottles can share a state dir.
+func startEnvoy(ctx context.Context, o *Options, node, xdsAddr string) (*envoy.Process, error) {
+	bin, err := envoy.FindBinary(o.EnvoyBin)
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(o.StateDir, node)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	params, err := bootstrapParams(node, xdsAddr, o.EnvoyAdmin)
+	if err != nil {
+		return nil, err
+	}
+	boot, err := envoy.RenderBootstrap(params)
+	if err != nil {
+		return nil, err
+	}
+	bootPath := filepath.Join(dir, "envoy.yaml")
+	if err := os.WriteFile(bootPath, boot, 0o600); err != nil {
+		return nil, err
+	}
+	if err := envoy.Validate(ctx, bin, bootPath); err != nil {
+		return nil, fmt.Errorf("envoy bootstrap %s: %w", bootPath, err)
+	}
+	return envoy.Start(ctx, envoy.Options{
+		Bin:              bin,
+		ConfigPath:       bootPath,
+		LogPath:          filepath.Join(dir, "envoy.log"),
+		AdminAddressPath: filepath.Join(dir, "envoy-admin.txt"),
+	})
+}
+
+func bootstrapParams(node, xdsAddr, adminAddr string) (envoy.BootstrapParams, error) {
+	xh, xp, err := hostPort(xdsAddr)
+	if err != nil {
+		return envoy.BootstrapParams{}, fmt.Errorf("xds address: %w", err)
+	}
+	ah, ap, err := hostPort(adminAddr)
+	if err != nil {
+		return envoy.BootstrapParams{}, fmt.Errorf("envoy admin address: %w", err)
+	}
+	return envoy.BootstrapParams{NodeID: node, Cluster: "egressgate", XDSHost: xh, XDSPort: xp, AdminHost: ah, AdminPort: ap}, nil
+}
+
+func hostPort(addr string) (string, int, error) {
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(p)
+	return h, port, err
+}
+
+// waitReady returns once Envoy has acknowledged the snapshot and reports
+// itself live, or fails with Envoy's reason (a NACK, an early exit with the
+// tail of its log, or the timeout).
+func waitReady(ctx context.Context, x *xds.Server, node string, proc *envoy.Process) error {
+	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	defer cancel()
+	go func() {
+		select {
+		case <-proc.Done():
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	err := x.WaitAcked(ctx, node)
+	if err == nil {
+		err = proc.WaitReady(ctx)
+	}
+	if err != nil {
+		select {
+		case <-proc.Done():
+			return fmt.Errorf("envoy exited before it was ready: %v\n%s", proc.Err(), proc.LogTail(20))
+		default:
+			return err
+		}
+	}
+	return nil
+}
+
+func stopEnvoy(proc *envoy.Process, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := proc.Stop(ctx); err != nil {
+		log.Warn("stopping envoy", "error", err)
+	}
+}
