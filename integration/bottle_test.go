@@ -1,0 +1,216 @@
+package integration
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/egressgate/egressgate/internal/testenv"
+)
+
+// startTimeout is how long egressgate may take to print "ready": Envoy
+// start-up plus the first xDS exchange, on a loaded 2-core machine.
+const startTimeout = 60 * time.Second
+
+type bottleOptions struct {
+	manifest       string // manifest text
+	codexHome      string
+	stateDir       string // reuse to test restarts; default a fresh temp dir
+	extProcAddress string // point Envoy at this ext_proc instead of the built-in one
+}
+
+// bottle is a running `egressgate serve` with its Envoy.
+type bottle struct {
+	t        *testing.T
+	proxy    string // the agent's HTTPS_PROXY host:port
+	stateDir string
+	cmd      *exec.Cmd
+	stdout   lockedBuffer
+	stderr   lockedBuffer
+	exited   chan struct{}
+	exitErr  error
+	readyCh  chan struct{}
+}
+
+// lockedBuffer collects a child's output while tests read it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	require.NoError(t, l.Close())
+	return addr
+}
+
+func writeManifest(t *testing.T, text string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "bottle.md")
+	require.NoError(t, os.WriteFile(path, []byte(text), 0o644))
+	return path
+}
+
+// launch starts `egressgate args...` with Envoy available and returns the
+// process; it does not wait for anything.
+func launch(t *testing.T, b *bottle, args ...string) {
+	t.Helper()
+	b.cmd = exec.Command(egressgateBin, args...)
+	b.cmd.Env = append(os.Environ(), "ENVOY_BIN="+testenv.EnvoyBinary(t))
+	stdout, err := b.cmd.StdoutPipe()
+	require.NoError(t, err)
+	b.cmd.Stderr = &b.stderr
+	require.NoError(t, b.cmd.Start())
+	b.exited = make(chan struct{})
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		once := sync.Once{}
+		for sc.Scan() {
+			_, _ = b.stdout.Write(append(sc.Bytes(), '\n'))
+			if strings.Contains(sc.Text(), "ready") {
+				once.Do(func() { close(ready) })
+			}
+		}
+		b.exitErr = b.cmd.Wait()
+		close(b.exited)
+	}()
+	b.readyCh = ready
+}
+
+func startBottle(t *testing.T, o bottleOptions) *bottle {
+	t.Helper()
+	b := &bottle{t: t, proxy: freePort(t), stateDir: o.stateDir}
+	if b.stateDir == "" {
+		b.stateDir = t.TempDir()
+	}
+	args := []string{"serve",
+		"--manifest", writeManifest(t, o.manifest),
+		"--state-dir", b.stateDir,
+		"--listen", "127.0.0.1:0",
+		"--proxy", b.proxy,
+		"--log-level", "debug",
+	}
+	if o.codexHome != "" {
+		args = append(args, "--codex-home", o.codexHome)
+	}
+	if o.extProcAddress != "" {
+		args = append(args, "--extproc-address", o.extProcAddress)
+	}
+	launch(t, b, args...)
+	t.Cleanup(func() {
+		b.stop()
+		if t.Failed() {
+			b.dumpLogs()
+		}
+	})
+	select {
+	case <-b.readyCh:
+	case <-b.exited:
+		b.dumpLogs()
+		t.Fatalf("egressgate exited before ready: %v", b.exitErr)
+	case <-time.After(startTimeout):
+		b.dumpLogs()
+		t.Fatalf("egressgate not ready after %s", startTimeout)
+	}
+	return b
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (b *bottle) stop() {
+	select {
+	case <-b.exited:
+		return
+	default:
+	}
+	_ = b.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-b.exited:
+	case <-time.After(20 * time.Second):
+		_ = b.cmd.Process.Kill()
+		<-b.exited
+		b.t.Errorf("egressgate did not stop within 20s of SIGTERM")
+	}
+}
+
+// envoyLog is the path of the bottle's Envoy log (the manifests here all
+// name their bottle "itest").
+func (b *bottle) envoyLog() string { return filepath.Join(b.stateDir, "itest", "envoy.log") }
+
+func (b *bottle) dumpLogs() {
+	b.t.Logf("egressgate stdout:\n%s", b.stdout.String())
+	b.t.Logf("egressgate stderr:\n%s", b.stderr.String())
+	logs, _ := filepath.Glob(filepath.Join(b.stateDir, "*", "envoy.log"))
+	for _, l := range logs {
+		if data, err := os.ReadFile(l); err == nil {
+			b.t.Logf("%s (last 8 KiB):\n%s", l, tail(data, 8<<10))
+		}
+	}
+}
+
+func tail(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[len(b)-n:]
+	}
+	return b
+}
+
+// agent is an HTTP client configured the way a bottle's agent is: all
+// traffic through HTTPS_PROXY, trusting only the bottle CA in STATE_DIR/ca.pem.
+func (b *bottle) agent(t *testing.T, http2 bool) *http.Client {
+	t.Helper()
+	pem, err := os.ReadFile(filepath.Join(b.stateDir, "ca.pem"))
+	require.NoError(t, err)
+	roots := x509.NewCertPool()
+	require.True(t, roots.AppendCertsFromPEM(pem), "ca.pem holds no certificate")
+	proxyURL, err := url.Parse("http://" + b.proxy)
+	require.NoError(t, err)
+	tr := &http.Transport{
+		Proxy:             http.ProxyURL(proxyURL),
+		TLSClientConfig:   &tls.Config{RootCAs: roots},
+		ForceAttemptHTTP2: http2,
+	}
+	if !http2 {
+		// A non-nil empty map is how net/http is told not to speak h2.
+		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+	}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
+}
+
+func readAll(t *testing.T, r io.Reader) string {
+	t.Helper()
+	b, err := io.ReadAll(r)
+	require.NoError(t, err)
+	return string(b)
+}

@@ -1,0 +1,235 @@
+package integration
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+const agentPlaceholder = "Bearer agent-placeholder"
+
+// codexManifest routes every host of the test to the loopback upstream,
+// trusting the test's own upstream CA.
+func codexManifest(forward bool, up *upstream, pki *upstreamPKI) string {
+	route := func(host string) string {
+		return fmt.Sprintf("    - host: %s\n      upstream: {address: %q, ca_file: %q}\n", host, up.addr(), pki.caPath)
+	}
+	return fmt.Sprintf(`---
+name: itest
+agent_provider:
+  template: codex
+  forward_host_credentials: %t
+egress:
+  routes:
+%s%s%s      matches:
+        - paths: [{type: prefix, value: /allowed/}]
+          methods: [GET]
+---
+# Integration bottle
+
+The body of a Markdown manifest is ignored.
+`, forward, route("chatgpt.com"), route("auth.openai.com"), route("api.example.test"))
+}
+
+var testHosts = []string{"chatgpt.com", "auth.openai.com", "api.example.test"}
+
+func TestDataPath(t *testing.T) {
+	pki := newUpstreamPKI(t, testHosts...)
+	up := newUpstream(t, pki)
+	login := newHostLogin(t, time.Now().Add(time.Hour))
+	b := startBottle(t, bottleOptions{manifest: codexManifest(true, up, pki), codexHome: login.home})
+
+	for _, h2 := range []bool{false, true} {
+		name := map[bool]string{false: "HTTP/1.1", true: "HTTP/2"}[h2]
+		t.Run("codex token injected over "+name, func(t *testing.T) {
+			path := "/backend-api/codex/responses"
+			req, err := http.NewRequest(http.MethodPost, "https://chatgpt.com"+path, strings.NewReader(`{"model":"gpt-5-codex"}`))
+			require.NoError(t, err)
+			req.Header.Set("Authorization", agentPlaceholder)
+			req.Header.Set("Accept", "text/event-stream")
+			before := len(up.requests())
+
+			resp, err := b.agent(t, h2).Do(req)
+			require.NoError(t, err)
+			defer resp.Body.Close()
+			require.Equal(t, http.StatusOK, resp.StatusCode)
+			assert.Equal(t, map[bool]int{false: 1, true: 2}[h2], resp.ProtoMajor, "agent-side protocol")
+			assert.Equal(t, "text/event-stream", resp.Header.Get("Content-Type"))
+			assertSSE(t, resp)
+
+			seen := up.requests()[before:]
+			require.Len(t, seen, 1)
+			got := seen[0]
+			assert.Equal(t, path, got.Path)
+			assert.Equal(t, []string{"Bearer " + login.accessToken}, got.Header.Values("Authorization"),
+				"the upstream must see the host token exactly once")
+			assertNoValueContains(t, got.Header, "agent-placeholder")
+		})
+	}
+
+	t.Run("route without auth strips agent credentials", func(t *testing.T) {
+		req, err := http.NewRequest(http.MethodGet, "https://api.example.test/allowed/thing", nil)
+		require.NoError(t, err)
+		req.Header.Set("Authorization", agentPlaceholder)
+		req.Header.Set("Proxy-Authorization", "Basic YWdlbnQ6c2VjcmV0")
+		resp, err := b.agent(t, true).Do(req)
+		require.NoError(t, err)
+		body := readAll(t, resp.Body)
+		resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode, body)
+
+		got := lastRequestTo(t, up, "/allowed/thing")
+		assert.Empty(t, got.Header.Values("Authorization"))
+		assert.Empty(t, got.Header.Values("Proxy-Authorization"))
+		assertNoValueContains(t, got.Header, "agent-placeholder")
+	})
+
+	t.Run("host not in manifest refused", func(t *testing.T) {
+		before := len(up.requests())
+		status, header, body := rawConnect(t, b.proxy, "evil.example.test:443")
+		assert.Equal(t, http.StatusForbidden, status)
+		assert.Contains(t, body, "evil.example.test:443")
+		assert.Contains(t, body, "not in the egress routes")
+		assert.Contains(t, header.Get("X-Egressgate-Refused"), "evil.example.test:443")
+
+		// The same refusal through an ordinary proxy client.
+		_, err := b.agent(t, true).Get("https://evil.example.test/")
+		require.Error(t, err)
+
+		// Absolute-form plain HTTP gets the same answer.
+		resp, err := proxiedPlainGet(t, b.proxy, "http://evil.example.test/x")
+		require.NoError(t, err)
+		assert.Equal(t, http.StatusForbidden, resp.status)
+		assert.Contains(t, resp.body, "evil.example.test")
+		assert.Len(t, up.requests(), before, "the upstream must receive nothing")
+	})
+
+	t.Run("path outside matches refused", func(t *testing.T) {
+		client := b.agent(t, true)
+		for _, c := range []struct{ method, url, want string }{
+			{http.MethodGet, "https://api.example.test/forbidden/x", "GET /forbidden/x on api.example.test refused"},
+			{http.MethodPost, "https://api.example.test/allowed/x", "POST /allowed/x on api.example.test refused"},
+			{http.MethodGet, "https://chatgpt.com/admin", "GET /admin on chatgpt.com refused"},
+		} {
+			req, err := http.NewRequest(c.method, c.url, nil)
+			require.NoError(t, err)
+			req.Header.Set("Authorization", agentPlaceholder)
+			resp, err := client.Do(req)
+			require.NoError(t, err)
+			body := readAll(t, resp.Body)
+			resp.Body.Close()
+			assert.Equal(t, http.StatusForbidden, resp.StatusCode)
+			assert.Contains(t, body, c.want)
+		}
+		for _, r := range up.requests() {
+			assert.NotContains(t, []string{"/forbidden/x", "/admin"}, r.Path, "refused request reached the upstream")
+			assert.False(t, r.Method == http.MethodPost && r.Path == "/allowed/x", "refused POST reached the upstream")
+		}
+	})
+
+	// Runs after every request above: the host token (and the refresh
+	// token it came with) must appear in none of egressgate's output nor
+	// Envoy's log, even at debug level.
+	t.Run("host credentials never logged", func(t *testing.T) {
+		logs := b.stdout.String() + b.stderr.String() + readFile(t, b.envoyLog())
+		require.Contains(t, logs, "ext_proc request", "debug logs were captured")
+		assert.NotContains(t, logs, login.accessToken)
+		assert.NotContains(t, logs, "rt-host-refresh-secret")
+	})
+
+	t.Run("plain http to an allowed host refused", func(t *testing.T) {
+		resp, err := proxiedPlainGet(t, b.proxy, "http://chatgpt.com/backend-api/codex/responses")
+		require.NoError(t, err)
+		assert.Equal(t, http.StatusForbidden, resp.status)
+		assert.Contains(t, resp.body, "use https://chatgpt.com")
+	})
+}
+
+// assertSSE reads the whole event stream and checks every event arrived,
+// in order.
+func assertSSE(t *testing.T, resp *http.Response) {
+	t.Helper()
+	var events []string
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if e, ok := strings.CutPrefix(sc.Text(), "event: "); ok {
+			events = append(events, e)
+		}
+	}
+	require.NoError(t, sc.Err())
+	assert.Equal(t, sseEvents, events)
+}
+
+func assertNoValueContains(t *testing.T, h http.Header, needle string) {
+	t.Helper()
+	for k, vs := range h {
+		for _, v := range vs {
+			assert.NotContains(t, v, needle, "header %s", k)
+		}
+	}
+}
+
+func lastRequestTo(t *testing.T, up *upstream, path string) seenRequest {
+	t.Helper()
+	seen := up.requests()
+	for i := len(seen) - 1; i >= 0; i-- {
+		if seen[i].Path == path {
+			return seen[i]
+		}
+	}
+	t.Fatalf("upstream never received %s", path)
+	return seenRequest{}
+}
+
+// rawConnect sends one CONNECT by hand, so the test can read the refusal's
+// body, which proxy clients drop.
+func rawConnect(t *testing.T, proxy, authority string) (int, http.Header, string) {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", proxy, 5*time.Second)
+	require.NoError(t, err)
+	defer conn.Close()
+	require.NoError(t, conn.SetDeadline(time.Now().Add(10*time.Second)))
+	_, err = fmt.Fprintf(conn, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", authority, authority)
+	require.NoError(t, err)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), &http.Request{Method: http.MethodConnect})
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	return resp.StatusCode, resp.Header, readAll(t, resp.Body)
+}
+
+type plainResponse struct {
+	status int
+	body   string
+}
+
+// proxiedPlainGet sends an absolute-form GET through the proxy, the way
+// HTTP_PROXY clients send plain-http requests.
+func proxiedPlainGet(t *testing.T, proxy, target string) (plainResponse, error) {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", proxy, 5*time.Second)
+	if err != nil {
+		return plainResponse{}, err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	req, err := http.NewRequest(http.MethodGet, target, nil)
+	if err != nil {
+		return plainResponse{}, err
+	}
+	if err := req.WriteProxy(conn); err != nil {
+		return plainResponse{}, err
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
+	if err != nil {
+		return plainResponse{}, err
+	}
+	defer resp.Body.Close()
+	return plainResponse{status: resp.StatusCode, body: readAll(t, resp.Body)}, nil
+}

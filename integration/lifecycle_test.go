@@ -1,0 +1,166 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/egressgate/egressgate/internal/testenv"
+)
+
+func TestExtProcUnreachableFailsClosed(t *testing.T) {
+	pki := newUpstreamPKI(t, testHosts...)
+	up := newUpstream(t, pki)
+	login := newHostLogin(t, time.Now().Add(time.Hour))
+	// Nothing listens here: Envoy's ext_proc calls are refused.
+	dead := freePort(t)
+	b := startBottle(t, bottleOptions{manifest: codexManifest(true, up, pki), codexHome: login.home, extProcAddress: dead})
+
+	for _, url := range []string{"https://chatgpt.com/backend-api/codex/responses", "https://api.example.test/allowed/x"} {
+		req, err := http.NewRequest(http.MethodGet, url, nil)
+		require.NoError(t, err)
+		req.Header.Set("Authorization", agentPlaceholder)
+		resp, err := b.agent(t, true).Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		assert.GreaterOrEqual(t, resp.StatusCode, 500, url)
+		assert.Less(t, resp.StatusCode, 600, url)
+	}
+	assert.Empty(t, up.requests(), "with ext_proc down the upstream must receive nothing")
+}
+
+func TestForwardHostCredentialsOffInjectsNothing(t *testing.T) {
+	pki := newUpstreamPKI(t, testHosts...)
+	up := newUpstream(t, pki)
+	// auth.json is a directory: any attempt to read it would fail start-up,
+	// so reaching "ready" proves egressgate never read it.
+	home := t.TempDir()
+	require.NoError(t, os.Mkdir(filepath.Join(home, "auth.json"), 0o700))
+	b := startBottle(t, bottleOptions{manifest: codexManifest(false, up, pki), codexHome: home})
+
+	req, err := http.NewRequest(http.MethodPost, "https://chatgpt.com/backend-api/codex/responses", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", agentPlaceholder)
+	resp, err := b.agent(t, true).Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	got := lastRequestTo(t, up, "/backend-api/codex/responses")
+	assert.Empty(t, got.Header.Values("Authorization"), "no token may be injected when host credentials are not forwarded")
+}
+
+func TestBadHostLoginRefusesToStart(t *testing.T) {
+	pki := newUpstreamPKI(t, testHosts...)
+	up := newUpstream(t, pki)
+	manifest := writeManifest(t, codexManifest(true, up, pki))
+	cases := map[string]func(t *testing.T, home string){
+		"expired": func(t *testing.T, home string) {
+			l := newHostLogin(t, time.Now().Add(-time.Hour))
+			copyFile(t, filepath.Join(l.home, "auth.json"), filepath.Join(home, "auth.json"))
+		},
+		"api key mode": func(t *testing.T, home string) {
+			writeAuthJSON(t, home, map[string]any{"auth_mode": "apikey", "OPENAI_API_KEY": "sk-test-not-real"})
+		},
+		"missing": func(t *testing.T, home string) {},
+		"malformed": func(t *testing.T, home string) {
+			require.NoError(t, os.WriteFile(filepath.Join(home, "auth.json"), []byte("{not json"), 0o600))
+		},
+	}
+	for name, setup := range cases {
+		t.Run(name, func(t *testing.T) {
+			home := t.TempDir()
+			setup(t, home)
+			for _, args := range [][]string{
+				{"validate", "--manifest", manifest, "--codex-home", home},
+				{"serve", "--manifest", manifest, "--codex-home", home, "--state-dir", t.TempDir(),
+					"--listen", "127.0.0.1:0", "--proxy", freePort(t)},
+			} {
+				code, stdout, stderr := runEgressgate(t, args...)
+				assert.NotZero(t, code, "%s must fail", args[0])
+				lines := strings.Split(strings.TrimSpace(stderr), "\n")
+				assert.Len(t, lines, 1, "%s: one line naming the problem:\n%s", args[0], stderr)
+				assert.Contains(t, stderr, "auth.json")
+				assert.Contains(t, stderr, "codex login --device-auth")
+				assert.NotContains(t, stdout+stderr, "sk-test-not-real")
+				assert.NotContains(t, stdout, "ready")
+			}
+		})
+	}
+}
+
+func TestRestartKeepsCAAndBootstrapValidates(t *testing.T) {
+	pki := newUpstreamPKI(t, testHosts...)
+	up := newUpstream(t, pki)
+	login := newHostLogin(t, time.Now().Add(time.Hour))
+	state := t.TempDir()
+	opts := bottleOptions{manifest: codexManifest(true, up, pki), codexHome: login.home, stateDir: state}
+
+	first := startBottle(t, opts)
+	caBefore := readFile(t, filepath.Join(state, "ca.pem"))
+	keyInfo, err := os.Stat(filepath.Join(state, "ca-key.pem"))
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), keyInfo.Mode().Perm(), "CA key mode")
+	adminAddr := strings.TrimSpace(readFile(t, filepath.Join(state, "itest", "envoy-admin.txt")))
+	first.stop()
+	require.NoError(t, first.exitErr, "SIGTERM must stop egressgate cleanly")
+	_, err = net.DialTimeout("tcp", adminAddr, time.Second)
+	assert.Error(t, err, "envoy must be gone after egressgate stops")
+
+	second := startBottle(t, opts)
+	assert.Equal(t, caBefore, readFile(t, filepath.Join(state, "ca.pem")), "the CA must survive a restart")
+	// The agent trusting the first run's ca.pem still reaches the upstream.
+	resp, err := second.agent(t, true).Get("https://api.example.test/allowed/after-restart")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, testenv.EnvoyBinary(t), "--mode", "validate",
+		"-c", filepath.Join(state, "itest", "envoy.yaml")).CombinedOutput()
+	require.NoError(t, err, "envoy --mode validate:\n%s", out)
+}
+
+func runEgressgate(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, egressgateBin, args...)
+	cmd.Env = append(os.Environ(), "ENVOY_BIN="+testenv.EnvoyBinary(t))
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, stdout.String(), stderr.String()
+	case errors.As(err, &exit):
+		return exit.ExitCode(), stdout.String(), stderr.String()
+	default:
+		t.Fatalf("running egressgate: %v", err)
+		return 0, "", ""
+	}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	return string(b)
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	require.NoError(t, os.WriteFile(to, []byte(readFile(t, from)), 0o600))
+}
