@@ -1,0 +1,30 @@
+# The two commands of the README's quick start are `make run` and `make test`.
+# Both install what they need (Envoy included) into .tools/ first.
+
+SHELL := /bin/bash
+TOOLS := $(CURDIR)/.tools/bin
+export ENVOY_BIN ?= $(TOOLS)/envoy
+MANIFEST ?= examples/quickstart.md
+
+.PHONY: setup run test lint unit integration golden
+
+setup:
+	@scripts/setup.sh
+
+# Runs egressgate and its Envoy on the example manifest; Ctrl-C stops both.
+run: setup
+	go run ./cmd/egressgate serve --manifest $(MANIFEST)
+
+# The whole suite: vet, staticcheck, unit tests and the integration tests
+# against the real Envoy.
+test: setup lint
+	go test -race -count=1 ./...
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
+	go vet ./...
+	$(TOOLS)/staticcheck ./...
+
+# Rewrites the xDS golden files; review the diff before committing.
+golden:
+	go test ./xds -run TestTranslateGolden -update
