@@ -22,8 +22,8 @@ const (
 // slots and reads the slots' values.
 func (l *loader) compile(m manifest) *Policy {
 	routes := l.merge(l.templateRoutes(m), m.routes)
-	slots := assignSlots(routes)
-	l.fillSlots(slots)
+	slots, namedAt := assignSlots(routes)
+	l.fillSlots(slots, namedAt)
 	p := &Policy{
 		Name:                   m.name,
 		Template:               m.template,
@@ -60,7 +60,7 @@ func (l *loader) codexRoutes(forward bool) []routeSpec {
 	if forward {
 		if home, ok := l.codexHome(); ok {
 			src := Source{Kind: SourceCodex, Ref: filepath.Join(home, codexAuthFile)}
-			chat.auth = &authSpec{scheme: "Bearer", source: src}
+			chat.auth = &authSpec{scheme: "Bearer", source: src, path: forwardPath}
 		}
 	}
 	auth := routeSpec{template: templateCodex, route: Route{Host: codexAuthHost, TLS: Intercept}}
@@ -100,7 +100,7 @@ func (l *loader) env(key string) string {
 func claudeRoutes(m manifest) []routeSpec {
 	r := routeSpec{template: templateClaude, route: Route{Host: claudeAPIHost, TLS: Intercept}}
 	if m.forward && m.authToken != "" {
-		r.auth = &authSpec{scheme: "Bearer", source: Source{Kind: SourceEnv, Ref: m.authToken}}
+		r.auth = &authSpec{scheme: "Bearer", source: Source{Kind: SourceEnv, Ref: m.authToken}, path: authTokenPath}
 	}
 	return []routeSpec{r}
 }
@@ -177,8 +177,8 @@ func underAny(value string, prefixes []string) bool {
 // assignSlots gives each distinct credential source one slot, numbered in
 // order of first appearance over routes, and binds each route to its slot.
 // Routes sharing a source share the slot, so one value serves them all.
-func assignSlots(routes []routeSpec) []Slot {
-	var slots []Slot
+// namedAt[i] is the manifest key that first named slot i's source.
+func assignSlots(routes []routeSpec) (slots []Slot, namedAt []string) {
 	index := map[Source]int{}
 	for i := range routes {
 		a := routes[i].auth
@@ -190,14 +190,16 @@ func assignSlots(routes []routeSpec) []Slot {
 			n = len(slots)
 			index[a.source] = n
 			slots = append(slots, Slot{Name: SlotName(n), Source: a.source})
+			namedAt = append(namedAt, a.path)
 		}
 		routes[i].route.Auth = &Auth{Scheme: a.scheme, Slot: SlotName(n)}
 	}
-	return slots
+	return slots, namedAt
 }
 
-// fillSlots reads each slot's value from its source.
-func (l *loader) fillSlots(slots []Slot) {
+// fillSlots reads each slot's value from its source, reporting a problem
+// at the key that named the source.
+func (l *loader) fillSlots(slots []Slot, namedAt []string) {
 	for i := range slots {
 		s := &slots[i]
 		switch s.Source.Kind {
@@ -206,10 +208,12 @@ func (l *loader) fillSlots(slots []Slot) {
 			// answers that route with a 503 naming Source.Fix(), while
 			// every other route keeps working.
 			s.Value = NewSecret(l.env(s.Source.Ref))
+		case SourceFile:
+			s.Value = l.readTokenFile(namedAt[i], s.Source.Ref)
 		case SourceCodex:
 			value, exp, err := l.readCodexAuth(s.Source.Ref)
 			if err != nil {
-				l.errs.add(l.doc.line(forwardPath), "%v", err)
+				l.errs.add(l.doc.line(namedAt[i]), "%v", err)
 				continue
 			}
 			s.Value, s.Expiry = value, exp

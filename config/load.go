@@ -67,5 +67,6 @@ func Load(manifestPath string, opts Options) (*Policy, error) {
 		return nil, err
 	}
 	p.Manifest = manifestPath
+	p.Inputs = inputs(absPath(manifestPath), p)
 	return p, nil
 }

@@ -39,8 +39,9 @@ type rawRoute struct {
 }
 
 type rawAuth struct {
-	Scheme   string `yaml:"scheme"`
-	TokenRef string `yaml:"token_ref"`
+	Scheme    string `yaml:"scheme"`
+	TokenRef  string `yaml:"token_ref"`
+	TokenFile string `yaml:"token_file"`
 }
 
 type rawMatch struct {

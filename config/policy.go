@@ -24,6 +24,11 @@ type Policy struct {
 	Slots []Slot
 	// Manifest is the path the policy was compiled from.
 	Manifest string
+	// Inputs are the absolute paths of every file whose change calls for a
+	// reload, sorted and unique: the manifest, each upstream.ca_file, each
+	// token_file (missing ones too, so their appearance is seen) and the
+	// Codex auth.json while it is forwarded.
+	Inputs []string
 }
 
 // TLSMode says whether Envoy terminates TLS for a host or tunnels it.
@@ -95,13 +100,16 @@ const (
 	SourceEnv SourceKind = "env"
 	// SourceCodex is the host's Codex ChatGPT login ($CODEX_HOME/auth.json).
 	SourceCodex SourceKind = "codex"
+	// SourceFile is a host file holding only the token, named by token_file.
+	SourceFile SourceKind = "file"
 )
 
 // Source identifies one host credential source. Routes naming the same
 // Source share one slot.
 type Source struct {
 	Kind SourceKind
-	// Ref is the env var name (SourceEnv) or the auth.json path (SourceCodex).
+	// Ref is the env var name (SourceEnv), the auth.json path (SourceCodex)
+	// or the token file's absolute path (SourceFile).
 	Ref string
 }
 
@@ -111,6 +119,8 @@ func (s Source) String() string {
 		return "env " + s.Ref
 	case SourceCodex:
 		return "codex " + s.Ref
+	case SourceFile:
+		return "file " + s.Ref
 	default:
 		return string(s.Kind) + " " + s.Ref
 	}
@@ -124,6 +134,9 @@ func (s Source) Fix() string {
 		return fmt.Sprintf("set %s in egressgate's environment on the host and restart egressgate", s.Ref)
 	case SourceCodex:
 		return "run `codex login --device-auth` on the host"
+	case SourceFile:
+		// No restart: the file is watched, so writing it is enough.
+		return fmt.Sprintf("write the token to %s on the host", s.Ref)
 	default:
 		return "check the credential source on the host"
 	}

@@ -38,10 +38,7 @@ func validAddress(addr string) bool {
 // caFile resolves name against the manifest's directory, so a manifest and
 // its CA can move together, and returns the absolute path and contents.
 func (l *loader) caFile(path, name string) (string, []byte) {
-	abs := name
-	if !filepath.IsAbs(abs) {
-		abs = filepath.Join(l.dir, name)
-	}
+	abs := l.abs(name)
 	data, err := l.opts.ReadFile(abs)
 	if err != nil {
 		l.errorf(path, "cannot read %s: %s", abs, readProblem(err))
@@ -52,6 +49,16 @@ func (l *loader) caFile(path, name string) (string, []byte) {
 		return abs, nil
 	}
 	return abs, data
+}
+
+// abs resolves a file named in the manifest against the manifest's
+// directory. The result is absolute because it is shown in status and
+// errors, and watched for changes whatever the working directory.
+func (l *loader) abs(name string) string {
+	if filepath.IsAbs(name) {
+		return filepath.Clean(name)
+	}
+	return filepath.Join(l.dir, name)
 }
 
 // hasCertificate reports whether data holds at least one PEM block that

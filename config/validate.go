@@ -42,6 +42,9 @@ type routeSpec struct {
 type authSpec struct {
 	scheme string
 	source Source
+	// path is the manifest key that names the source: where a problem
+	// reading the source is reported.
+	path string
 }
 
 var (
@@ -182,10 +185,8 @@ func (l *loader) auth(path string, a *rawAuth) *authSpec {
 	if l.required(path+".scheme", a.Scheme) && a.Scheme != "Bearer" && a.Scheme != "token" {
 		l.errorf(path+".scheme", "%q is not one of Bearer, token", a.Scheme)
 	}
-	if l.required(path+".token_ref", a.TokenRef) {
-		l.envName(path+".token_ref", a.TokenRef)
-	}
-	return &authSpec{scheme: a.Scheme, source: Source{Kind: SourceEnv, Ref: a.TokenRef}}
+	source, at := l.authSource(path, a)
+	return &authSpec{scheme: a.Scheme, source: source, path: at}
 }
 
 // passthrough rejects what Envoy cannot do for a host it only tunnels:

@@ -77,7 +77,10 @@ func TestValidation(t *testing.T) {
 		{
 			"auth fields missing",
 			routes("    - host: a.test\n      auth: {}\n"),
-			[]string{`:5: egress.routes[0].auth.scheme: required`, `:5: egress.routes[0].auth.token_ref: required`},
+			[]string{
+				`:5: egress.routes[0].auth.scheme: required`,
+				`:5: egress.routes[0].auth: set token_ref (a host environment variable) or token_file (a file on the host holding the token)`,
+			},
 		},
 		{
 			"token_ref not a variable name",
