@@ -1,0 +1,102 @@
+package admin
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/egressgate/egressgate/config"
+)
+
+// ExtProc decisions counted by ExtProcDecision; the same words the extproc
+// server logs as "action".
+const (
+	ActionInject = "inject"
+	ActionStrip  = "strip"
+	ActionDeny   = "deny"
+)
+
+// Reload results, the "result" label of egressgate_reloads_total.
+const (
+	resultSuccess = "success"
+	resultFailure = "failure"
+)
+
+// BottleSlots is one bottle's credential slots as the slot collector reads
+// them at scrape time.
+type BottleSlots struct {
+	Bottle string
+	Slots  []config.Slot
+}
+
+// Metrics records egressgate's own events. Its methods are safe for
+// concurrent use.
+type Metrics struct {
+	reloads         *prometheus.CounterVec
+	lastSuccess     *prometheus.GaugeVec
+	lastSuccessTime *prometheus.GaugeVec
+	extproc         *prometheus.CounterVec
+}
+
+// NewMetrics registers egressgate's metrics with reg. The registry is
+// passed in rather than global so that tests, and several servers in one
+// process, never collide. slots is called on every scrape, so credential
+// expiry is computed against the scrape's clock rather than the last
+// reload's; it must return current data and be safe to call concurrently.
+func NewMetrics(reg prometheus.Registerer, slots func() []BottleSlots) *Metrics {
+	m := &Metrics{
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "egressgate_reloads_total",
+			Help: "Policy reloads by bottle and result (success or failure).",
+		}, []string{"bottle", "result"}),
+		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "egressgate_last_reload_success",
+			Help: "1 if the bottle's last reload succeeded, 0 if it failed and the previous policy is still served.",
+		}, []string{"bottle"}),
+		lastSuccessTime: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "egressgate_last_reload_timestamp_seconds",
+			Help: "Unix time of the bottle's last successful reload.",
+		}, []string{"bottle"}),
+		extproc: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "egressgate_extproc_requests_total",
+			Help: "ext_proc request decisions by action (inject, strip, deny).",
+		}, []string{"action"}),
+	}
+	// Start every action at zero so rate() and alerts on deny work before
+	// the first denial rather than from the scrape after it.
+	for _, a := range []string{ActionInject, ActionStrip, ActionDeny} {
+		m.extproc.WithLabelValues(a)
+	}
+	reg.MustRegister(m.reloads, m.lastSuccess, m.lastSuccessTime, m.extproc,
+		newSlotCollector(slots, time.Now))
+	return m
+}
+
+// ReloadSucceeded records a reload of bottle that compiled and was applied.
+func (m *Metrics) ReloadSucceeded(bottle string) {
+	m.touchReloads(bottle)
+	m.reloads.WithLabelValues(bottle, resultSuccess).Inc()
+	m.lastSuccess.WithLabelValues(bottle).Set(1)
+	m.lastSuccessTime.WithLabelValues(bottle).SetToCurrentTime()
+}
+
+// ReloadFailed records a reload of bottle that was rejected; the previous
+// policy keeps serving.
+func (m *Metrics) ReloadFailed(bottle string) {
+	m.touchReloads(bottle)
+	m.reloads.WithLabelValues(bottle, resultFailure).Inc()
+	m.lastSuccess.WithLabelValues(bottle).Set(0)
+}
+
+// touchReloads creates both result series of bottle, so that the first
+// failure is an increase from 0 that increase() can see, not a new series.
+func (m *Metrics) touchReloads(bottle string) {
+	m.reloads.WithLabelValues(bottle, resultSuccess)
+	m.reloads.WithLabelValues(bottle, resultFailure)
+}
+
+// ExtProcDecision counts one ext_proc decision: ActionInject, ActionStrip
+// or ActionDeny.
+func (m *Metrics) ExtProcDecision(action string) {
+	m.extproc.WithLabelValues(action).Inc()
+}

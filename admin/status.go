@@ -1,0 +1,164 @@
+// Package admin is egressgate's operator surface: the live status model
+// that /status serves and `egressgate status` prints, the Prometheus
+// metrics, and the small HTTP server behind --admin. Nothing here may carry
+// a credential (invariant 4), so every type is built from names, sources,
+// times and the redacted forms config already produces.
+package admin
+
+import (
+	"strings"
+	"time"
+
+	"github.com/egressgate/egressgate/config"
+)
+
+// Modes a process reports in Status.Mode.
+const (
+	ModeServe   = "serve"
+	ModeControl = "control"
+	ModeExtProc = "extproc"
+)
+
+// Status is what /status serves and `egressgate status` prints. It holds no
+// secret by construction: build it only from names, sources, times and
+// redacted forms.
+type Status struct {
+	Mode    string         `json:"mode"` // "serve" | "control" | "extproc"
+	Bottles []BottleStatus `json:"bottles"`
+}
+
+// BottleStatus is the live state of one bottle (one Envoy node).
+type BottleStatus struct {
+	Name     string `json:"name"`
+	Manifest string `json:"manifest,omitempty"`
+	// ConfigVersion is the snapshot version being served.
+	ConfigVersion string `json:"config_version"`
+	// AckedVersion is the version Envoy has ACKed; "" means none yet.
+	AckedVersion   string `json:"acked_version,omitempty"`
+	EnvoyConnected bool   `json:"envoy_connected"`
+	// LastReload is when the last reload was attempted, successful or not.
+	// omitzero, not omitempty: encoding/json never treats a struct as empty.
+	LastReload time.Time `json:"last_reload,omitzero"`
+	// LastReloadError is the failed reload's error, e.g.
+	// "bottle.md:7: egress.routes[0].tls: ...", or "" when the last reload
+	// succeeded. A failed reload keeps the previous config serving, so this
+	// can be set while ConfigVersion is still healthy.
+	LastReloadError string        `json:"last_reload_error,omitempty"`
+	Routes          []RouteStatus `json:"routes"`
+	Slots           []SlotStatus  `json:"slots"`
+}
+
+// RouteStatus is one route as an operator reads it.
+type RouteStatus struct {
+	Host string `json:"host"`
+	TLS  string `json:"tls"`
+	// Auth is "Bearer EGRESS_TOKEN_0", or "" for a route that injects
+	// nothing.
+	Auth string `json:"auth,omitempty"`
+	// Allow is "all", "tunnel", or the method and path rules, e.g.
+	// "GET,HEAD /repos/* /user".
+	Allow string `json:"allow"`
+	// Upstream is where Envoy connects, "host:port" plus " ca=FILE" when the
+	// route trusts its own CA.
+	Upstream string `json:"upstream"`
+}
+
+// SlotStatus is one credential slot without its value.
+type SlotStatus struct {
+	Name    string `json:"name"`
+	Source  string `json:"source"`
+	Present bool   `json:"present"`
+	// Expiry is nil when the source gives no expiry (an env var).
+	Expiry *time.Time `json:"expiry,omitempty"`
+	// Display is config.Slot.String(), e.g. "<redacted:EGRESS_TOKEN_0 exp=...>".
+	Display string `json:"display"`
+}
+
+// SlotStatuses describes slots. It reads a slot's value only through
+// Present, so the result cannot hold the credential.
+func SlotStatuses(slots []config.Slot) []SlotStatus {
+	out := make([]SlotStatus, 0, len(slots))
+	for _, s := range slots {
+		st := SlotStatus{
+			Name:    s.Name,
+			Source:  s.Source.String(),
+			Present: s.Present(),
+			Display: s.String(),
+		}
+		if !s.Expiry.IsZero() {
+			exp := s.Expiry.UTC()
+			st.Expiry = &exp
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+// RouteStatuses describes routes in the order given (a Policy keeps them
+// sorted by host).
+func RouteStatuses(routes []config.Route) []RouteStatus {
+	out := make([]RouteStatus, 0, len(routes))
+	for _, r := range routes {
+		st := RouteStatus{
+			Host:     r.Host,
+			TLS:      string(r.TLS),
+			Allow:    allowText(r),
+			Upstream: upstreamText(r),
+		}
+		if r.Auth != nil {
+			st.Auth = r.Auth.Scheme + " " + r.Auth.Slot
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+// upstreamText names where Envoy connects: the route's upstream.address
+// when set, else the host on 443 as the cluster resolves it.
+func upstreamText(r config.Route) string {
+	u := r.Host + ":443"
+	if r.Upstream.Address != "" {
+		u = r.Upstream.Address
+	}
+	if r.Upstream.CAFile != "" {
+		u += " ca=" + r.Upstream.CAFile
+	}
+	return u
+}
+
+// allowText summarises a route's matches. A passthrough route is a TCP
+// tunnel, so Envoy sees no method or path to match: "tunnel", not "all".
+func allowText(r config.Route) string {
+	if r.TLS == config.Passthrough {
+		return "tunnel"
+	}
+	if len(r.Matches) == 0 {
+		return "all"
+	}
+	parts := make([]string, 0, len(r.Matches))
+	for _, m := range r.Matches {
+		parts = append(parts, matchText(m))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// matchText renders one match as its methods ("*" for any) followed by its
+// paths ("/*" for any), a trailing "*" marking a prefix: "GET,HEAD /repos/* /user".
+func matchText(m config.Match) string {
+	methods := "*"
+	if len(m.Methods) > 0 {
+		methods = strings.Join(m.Methods, ",")
+	}
+	if len(m.Paths) == 0 {
+		return methods + " /*"
+	}
+	paths := make([]string, 0, len(m.Paths))
+	for _, pm := range m.Paths {
+		p := pm.Value
+		if pm.Type == config.PathPrefix {
+			p += "*"
+		}
+		paths = append(paths, p)
+	}
+	return methods + " " + strings.Join(paths, " ")
+}
