@@ -1,0 +1,61 @@
+package slotsync
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+
+	"github.com/egressgate/egressgate/config"
+	"github.com/egressgate/egressgate/xds"
+)
+
+// decodeSlots returns the slots of a secrets response in slot order. Secrets
+// not named as slots are skipped: the node may be sent other secrets. One
+// bad slot rejects the whole response, because the slot set is applied as a
+// whole or not at all. Errors name slots, never values.
+func decodeSlots(resp *discoveryv3.DiscoveryResponse) ([]config.Slot, error) {
+	var slots []config.Slot
+	seen := map[string]bool{}
+	for i, a := range resp.GetResources() {
+		s := &tlsv3.Secret{}
+		if err := a.UnmarshalTo(s); err != nil {
+			return nil, fmt.Errorf("resource %d: %w", i, err)
+		}
+		if !strings.HasPrefix(s.GetName(), xds.SlotSecretPrefix) {
+			continue
+		}
+		sl, err := xds.DecodeSlotSecret(s)
+		if err != nil {
+			return nil, err
+		}
+		if seen[sl.Name] {
+			return nil, fmt.Errorf("slot %s sent twice", sl.Name)
+		}
+		seen[sl.Name] = true
+		slots = append(slots, sl)
+	}
+	// The server sends resources in no particular order.
+	slices.SortFunc(slots, bySlotOrder)
+	return slots, nil
+}
+
+// bySlotOrder orders slots by index. Slot names are config.SlotName(i), a
+// fixed prefix and a decimal index without leading zeros, so a shorter name
+// has a smaller index (EGRESS_TOKEN_9 before EGRESS_TOKEN_10), and names of
+// one length sort as text.
+func bySlotOrder(a, b config.Slot) int {
+	return cmp.Or(cmp.Compare(len(a.Name), len(b.Name)), strings.Compare(a.Name, b.Name))
+}
+
+// slotNames describes slots for logs: name, presence and expiry, no value.
+func slotNames(slots []config.Slot) []string {
+	out := make([]string, len(slots))
+	for i, sl := range slots {
+		out[i] = sl.String()
+	}
+	return out
+}

@@ -1,0 +1,95 @@
+package slotsync
+
+import (
+	"context"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/egressgate/egressgate/config"
+)
+
+func response(t *testing.T, version string, secrets ...types.Resource) *discoveryv3.DiscoveryResponse {
+	t.Helper()
+	resp := &discoveryv3.DiscoveryResponse{TypeUrl: resource.SecretType, VersionInfo: version, Nonce: "nonce-" + version}
+	for _, s := range secrets {
+		a, err := anypb.New(s)
+		require.NoError(t, err)
+		resp.Resources = append(resp.Resources, a)
+	}
+	return resp
+}
+
+func TestDecodeSlots(t *testing.T) {
+	t.Run("slot order, not text order, whatever the wire order", func(t *testing.T) {
+		values := make([]string, 12)
+		for i := range values {
+			values[i] = "value-" + config.SlotName(i)
+		}
+		secrets := slotSecrets(t, values...)
+		rand.Shuffle(len(secrets), func(i, j int) { secrets[i], secrets[j] = secrets[j], secrets[i] })
+		slots, err := decodeSlots(response(t, "v1", secrets...))
+		require.NoError(t, err)
+		require.Len(t, slots, 12)
+		for i, sl := range slots {
+			require.Equal(t, config.SlotName(i), sl.Name)
+			require.Equal(t, values[i], sl.Value.Reveal())
+		}
+	})
+	t.Run("other secrets are not slots", func(t *testing.T) {
+		leaf := &tlsv3.Secret{Name: "leaf/example.com", Type: &tlsv3.Secret_TlsCertificate{TlsCertificate: &tlsv3.TlsCertificate{}}}
+		slots, err := decodeSlots(response(t, "v1", append(slotSecrets(t, "only"), leaf)...))
+		require.NoError(t, err)
+		require.Equal(t, []string{"only"}, values(slots))
+	})
+	t.Run("a slot sent twice is refused", func(t *testing.T) {
+		s := slotSecrets(t, "twice")
+		_, err := decodeSlots(response(t, "v1", s[0], s[0]))
+		require.ErrorContains(t, err, "EGRESS_TOKEN_0 sent twice")
+	})
+	t.Run("a resource that is not a secret is refused", func(t *testing.T) {
+		_, err := decodeSlots(response(t, "v1", durationpb.New(time.Second)))
+		require.ErrorContains(t, err, "resource 0")
+	})
+}
+
+func TestHandlePacesRepeatedNACKs(t *testing.T) {
+	const step = 20 * time.Millisecond
+	c := &client{opts: Options{OnSlots: func([]config.Slot) {}}, nack: backoff{initial: step}}
+	c.opts.setDefaults()
+	bad := response(t, "v2", &tlsv3.Secret{Name: "slot/EGRESS_TOKEN_0"})
+
+	start := time.Now()
+	for range 3 {
+		req := c.handle(context.Background(), bad)
+		require.NotNil(t, req.GetErrorDetail())
+		require.Equal(t, "nonce-v2", req.GetResponseNonce())
+	}
+	// The first NACK of v2 is immediate; the two resends wait step, 2*step.
+	require.GreaterOrEqual(t, time.Since(start), 3*step)
+
+	ack := c.handle(context.Background(), response(t, "v3", slotSecrets(t, "good")...))
+	require.Nil(t, ack.GetErrorDetail())
+	require.Equal(t, "v3", ack.GetVersionInfo())
+	require.Equal(t, time.Duration(0), c.nack.next, "an accepted response resets the pacing")
+}
+
+func TestBackoff(t *testing.T) {
+	b := backoff{initial: 100 * time.Millisecond}
+	var got []time.Duration
+	for range 8 {
+		got = append(got, b.step())
+	}
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	require.Equal(t, []time.Duration{ms(100), ms(200), ms(400), ms(800), ms(1600), ms(3200), ms(5000), ms(5000)}, got)
+	b.reset()
+	require.Equal(t, ms(100), b.step())
+}

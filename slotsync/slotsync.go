@@ -1,0 +1,126 @@
+// Package slotsync keeps the ext_proc slot table of a split deployment in
+// step with `egressgate control`. The ext_proc sidecar subscribes over ADS
+// to the SDS generic secrets of its node, as Envoy does for its own
+// resources, so slot values travel the same push path as routes.
+package slotsync
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"google.golang.org/grpc"
+
+	"github.com/egressgate/egressgate/config"
+)
+
+// Options configures Run.
+type Options struct {
+	// Node names the ext_proc sidecar to the control plane: Id is the
+	// bottle name and Cluster is xds.ExtProcCluster. Sent on the first
+	// request of every stream.
+	Node *corev3.Node
+	// Token is sent as "authorization: Bearer <token>" metadata on every
+	// stream; "" sends none.
+	Token string
+	// Logger receives connection and NACK events; nil discards them. Slot
+	// values are never logged.
+	Logger *slog.Logger
+	// OnSlots receives the full slot set of each accepted response, in slot
+	// order. It runs before the response is ACKed, so an ACK tells the
+	// control plane the slots are live. Its first call means the first slot
+	// set has arrived (readiness). It may repeat an unchanged set after a
+	// reconnect, and is never called because a stream dropped.
+	OnSlots func([]config.Slot)
+	// Backoff is the first reconnect delay (default 100ms); it doubles up
+	// to 5s and starts over after a stream that lived more than 10s.
+	Backoff time.Duration
+}
+
+const (
+	defaultBackoff = 100 * time.Millisecond
+	maxBackoff     = 5 * time.Second
+	// healthyStream is how long a stream must live for its end to count as
+	// a fresh failure rather than one more in a row.
+	healthyStream = 10 * time.Second
+)
+
+// Run subscribes to the node's slot secrets on conn until ctx ends, then
+// returns nil. A stream error is logged and the stream reopened after a
+// backoff; the slots last handed to OnSlots stay in force meanwhile, because
+// a control plane restart must not take credentials away from a running
+// bottle. Run returns an error only for invalid options.
+func Run(ctx context.Context, conn grpc.ClientConnInterface, o Options) error {
+	if err := o.validate(); err != nil {
+		return err
+	}
+	o.setDefaults()
+	c := newClient(conn, o)
+	reconnect := backoff{initial: o.Backoff}
+	for {
+		start := time.Now()
+		err := c.stream(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if time.Since(start) > healthyStream {
+			reconnect.reset()
+		}
+		delay := reconnect.step()
+		o.Logger.Warn("slot stream ended; reconnecting", "node", o.Node.GetId(), "err", err, "retry_in", delay)
+		if !sleep(ctx, delay) {
+			return nil
+		}
+	}
+}
+
+func (o *Options) validate() error {
+	if o.Node.GetId() == "" {
+		return errors.New("slotsync: node id is required")
+	}
+	if o.OnSlots == nil {
+		return errors.New("slotsync: OnSlots is required")
+	}
+	return nil
+}
+
+func (o *Options) setDefaults() {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Backoff <= 0 {
+		o.Backoff = defaultBackoff
+	}
+}
+
+// backoff is a doubling delay capped at maxBackoff.
+type backoff struct {
+	initial time.Duration
+	next    time.Duration
+}
+
+func (b *backoff) reset() { b.next = 0 }
+
+// step returns the delay to wait now and doubles the next one.
+func (b *backoff) step() time.Duration {
+	d := b.next
+	if d == 0 {
+		d = b.initial
+	}
+	b.next = min(2*d, maxBackoff)
+	return min(d, maxBackoff)
+}
+
+// sleep waits for d or until ctx ends, reporting whether d elapsed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
