@@ -55,11 +55,12 @@ func Validate(ctx context.Context, bin, configPath string) error {
 	return nil
 }
 
-// lastLines returns the last n lines of s, without a trailing newline.
+// lastLines returns the last n lines of Envoy output s, without a
+// trailing newline and with any token redacted: callers quote them.
 func lastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
 	}
-	return strings.Join(lines, "\n")
+	return redactTokens(strings.Join(lines, "\n"))
 }

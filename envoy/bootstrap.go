@@ -40,12 +40,26 @@ type BootstrapParams struct {
 	// with Process.AdminAddress).
 	AdminHost string
 	AdminPort int
+	// XDSToken, if set, is the bottle's xDS token (package xdsauth). Envoy
+	// sends it as "authorization: Bearer <token>" metadata on every xDS
+	// stream. A bootstrap holding a token is a credential: callers write it
+	// with mode 0600, and never where the agent can read it.
+	XDSToken string
 }
 
 var (
 	nodeIDPattern   = regexp.MustCompile(`^[a-z0-9-]+$`)
 	hostnamePattern = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$`)
+	// jwtPattern is a compact JWS: three base64url parts. Nothing else can
+	// reach the YAML (no quote, backslash or newline), and the signature
+	// part must be non-empty so an unsigned "alg: none" token is refused
+	// here rather than by the xDS server.
+	jwtPattern = regexp.MustCompile(`^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$`)
 )
+
+// maxXDSTokenLen bounds the token like the xDS server does; egressgate's
+// tokens are about 300 bytes.
+const maxXDSTokenLen = 4096
 
 // RenderBootstrap validates p and renders the bootstrap YAML.
 func RenderBootstrap(p BootstrapParams) ([]byte, error) {
@@ -119,6 +133,10 @@ func (p BootstrapParams) validate() error {
 	}
 	if p.AdminPort < 0 || p.AdminPort > 65535 {
 		errs = append(errs, fmt.Errorf("bootstrap: admin port %d out of range 0-65535", p.AdminPort))
+	}
+	// The message never quotes the token: it may be a real one, mangled.
+	if p.XDSToken != "" && (len(p.XDSToken) > maxXDSTokenLen || !jwtPattern.MatchString(p.XDSToken)) {
+		errs = append(errs, errors.New("bootstrap: xDS token is not a JWT (three base64url parts separated by dots)"))
 	}
 	return errors.Join(errs...)
 }

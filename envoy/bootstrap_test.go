@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/egressgate/egressgate/internal/testenv"
+	"github.com/egressgate/egressgate/xdsauth"
 )
 
 func writeFile(t *testing.T, name string, data []byte) string {
@@ -20,8 +21,20 @@ func writeFile(t *testing.T, name string, data []byte) string {
 	return path
 }
 
+// mintToken returns a real xDS token, so the bootstrap tests exercise what
+// serve will pass.
+func mintToken(t *testing.T, node string) string {
+	t.Helper()
+	auth, err := xdsauth.LoadOrCreateKey(t.TempDir())
+	require.NoError(t, err)
+	token, err := auth.Mint(node, time.Now(), time.Hour)
+	require.NoError(t, err)
+	return token
+}
+
 func TestRenderBootstrapPassesEnvoyValidation(t *testing.T) {
 	bin := testenv.EnvoyBinary(t)
+	token := mintToken(t, "demo")
 	tests := []struct {
 		name     string
 		params   BootstrapParams
@@ -48,6 +61,15 @@ func TestRenderBootstrapPassesEnvoyValidation(t *testing.T) {
 			params:   BootstrapParams{NodeID: "demo", XDSHost: "egressgate.internal", XDSPort: 18000},
 			wantYAML: []string{"type: LOGICAL_DNS", `address: "egressgate.internal"`},
 		},
+		{
+			name:   "xds token",
+			params: BootstrapParams{NodeID: "demo", XDSHost: "127.0.0.1", XDSPort: 18000, XDSToken: token},
+			wantYAML: []string{
+				"initial_metadata:",
+				"- key: " + xdsauth.MetadataKey,
+				`value: "Bearer ` + token + `"`,
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -72,6 +94,7 @@ func TestRenderBootstrapHoldsOnlyXDSPlumbing(t *testing.T) {
 	require.Equal(t, 1, strings.Count(s, "- name: "+"xds"), "exactly one static cluster")
 	require.NotContains(t, s, "listeners:")
 	require.NotContains(t, s, "secrets:")
+	require.NotContains(t, s, "initial_metadata", "no token, no metadata")
 	for _, want := range []string{
 		"set_node_on_first_message_only: true",
 		"envoy.bootstrap.internal_listener",
@@ -101,6 +124,13 @@ func TestRenderBootstrapRejectsBadParams(t *testing.T) {
 		{"admin not loopback", func(p *BootstrapParams) { p.AdminHost = "0.0.0.0" }, "loopback"},
 		{"admin host name", func(p *BootstrapParams) { p.AdminHost = "localhost" }, "loopback"},
 		{"admin port negative", func(p *BootstrapParams) { p.AdminPort = -1 }, "admin port"},
+		{"token not a jwt", func(p *BootstrapParams) { p.XDSToken = "secret-value" }, "xDS token"},
+		{"token with two parts", func(p *BootstrapParams) { p.XDSToken = "aGVhZGVy.cGF5bG9hZA" }, "xDS token"},
+		{"unsigned token", func(p *BootstrapParams) { p.XDSToken = "aGVhZGVy.cGF5bG9hZA." }, "xDS token"},
+		{"yaml injection in token", func(p *BootstrapParams) { p.XDSToken = "a.b.c\"\n  admin: {}" }, "xDS token"},
+		{"token with a space", func(p *BootstrapParams) { p.XDSToken = "a.b.c d" }, "xDS token"},
+		{"padded base64 token", func(p *BootstrapParams) { p.XDSToken = "a.b.c==" }, "xDS token"},
+		{"huge token", func(p *BootstrapParams) { p.XDSToken = "a.b." + strings.Repeat("c", 5000) }, "xDS token"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -108,6 +138,9 @@ func TestRenderBootstrapRejectsBadParams(t *testing.T) {
 			tt.mutate(&p)
 			_, err := RenderBootstrap(p)
 			require.ErrorContains(t, err, tt.wantErr)
+			if p.XDSToken != "" {
+				require.NotContains(t, err.Error(), p.XDSToken, "errors never quote the token")
+			}
 		})
 	}
 }

@@ -1,0 +1,115 @@
+package xdsauth
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+)
+
+// nodeKey is the context key under which an authenticated node id travels.
+type nodeKey struct{}
+
+// NodeFromContext returns the node id the stream's token was minted for,
+// as set by StreamInterceptor or UnaryInterceptor.
+func NodeFromContext(ctx context.Context) (string, bool) {
+	node, ok := ctx.Value(nodeKey{}).(string)
+	return node, ok && node != ""
+}
+
+// StreamInterceptor refuses, with codes.Unauthenticated, every stream that
+// does not carry a valid token, before any handler runs. An accepted
+// stream's context carries the token's node (NodeFromContext). Install it
+// on the xDS gRPC server only: Envoy's ext_proc filter sends no token.
+func (a *Authority) StreamInterceptor(now func() time.Time) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		ctx, err := a.authenticate(ss.Context(), now())
+		if err != nil {
+			return err
+		}
+		return handler(srv, &authenticatedStream{ServerStream: ss, ctx: ctx})
+	}
+}
+
+// UnaryInterceptor is StreamInterceptor for unary calls. The xDS server
+// needs it too: go-control-plane's per-type services (LDS, RDS, CDS, SDS)
+// have unary Fetch methods that return a node's resources.
+func (a *Authority) UnaryInterceptor(now func() time.Time) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		ctx, err := a.authenticate(ctx, now())
+		if err != nil {
+			return nil, err
+		}
+		return handler(ctx, req)
+	}
+}
+
+type authenticatedStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s *authenticatedStream) Context() context.Context { return s.ctx }
+
+func (a *Authority) authenticate(ctx context.Context, now time.Time) (context.Context, error) {
+	token, err := bearerToken(ctx)
+	if err != nil {
+		return nil, status.Error(codes.Unauthenticated, err.Error())
+	}
+	node, err := a.Verify(token, now)
+	if err != nil {
+		return nil, status.Error(codes.Unauthenticated, err.Error())
+	}
+	return context.WithValue(ctx, nodeKey{}, node), nil
+}
+
+// bearerToken extracts the token from the single "authorization: Bearer
+// <jwt>" metadata entry. Its errors describe the shape only, never the
+// value, which may be a real token sent in the wrong form.
+func bearerToken(ctx context.Context) (string, error) {
+	values := metadata.ValueFromIncomingContext(ctx, MetadataKey)
+	switch len(values) {
+	case 0:
+		return "", errors.New("xds: no authorization metadata; every xDS stream needs the bottle's token")
+	case 1:
+	default:
+		// Two values could make a proxy and this server disagree about
+		// which one was checked.
+		return "", errors.New("xds: more than one authorization metadata value")
+	}
+	scheme, token, ok := strings.Cut(values[0], " ")
+	// RFC 9110: the auth scheme is case-insensitive.
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+		return "", errors.New(`xds: authorization metadata is not "Bearer <token>"`)
+	}
+	return token, nil
+}
+
+// PerRPCCredentials makes a Go gRPC client (the ext_proc sidecar in split
+// mode) send token the way Envoy does, on every stream it opens.
+func PerRPCCredentials(token string) credentials.PerRPCCredentials {
+	return bearer{token: token}
+}
+
+type bearer struct{ token string }
+
+func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{MetadataKey: "Bearer " + b.token}, nil
+}
+
+// RequireTransportSecurity is false because egressgate's xDS runs over
+// plaintext gRPC, where Envoy sends the same token in the clear too. That
+// is only sound on a path the agent cannot observe (host loopback, or a
+// network the agent's container is not attached to).
+func (bearer) RequireTransportSecurity() bool { return false }
+
+// String and GoString keep the token out of any log that prints the
+// credentials value.
+func (bearer) String() string   { return "Bearer <redacted>" }
+func (bearer) GoString() string { return "Bearer <redacted>" }
