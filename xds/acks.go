@@ -6,55 +6,65 @@ import (
 	"log/slog"
 	"sync"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
+	"google.golang.org/protobuf/types/known/anypb"
 )
 
-// ackTracker follows the ACKs and NACKs Envoy sends on its ADS streams.
+// ackTracker follows what each node's Envoy has accepted. An ACK counts
+// only for the response it answers (matched by nonce), and only for the
+// resources that response carried: Envoy also sends the previous version
+// with a new subscription, which acknowledges nothing new, and a version
+// acknowledged for the old set of route or secret names does not mean the
+// new ones have arrived.
 type ackTracker struct {
 	log *slog.Logger
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced on every update
-	streams map[int64]string
+	streams map[int64]*streamState
 	nodes   map[string]*nodeAcks
 }
 
+type streamState struct {
+	node string
+	sent map[string]delivery // by nonce, until Envoy answers it
+}
+
+// delivery is one response: its version and the names it carried.
+type delivery struct {
+	version string
+	names   map[string]bool
+}
+
 type nodeAcks struct {
-	want     string            // snapshot version last set
-	required map[string]bool   // type URLs that must ACK want
-	got      map[string]string // type URL -> last ACKed version
-	rejected string            // Envoy's reason, if it NACKed want
-	full     string            // last version ACKed by every required type
+	want     string              // snapshot version last set
+	required map[string][]string // type URL -> names that must be acknowledged at want
+	got      map[string]delivery // type URL -> last acknowledged response
+	rejected string              // Envoy's reason, if it NACKed since want was set
+	full     string              // last version acknowledged in full
 }
 
 func newAckTracker(log *slog.Logger) *ackTracker {
-	return &ackTracker{log: log, changed: make(chan struct{}), streams: map[int64]string{}, nodes: map[string]*nodeAcks{}}
-}
-
-func (t *ackTracker) callbacks() serverv3.Callbacks {
-	return serverv3.CallbackFuncs{
-		StreamRequestFunc: t.onRequest,
-		StreamClosedFunc: func(id int64, _ *corev3.Node) {
-			t.mu.Lock()
-			delete(t.streams, id)
-			t.mu.Unlock()
-		},
-	}
+	return &ackTracker{log: log, changed: make(chan struct{}), streams: map[int64]*streamState{}, nodes: map[string]*nodeAcks{}}
 }
 
 // expect records that node should now converge on snap. Listeners and
 // clusters are always requested by Envoy; routes and secrets only when
 // referenced, so only non-empty ones are awaited.
 func (t *ackTracker) expect(node string, snap *cache.Snapshot) {
-	required := map[string]bool{resource.ListenerType: true, resource.ClusterType: true}
-	for _, typ := range []string{resource.RouteType, resource.SecretType} {
-		if len(snap.GetResources(typ)) > 0 {
-			required[typ] = true
+	required := map[string][]string{}
+	for _, typ := range []string{resource.ListenerType, resource.ClusterType, resource.RouteType, resource.SecretType} {
+		res := snap.GetResources(typ)
+		if len(res) == 0 && typ != resource.ListenerType && typ != resource.ClusterType {
+			continue
 		}
+		names := []string{}
+		for name := range res {
+			names = append(names, name)
+		}
+		required[typ] = names
 	}
 	t.update(func() {
 		n := t.node(node)
@@ -63,32 +73,61 @@ func (t *ackTracker) expect(node string, snap *cache.Snapshot) {
 	})
 }
 
-func (t *ackTracker) onRequest(stream int64, req *discoveryv3.DiscoveryRequest) error {
-	t.update(func() {
-		// Envoy names its node on the first message of a stream only.
-		if id := req.GetNode().GetId(); id != "" {
-			t.streams[stream] = id
+func (t *ackTracker) onResponse(stream int64, resp *discoveryv3.DiscoveryResponse) {
+	names := map[string]bool{}
+	for _, a := range resp.GetResources() {
+		if name := resourceName(a); name != "" {
+			names[name] = true
 		}
-		nodeID, ok := t.streams[stream]
-		if !ok || req.GetResponseNonce() == "" {
+	}
+	t.update(func() {
+		if s, ok := t.streams[stream]; ok {
+			s.sent[resp.GetNonce()] = delivery{version: resp.GetVersionInfo(), names: names}
+		}
+	})
+}
+
+func (t *ackTracker) onRequest(stream int64, req *discoveryv3.DiscoveryRequest) {
+	t.update(func() {
+		s, ok := t.streams[stream]
+		if !ok {
+			s = &streamState{sent: map[string]delivery{}}
+			t.streams[stream] = s
+		}
+		// Envoy names its node on the first message of a stream only.
+		if req.GetNode().GetId() != "" {
+			s.node = NodeHash{}.ID(req.GetNode())
+		}
+		d, answered := s.sent[req.GetResponseNonce()]
+		if s.node == "" || !answered {
 			return
 		}
-		n := t.node(nodeID)
+		delete(s.sent, req.GetResponseNonce())
+		n := t.node(s.node)
 		if e := req.GetErrorDetail(); e != nil {
 			n.rejected = fmt.Sprintf("%s: %s", shortType(req.GetTypeUrl()), e.GetMessage())
-			t.log.Error("envoy rejected configuration", "node", nodeID, "type", shortType(req.GetTypeUrl()), "reason", e.GetMessage())
+			t.log.Error("envoy rejected configuration", "node", s.node, "type", shortType(req.GetTypeUrl()), "reason", e.GetMessage())
 			return
 		}
-		n.got[req.GetTypeUrl()] = req.GetVersionInfo()
+		n.got[req.GetTypeUrl()] = d
 		n.refresh()
 	})
-	return nil
+}
+
+func (t *ackTracker) closed(stream int64) {
+	t.update(func() { delete(t.streams, stream) })
 }
 
 func (n *nodeAcks) refresh() {
-	for typ := range n.required {
-		if n.got[typ] != n.want {
+	for typ, names := range n.required {
+		got := n.got[typ]
+		if got.version != n.want {
 			return
+		}
+		for _, name := range names {
+			if !got.names[name] {
+				return
+			}
 		}
 	}
 	n.full, n.rejected = n.want, ""
@@ -97,7 +136,7 @@ func (n *nodeAcks) refresh() {
 func (t *ackTracker) node(id string) *nodeAcks {
 	n, ok := t.nodes[id]
 	if !ok {
-		n = &nodeAcks{got: map[string]string{}}
+		n = &nodeAcks{got: map[string]delivery{}}
 		t.nodes[id] = n
 	}
 	return n
@@ -109,6 +148,17 @@ func (t *ackTracker) update(f func()) {
 	f()
 	close(t.changed)
 	t.changed = make(chan struct{})
+}
+
+func (t *ackTracker) connected(node string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, s := range t.streams {
+		if s.node == node {
+			return true
+		}
+	}
+	return false
 }
 
 func (t *ackTracker) acked(node string) string {
@@ -138,6 +188,15 @@ func (t *ackTracker) wait(ctx context.Context, node string) error {
 			return fmt.Errorf("envoy did not acknowledge configuration %s: %w", want, context.Cause(ctx))
 		}
 	}
+}
+
+// resourceName reads the name of a resource as sent; "" if it cannot.
+func resourceName(a *anypb.Any) string {
+	m, err := a.UnmarshalNew()
+	if err != nil {
+		return ""
+	}
+	return cache.GetResourceName(m)
 }
 
 func shortType(url string) string {

@@ -16,9 +16,12 @@ import (
 // proxyRoutes decides, per CONNECT authority, where the tunnel goes:
 // intercepted hosts to the internal mitm listener, passthrough hosts straight
 // to the host, everything else is refused with a body naming the host.
-func proxyRoutes(p *config.Policy) *routev3.RouteConfiguration {
+func proxyRoutes(p *config.Policy, admitted map[string]config.TLSMode) *routev3.RouteConfiguration {
 	rc := &routev3.RouteConfiguration{Name: proxyRouteName}
 	for _, r := range p.Routes {
+		if mode, ok := admitted[r.Host]; admitted != nil && (!ok || mode != r.TLS) {
+			continue
+		}
 		cluster := mitmClusterName
 		if r.TLS == config.Passthrough {
 			cluster = tunnelClusterName(r.Host)

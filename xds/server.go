@@ -5,11 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 
-	clusterservice "github.com/envoyproxy/go-control-plane/envoy/service/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	listenerservice "github.com/envoyproxy/go-control-plane/envoy/service/listener/v3"
-	routeservice "github.com/envoyproxy/go-control-plane/envoy/service/route/v3"
-	secretservice "github.com/envoyproxy/go-control-plane/envoy/service/secret/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"google.golang.org/grpc"
@@ -23,23 +20,40 @@ type Server struct {
 	xds   serverv3.Server
 }
 
-// NewServer returns a Server whose streams live until ctx is done.
-func NewServer(ctx context.Context, log *slog.Logger) *Server {
+// Guard puts access control in front of the server's own callbacks: every
+// stream (SotW and delta) must be opened with one node's credentials and
+// may only ask for that node's resources (DESIGN.md invariant 6).
+// xdsauth.NodeGuard.Callbacks is one.
+type Guard func(next serverv3.Callbacks) serverv3.Callbacks
+
+// NewServer returns a Server whose streams live until ctx is done. A nil
+// guard admits every stream (tests only).
+func NewServer(ctx context.Context, log *slog.Logger, guard Guard) *Server {
 	acks := newAckTracker(log)
 	// ads=true: the cache answers only once every resource named in a
 	// request exists, so Envoy never sees a listener before its routes.
-	c := cache.NewSnapshotCache(true, cache.IDHash{}, nil)
-	return &Server{cache: c, acks: acks, xds: serverv3.NewServer(ctx, c, acks.callbacks())}
+	c := cache.NewSnapshotCache(true, NodeHash{}, nil)
+	var cb serverv3.Callbacks = serverv3.CallbackFuncs{
+		StreamRequestFunc: func(id int64, req *discoveryv3.DiscoveryRequest) error {
+			acks.onRequest(id, req)
+			return nil
+		},
+		StreamResponseFunc: func(_ context.Context, id int64, _ *discoveryv3.DiscoveryRequest, resp *discoveryv3.DiscoveryResponse) {
+			acks.onResponse(id, resp)
+		},
+		StreamClosedFunc: func(id int64, _ *corev3.Node) { acks.closed(id) },
+	}
+	if guard != nil {
+		cb = guard(cb)
+	}
+	return &Server{cache: c, acks: acks, xds: serverv3.NewServer(ctx, c, cb)}
 }
 
-// Register adds the ADS service (and the per-type services, for Envoys
-// configured without ADS) to g.
+// Register adds the ADS service to g. Only ADS: every bottle's Envoy is
+// configured for it, and each extra service (per-type streams, unary Fetch)
+// would be one more door for the guard to watch.
 func (s *Server) Register(g *grpc.Server) {
 	discoveryv3.RegisterAggregatedDiscoveryServiceServer(g, s.xds)
-	listenerservice.RegisterListenerDiscoveryServiceServer(g, s.xds)
-	routeservice.RegisterRouteDiscoveryServiceServer(g, s.xds)
-	clusterservice.RegisterClusterDiscoveryServiceServer(g, s.xds)
-	secretservice.RegisterSecretDiscoveryServiceServer(g, s.xds)
 }
 
 // SetSnapshot makes snap the configuration of node's Envoy.
@@ -57,6 +71,9 @@ func (s *Server) SetSnapshot(ctx context.Context, node string, snap *cache.Snaps
 func (s *Server) WaitAcked(ctx context.Context, node string) error {
 	return s.acks.wait(ctx, node)
 }
+
+// Connected reports whether node's Envoy (or ext_proc) has an open stream.
+func (s *Server) Connected(node string) bool { return s.acks.connected(node) }
 
 // Acked returns the snapshot version node's Envoy has fully acknowledged, or
 // "" if none yet.

@@ -28,6 +28,21 @@ type Input struct {
 	// SystemCAFile is the PEM bundle, on Envoy's file system, that verifies
 	// upstreams whose route names no ca_file.
 	SystemCAFile string
+	// Admitted, when not nil, limits which routes the proxy listener lets
+	// a CONNECT through to: only hosts listed here with the same TLS mode.
+	// Everything else about every route is still built. This is how a
+	// new host's listener chain, certificate and cluster reach Envoy before
+	// any agent can connect to it (see serve's two-step publish).
+	Admitted map[string]config.TLSMode
+}
+
+// Admitted is the set of hosts a policy lets through the proxy listener.
+func Admitted(p *config.Policy) map[string]config.TLSMode {
+	m := make(map[string]config.TLSMode, len(p.Routes))
+	for _, r := range p.Routes {
+		m[r.Host] = r.TLS
+	}
+	return m
 }
 
 // Resources are the Envoy resources of one bottle, each list in a
@@ -65,7 +80,7 @@ func Translate(in Input) (*Resources, error) {
 
 	proxy, err := proxyListener(in.ProxyAddress)
 	add(&out.Listeners, proxy, err)
-	add(&out.Routes, proxyRoutes(p), nil)
+	add(&out.Routes, proxyRoutes(p, in.Admitted), nil)
 
 	intercepted := 0
 	for _, r := range p.Routes {
@@ -122,9 +137,29 @@ func (r *Resources) Snapshot() (*cache.Snapshot, error) {
 }
 
 func (r *Resources) hash() (string, error) {
+	return hashResources(r.Listeners, r.Routes, r.Clusters, r.Secrets)
+}
+
+// SlotSnapshot holds a policy's slot values for the bottle's split-mode
+// ext_proc server, versioned by their content like the Envoy snapshot.
+func SlotSnapshot(p *config.Policy) (*cache.Snapshot, error) {
+	secrets, err := SlotSecrets(p)
+	if err != nil {
+		return nil, err
+	}
+	version, err := hashResources(secrets)
+	if err != nil {
+		return nil, err
+	}
+	return cache.NewSnapshot(version, map[resource.Type][]types.Resource{resource.SecretType: secrets})
+}
+
+// hashResources is a short content hash of resource lists; deterministic
+// marshalling makes equal content give equal versions.
+func hashResources(lists ...[]types.Resource) (string, error) {
 	h := sha256.New()
 	opts := proto.MarshalOptions{Deterministic: true}
-	for _, list := range [][]types.Resource{r.Listeners, r.Routes, r.Clusters, r.Secrets} {
+	for _, list := range lists {
 		for _, m := range list {
 			b, err := opts.Marshal(m)
 			if err != nil {
