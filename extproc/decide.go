@@ -18,6 +18,7 @@ func (s *Server) requestHeaders(ctx context.Context, b binding, bindErr error) *
 	}
 	if b.slot == "" {
 		s.logger.DebugContext(ctx, "ext_proc request", "host", b.host, "action", "strip")
+		s.observe("strip")
 		return stripResponse()
 	}
 	slot, d := s.usableSlot(b)
@@ -25,6 +26,7 @@ func (s *Server) requestHeaders(ctx context.Context, b binding, bindErr error) *
 		return s.deny(ctx, b, d)
 	}
 	s.logger.DebugContext(ctx, "ext_proc request", "host", b.host, "slot", b.slot, "action", "inject")
+	s.observe("inject")
 	return injectResponse(b.scheme, slot.Value)
 }
 
@@ -51,6 +53,7 @@ func (s *Server) usableSlot(b binding) (config.Slot, *denial) {
 // deny logs a refusal at warn (an operator should act on it) and builds the
 // local reply. Only the slot name and reason code are logged.
 func (s *Server) deny(ctx context.Context, b binding, d *denial) *extprocv3.ProcessingResponse {
+	s.observe("deny")
 	s.logger.LogAttrs(ctx, slog.LevelWarn, "ext_proc request denied",
 		slog.String("host", b.host), slog.String("slot", b.slot),
 		slog.String("action", "deny"), slog.String("reason", d.code),

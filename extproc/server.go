@@ -26,6 +26,9 @@ type Server struct {
 	logger *slog.Logger
 	now    func() time.Time
 	slots  atomic.Pointer[slotTable]
+	// observe counts decisions (inject, strip, deny) for metrics; set once
+	// before serving.
+	observe func(action string)
 }
 
 var _ extprocv3.ExternalProcessorServer = (*Server)(nil)
@@ -40,8 +43,12 @@ func New(logger *slog.Logger, now func() time.Time) *Server {
 	if now == nil {
 		now = time.Now
 	}
-	return &Server{logger: logger, now: now}
+	return &Server{logger: logger, now: now, observe: func(string) {}}
 }
+
+// SetObserver makes every decision call observe with its action ("inject",
+// "strip" or "deny"). Call it before Register.
+func (s *Server) SetObserver(observe func(action string)) { s.observe = observe }
 
 // Register registers the ExternalProcessor service on g.
 func (s *Server) Register(g *grpc.Server) {
