@@ -12,21 +12,28 @@ import (
 	"github.com/egressgate/egressgate/xds"
 )
 
-// compiled is one consistent generation of a bottle: the policy and the
-// snapshot made from it. Both are swapped together on reload.
+// compiled is one consistent generation of a bottle: the policy, the
+// snapshot for its Envoy, and the snapshot of slot values for a split-mode
+// ext_proc server. They are always replaced together.
 type compiled struct {
 	policy   *config.Policy
 	snapshot *cache.Snapshot
+	slots    *cache.Snapshot
+	// staged, when the generation admits hosts the served one did not, is
+	// the same configuration with only the already admitted hosts open on
+	// the proxy listener; nil otherwise.
+	staged *cache.Snapshot
 }
 
-// version is the snapshot version, a hash of the Envoy resources.
+// version is the Envoy snapshot version, a hash of the Envoy resources.
 func (c *compiled) version() string { return c.snapshot.GetVersion(resource.ListenerType) }
 
 // compile loads the manifest and its credentials and translates them. It is
-// the whole of steps 1–3 of DESIGN.md's data flow; a failure leaves nothing
-// changed.
-func compile(o *Options, ca *pki.CA, extProcAddr string, now time.Time) (*compiled, error) {
-	p, err := config.Load(o.Manifest, config.Options{CodexHome: o.CodexHome})
+// the whole of steps 1–3 of DESIGN.md's data flow; a failure changes
+// nothing. served is what the proxy listener admits now (nil before the
+// first load).
+func compile(cfg planeConfig, ca *pki.CA, manifest string, served map[string]config.TLSMode, now time.Time) (*compiled, error) {
+	p, err := config.Load(manifest, config.Options{CodexHome: cfg.codexHome})
 	if err != nil {
 		return nil, err
 	}
@@ -41,19 +48,44 @@ func compile(o *Options, ca *pki.CA, extProcAddr string, now time.Time) (*compil
 		}
 		leaves[r.Host] = xds.Certificate{CertPEM: leaf.CertPEM, KeyPEM: leaf.KeyPEM}
 	}
-	res, err := xds.Translate(xds.Input{
+	in := xds.Input{
 		Policy:         p,
 		Leaves:         leaves,
-		ProxyAddress:   o.ProxyListen,
-		ExtProcAddress: extProcAddr,
-		SystemCAFile:   o.SystemCAFile,
-	})
+		ProxyAddress:   cfg.proxyListen,
+		ExtProcAddress: cfg.extProcAddr,
+		SystemCAFile:   cfg.systemCAFile,
+	}
+	c := &compiled{policy: p}
+	if c.snapshot, err = snapshot(in); err != nil {
+		return nil, err
+	}
+	if c.slots, err = xds.SlotSnapshot(p); err != nil {
+		return nil, err
+	}
+	if served != nil && admitsMore(p, served) {
+		in.Admitted = served
+		if c.staged, err = snapshot(in); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+func snapshot(in xds.Input) (*cache.Snapshot, error) {
+	res, err := xds.Translate(in)
 	if err != nil {
 		return nil, err
 	}
-	snap, err := res.Snapshot()
-	if err != nil {
-		return nil, err
+	return res.Snapshot()
+}
+
+// admitsMore reports whether p opens a host (or a host in another TLS
+// mode) that served does not.
+func admitsMore(p *config.Policy, served map[string]config.TLSMode) bool {
+	for _, r := range p.Routes {
+		if mode, ok := served[r.Host]; !ok || mode != r.TLS {
+			return true
+		}
 	}
-	return &compiled{policy: p, snapshot: snap}, nil
+	return false
 }

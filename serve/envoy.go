@@ -14,29 +14,38 @@ import (
 	"github.com/egressgate/egressgate/xds"
 )
 
-// startEnvoy renders, validates and starts the bottle's Envoy. Its files
-// live in STATE_DIR/<node>/ so that several bottles can share a state dir.
-func startEnvoy(ctx context.Context, o *Options, node, xdsAddr string) (*envoy.Process, error) {
+// writeBootstrap renders the bootstrap of node's Envoy into
+// STATE_DIR/<node>/envoy.yaml (so several bottles can share a state dir),
+// mode 0600 because it holds the bottle's xDS token.
+func writeBootstrap(stateDir, node, xdsAddr, adminAddr, token string) (string, error) {
+	dir := filepath.Join(stateDir, node)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	params, err := bootstrapParams(node, xdsAddr, adminAddr)
+	if err != nil {
+		return "", err
+	}
+	params.XDSToken = token
+	boot, err := envoy.RenderBootstrap(params)
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "envoy.yaml")
+	return path, os.WriteFile(path, boot, 0o600)
+}
+
+// startEnvoy renders, validates and starts the bottle's Envoy.
+func startEnvoy(ctx context.Context, o *Options, node, xdsAddr, token string) (*envoy.Process, error) {
 	bin, err := envoy.FindBinary(o.EnvoyBin)
 	if err != nil {
 		return nil, err
 	}
-	dir := filepath.Join(o.StateDir, node)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
-	}
-	params, err := bootstrapParams(node, xdsAddr, o.EnvoyAdmin)
+	bootPath, err := writeBootstrap(o.StateDir, node, xdsAddr, o.EnvoyAdmin, token)
 	if err != nil {
 		return nil, err
 	}
-	boot, err := envoy.RenderBootstrap(params)
-	if err != nil {
-		return nil, err
-	}
-	bootPath := filepath.Join(dir, "envoy.yaml")
-	if err := os.WriteFile(bootPath, boot, 0o600); err != nil {
-		return nil, err
-	}
+	dir := filepath.Dir(bootPath)
 	if err := envoy.Validate(ctx, bin, bootPath); err != nil {
 		return nil, fmt.Errorf("envoy bootstrap %s: %w", bootPath, err)
 	}

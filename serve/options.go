@@ -1,5 +1,6 @@
-// Package serve runs one bottle's egress: the xDS and ext_proc servers and,
-// unless told otherwise, the Envoy that they configure.
+// Package serve runs egressgate's processes: `serve` (xDS, ext_proc and the
+// bottle's Envoy in one), `control` (xDS for several bottles) and `extproc`
+// (the ext_proc server of a split deployment).
 package serve
 
 import (
@@ -8,15 +9,31 @@ import (
 	"path/filepath"
 )
 
-// Options configure Run. The zero value of every field except Manifest has a
-// working default.
-type Options struct {
-	Manifest string
+// Common are the settings every mode shares.
+type Common struct {
 	StateDir string // default ./.egressgate
 	// Listen is the xDS (ADS) server address.
 	Listen string // default 127.0.0.1:18000
-	// ProxyListen is where Envoy accepts the agent's proxy connections.
+	// Admin serves /healthz, /readyz, /metrics and /status; "" disables it.
+	Admin string
+	// ProxyListen is where each bottle's Envoy accepts the agent's proxy
+	// connections.
 	ProxyListen string // default 127.0.0.1:3128
+	CodexHome   string
+	// SystemCAFile verifies upstreams whose route names no ca_file; it is
+	// a path on Envoy's file system.
+	SystemCAFile string // default /etc/ssl/certs/ca-certificates.crt
+
+	Stdout io.Writer
+	Logger *slog.Logger
+	// Reload delivers SIGHUP.
+	Reload <-chan struct{}
+}
+
+// Options configure Run (all-in-one).
+type Options struct {
+	Common
+	Manifest string
 	// ExtProcListen is where the built-in ext_proc server listens.
 	ExtProcListen string // default 127.0.0.1:0
 	// ExtProcAddress, when set, points Envoy at an ext_proc server run
@@ -26,35 +43,51 @@ type Options struct {
 	ExternalEnvoy  bool
 	// EnvoyAdmin is the Envoy admin address; port 0 picks a free one.
 	EnvoyAdmin string // default 127.0.0.1:0
-	CodexHome  string
-	// SystemCAFile verifies upstreams whose route names no ca_file.
-	SystemCAFile string // default /etc/ssl/certs/ca-certificates.crt
+}
 
-	Stdout io.Writer
-	Logger *slog.Logger
-	// Reload delivers SIGHUP.
-	Reload <-chan struct{}
+// ControlOptions configure RunControl.
+type ControlOptions struct {
+	Common
+	Manifests []string
+	// XDSAddress is the address each bottle's Envoy dials to reach this
+	// control plane, written into its bootstrap (default: Listen).
+	XDSAddress string
+	// ExtProcAddress is where each bottle's sidecar ext_proc server
+	// listens, as Envoy sees it.
+	ExtProcAddress string // default 127.0.0.1:9001
+	EnvoyAdmin     string // default 127.0.0.1:9901, in each bottle's bootstrap
+}
+
+func (c *Common) setDefaults() {
+	def(&c.StateDir, ".egressgate")
+	def(&c.Listen, "127.0.0.1:18000")
+	def(&c.ProxyListen, "127.0.0.1:3128")
+	def(&c.SystemCAFile, "/etc/ssl/certs/ca-certificates.crt")
+	if c.Stdout == nil {
+		c.Stdout = io.Discard
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if abs, err := filepath.Abs(c.StateDir); err == nil {
+		c.StateDir = abs
+	}
 }
 
 func (o *Options) setDefaults() {
-	def := func(s *string, v string) {
-		if *s == "" {
-			*s = v
-		}
-	}
-	def(&o.StateDir, ".egressgate")
-	def(&o.Listen, "127.0.0.1:18000")
-	def(&o.ProxyListen, "127.0.0.1:3128")
+	o.Common.setDefaults()
 	def(&o.ExtProcListen, "127.0.0.1:0")
 	def(&o.EnvoyAdmin, "127.0.0.1:0")
-	def(&o.SystemCAFile, "/etc/ssl/certs/ca-certificates.crt")
-	if o.Stdout == nil {
-		o.Stdout = io.Discard
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	if abs, err := filepath.Abs(o.StateDir); err == nil {
-		o.StateDir = abs
+}
+
+func (o *ControlOptions) setDefaults() {
+	o.Common.setDefaults()
+	def(&o.ExtProcAddress, "127.0.0.1:9001")
+	def(&o.EnvoyAdmin, "127.0.0.1:9901")
+}
+
+func def(s *string, v string) {
+	if *s == "" {
+		*s = v
 	}
 }

@@ -4,15 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-	"net"
 	"time"
 
-	"google.golang.org/grpc"
-
+	"github.com/egressgate/egressgate/config"
+	"github.com/egressgate/egressgate/envoy"
 	"github.com/egressgate/egressgate/extproc"
-	"github.com/egressgate/egressgate/pki"
-	"github.com/egressgate/egressgate/xds"
 )
 
 // readyTimeout bounds start-up: Envoy starting, fetching and acknowledging
@@ -20,24 +16,14 @@ import (
 // will, and the user is better served by an error than by waiting.
 const readyTimeout = time.Minute
 
-// Run serves until ctx is done (clean stop, nil error) or something it
-// depends on fails (an error whose first line says what).
+// Run is `egressgate serve`: one bottle, its xDS and ext_proc servers and
+// its Envoy. It returns nil after a clean stop (ctx done) or an error whose
+// first line says what failed.
 func Run(ctx context.Context, o Options) error {
 	o.setDefaults()
 	log := o.Logger
-	ca, err := pki.LoadOrCreateCA(o.StateDir, time.Now())
-	if err != nil {
-		return err
-	}
-
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	xdsServer := xds.NewServer(ctx, log)
-	xdsAddr, stopXDS, err := serveGRPC(o.Listen, xdsServer.Register, log)
-	if err != nil {
-		return fmt.Errorf("xds server: %w", err)
-	}
-	defer stopXDS()
 
 	extProcAddr, ep := o.ExtProcAddress, (*extproc.Server)(nil)
 	if extProcAddr == "" {
@@ -49,62 +35,84 @@ func Run(ctx context.Context, o Options) error {
 		defer stop()
 		extProcAddr = addr
 	}
-
-	b := &bottle{opts: &o, log: log, ca: ca, xds: xdsServer, extProc: ep, extProcAddr: extProcAddr}
-	if err := b.apply(ctx); err != nil {
+	cfg := planeConfig{mode: "serve", proxyListen: o.ProxyListen, extProcAddr: extProcAddr, systemCAFile: o.SystemCAFile, codexHome: o.CodexHome}
+	cp, err := startControlPlane(ctx, &o.Common, cfg, []string{o.Manifest})
+	if err != nil {
 		return err
 	}
-	node := b.current.policy.Name
+	defer cp.stop()
+	if ep != nil {
+		ep.SetObserver(cp.metrics.ExtProcDecision)
+		cp.localSlots = func(_ string, slots []config.Slot) { ep.SetSlots(slots) }
+	}
+	if err := cp.loadAll(ctx); err != nil {
+		return err
+	}
+	node := cp.policies()[0].Name
+	logSlots(log, cp.policies()[0])
 
+	adminAddr, err := cp.obs.serveAdmin(ctx, o.Admin, cp.status, log)
+	if err != nil {
+		return fmt.Errorf("admin endpoint: %w", err)
+	}
+	proc, err := cp.runEnvoy(ctx, &o, node)
+	if err != nil {
+		return err
+	}
 	var envoyDone <-chan struct{}
-	if !o.ExternalEnvoy {
-		proc, err := startEnvoy(ctx, &o, node, xdsAddr)
-		if err != nil {
-			return err
-		}
+	if proc != nil {
+		// Deferred after cancel, so it runs first: Envoy is stopped, and
+		// waited for, before Run returns.
 		defer stopEnvoy(proc, log)
 		envoyDone = proc.Done()
-		if err := waitReady(ctx, xdsServer, node, proc); err != nil {
-			return err
-		}
-	} else {
-		log.Info("waiting for an external envoy", "node", node, "xds", xdsAddr)
-		if err := xdsServer.WaitAcked(ctx, node); err != nil {
-			return err
-		}
 	}
-	fmt.Fprintf(o.Stdout, "egressgate ready: bottle %s, proxy %s, xds %s, config %s\n",
-		node, o.ProxyListen, xdsAddr, b.current.version())
+	if err := cp.follow(ctx, o.Reload); err != nil {
+		return err
+	}
+	go cp.warnExpiry(ctx)
+	cp.obs.ready.Store(true)
+	fmt.Fprintf(o.Stdout, "egressgate ready: bottle %s, proxy %s, xds %s, admin %s, config %s\n",
+		node, o.ProxyListen, cp.xdsAddr, orNone(adminAddr), cp.status().Bottles[0].ConfigVersion)
 
-	for {
-		select {
-		case <-ctx.Done():
-			log.Info("stopping", "reason", context.Cause(ctx))
-			return nil
-		case <-envoyDone:
-			return errors.New("envoy exited unexpectedly; see its log in the state dir")
-		case <-o.Reload:
-			if err := b.apply(ctx); err != nil {
-				// The last good policy keeps serving.
-				log.Error("reload failed; keeping the previous configuration", "error", err)
-			}
-		}
+	select {
+	case <-ctx.Done():
+		log.Info("stopping", "reason", context.Cause(ctx))
+		return nil
+	case <-envoyDone:
+		return errors.New("envoy exited unexpectedly; see its log in the state dir")
 	}
 }
 
-// serveGRPC listens on addr and serves the services register adds, until
-// the returned stop is called.
-func serveGRPC(addr string, register func(g grpcRegistrar), log *slog.Logger) (string, func(), error) {
-	lis, err := net.Listen("tcp", addr)
+// runEnvoy starts the bottle's Envoy with its xDS token, and waits until it
+// has acknowledged the configuration. For an external Envoy it writes the
+// bootstrap, waits the same way, and returns no process.
+func (cp *controlPlane) runEnvoy(ctx context.Context, o *Options, node string) (*envoy.Process, error) {
+	token, _, err := cp.auth.EnsureToken(o.StateDir, node, time.Now())
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
-	g := newGRPCServer()
-	register(g)
-	go func() {
-		if err := g.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-			log.Error("grpc server stopped", "addr", lis.Addr().String(), "error", err)
+	if o.ExternalEnvoy {
+		path, err := writeBootstrap(o.StateDir, node, cp.xdsAddr, o.EnvoyAdmin, token)
+		if err != nil {
+			return nil, err
 		}
-	}()
-	return lis.Addr().String(), g.Stop, nil
+		cp.log.Info("waiting for an external envoy", "node", node, "xds", cp.xdsAddr, "bootstrap", path)
+		return nil, cp.xds.WaitAcked(ctx, node)
+	}
+	proc, err := startEnvoy(ctx, o, node, cp.xdsAddr, token)
+	if err != nil {
+		return nil, err
+	}
+	if err := waitReady(ctx, cp.xds, node, proc); err != nil {
+		stopEnvoy(proc, cp.log)
+		return nil, err
+	}
+	return proc, nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
 }

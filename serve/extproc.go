@@ -1,0 +1,131 @@
+package serve
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/egressgate/egressgate/admin"
+	"github.com/egressgate/egressgate/config"
+	"github.com/egressgate/egressgate/extproc"
+	"github.com/egressgate/egressgate/slotsync"
+	"github.com/egressgate/egressgate/xds"
+)
+
+// ExtProcOptions configure RunExtProc.
+type ExtProcOptions struct {
+	Node      string // the bottle name
+	XDS       string // the control plane's xDS address
+	TokenFile string // the bottle's xDS token, STATE_DIR/tokens/<bottle>.jwt
+	Listen    string // default 127.0.0.1:9001
+	Admin     string
+
+	Stdout io.Writer
+	Logger *slog.Logger
+}
+
+// RunExtProc is `egressgate extproc`: the ext_proc server of a split
+// deployment, beside the bottle's Envoy. Its slot values arrive over xDS
+// from `egressgate control`, on the same push path as Envoy's routes; when
+// the control plane is away it keeps serving the last values it received.
+func RunExtProc(ctx context.Context, o ExtProcOptions) error {
+	def(&o.Listen, "127.0.0.1:9001")
+	if o.Stdout == nil {
+		o.Stdout = io.Discard
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Node == "" || o.XDS == "" || o.TokenFile == "" {
+		return fmt.Errorf("extproc needs --node, --xds and --token-file")
+	}
+	raw, err := os.ReadFile(o.TokenFile)
+	if err != nil {
+		return fmt.Errorf("xds token: %w", err)
+	}
+	token := strings.TrimSpace(string(raw))
+
+	obs := newObservability()
+	slots := &slotHolder{}
+	metrics := admin.NewMetrics(obs.registry, func() []admin.BottleSlots {
+		return []admin.BottleSlots{{Bottle: o.Node, Slots: slots.get()}}
+	})
+	ep := extproc.New(o.Logger.With("component", "extproc"), time.Now)
+	ep.SetObserver(metrics.ExtProcDecision)
+	addr, stop, err := serveGRPC(o.Listen, ep.Register, o.Logger)
+	if err != nil {
+		return fmt.Errorf("ext_proc server: %w", err)
+	}
+	defer stop()
+
+	conn, err := grpc.NewClient(o.XDS,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		// A control plane that vanishes without closing the connection
+		// must still be noticed, so the client reconnects when it is back.
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true}))
+	if err != nil {
+		return fmt.Errorf("xds client: %w", err)
+	}
+	defer conn.Close()
+	first := make(chan struct{})
+	var once sync.Once
+	syncErr := make(chan error, 1)
+	go func() {
+		syncErr <- slotsync.Run(ctx, conn, slotsync.Options{
+			Node:   &corev3.Node{Id: o.Node, Cluster: xds.ExtProcCluster},
+			Token:  token,
+			Logger: o.Logger,
+			OnSlots: func(s []config.Slot) {
+				ep.SetSlots(s)
+				slots.set(s)
+				once.Do(func() { close(first) })
+			},
+		})
+	}()
+	select {
+	case <-first:
+	case err := <-syncErr:
+		return fmt.Errorf("slot sync: %w", err)
+	case <-ctx.Done():
+		return nil
+	}
+	status := func() admin.Status {
+		return admin.Status{Mode: "extproc", Bottles: []admin.BottleStatus{{Name: o.Node, Slots: admin.SlotStatuses(slots.get())}}}
+	}
+	adminAddr, err := obs.serveAdmin(ctx, o.Admin, status, o.Logger)
+	if err != nil {
+		return fmt.Errorf("admin endpoint: %w", err)
+	}
+	obs.ready.Store(true)
+	fmt.Fprintf(o.Stdout, "egressgate extproc ready: bottle %s, ext_proc %s, xds %s, admin %s\n", o.Node, addr, o.XDS, orNone(adminAddr))
+	<-ctx.Done()
+	return nil
+}
+
+// slotHolder keeps the last slot set for status and metrics.
+type slotHolder struct {
+	mu    sync.Mutex
+	slots []config.Slot
+}
+
+func (h *slotHolder) set(s []config.Slot) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.slots = s
+}
+
+func (h *slotHolder) get() []config.Slot {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.slots
+}

@@ -1,0 +1,84 @@
+package serve
+
+import (
+	"context"
+	"time"
+
+	"github.com/egressgate/egressgate/watch"
+)
+
+// reloadDebounce coalesces a burst of file events (an editor's save, Codex
+// replacing auth.json) into one reload. It is most of the propagation
+// latency, so it is kept small.
+const reloadDebounce = 20 * time.Millisecond
+
+// follow reloads the plane whenever a file it was compiled from changes or
+// SIGHUP arrives, until ctx ends. The watched set follows the policies:
+// a manifest that starts naming a new ca_file or token_file gets it watched.
+func (p *plane) follow(ctx context.Context, hup <-chan struct{}) error {
+	w, err := watch.New(p.log, reloadDebounce)
+	if err != nil {
+		return err
+	}
+	go func() {
+		defer w.Close()
+		p.watchInputs(w)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-w.Changes():
+			case <-hup:
+			}
+			p.reloadAll(ctx)
+			p.watchInputs(w)
+		}
+	}()
+	return nil
+}
+
+func (p *plane) watchInputs(w *watch.Watcher) {
+	if err := w.Set(p.inputs()); err != nil {
+		p.log.Warn("cannot watch the manifest and credential files; reload with SIGHUP", "error", err)
+	}
+}
+
+// Credentials are warned about this long before they expire, so a person
+// can refresh the host login before the agent starts getting 503s.
+const (
+	expiryWarning = 15 * time.Minute
+	expiryCheck   = 30 * time.Second
+)
+
+// warnExpiry logs, once per credential value, when a slot is about to
+// expire and when it has expired.
+func (p *plane) warnExpiry(ctx context.Context) {
+	warned := map[string]bool{}
+	tick := time.NewTicker(expiryCheck)
+	defer tick.Stop()
+	for {
+		now := time.Now()
+		for _, pol := range p.policies() {
+			for _, s := range pol.Slots {
+				if s.Expiry.IsZero() || !s.Present() {
+					continue
+				}
+				left := s.Expiry.Sub(now)
+				key := pol.Name + "/" + s.String()
+				switch {
+				case left <= 0 && !warned[key+"/expired"]:
+					warned[key+"/expired"] = true
+					p.log.Error("credential expired; requests that need it get 503", "bottle", pol.Name, "slot", s.Name, "source", s.Source.String(), "fix", s.Source.Fix())
+				case left > 0 && left <= expiryWarning && !warned[key]:
+					warned[key] = true
+					p.log.Warn("credential expires soon", "bottle", pol.Name, "slot", s.Name, "source", s.Source.String(), "expires_in", left.Round(time.Second).String(), "fix", s.Source.Fix())
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}

@@ -1,0 +1,241 @@
+package serve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/egressgate/egressgate/admin"
+	"github.com/egressgate/egressgate/config"
+	"github.com/egressgate/egressgate/pki"
+	"github.com/egressgate/egressgate/xds"
+)
+
+// plane is the control plane of one or more bottles: it compiles each
+// bottle's manifest, serves the result over xDS, and delivers slot values
+// to the ext_proc server (in process, or over xDS to a sidecar).
+type plane struct {
+	cfg     planeConfig
+	log     *slog.Logger
+	ca      *pki.CA
+	xds     *xds.Server
+	metrics *admin.Metrics
+	// localSlots hands a bottle's slots to the in-process ext_proc server
+	// (serve); nil in control mode, where slots travel over xDS.
+	localSlots func(bottle string, slots []config.Slot)
+
+	mu      sync.Mutex
+	bottles []*bottle // in the order the manifests were given
+}
+
+// planeConfig is what every bottle's translation shares.
+type planeConfig struct {
+	mode         string // "serve" or "control"
+	proxyListen  string
+	extProcAddr  string
+	systemCAFile string
+	codexHome    string
+}
+
+// bottle is one manifest and the generation of it being served.
+type bottle struct {
+	manifest   string
+	name       string // fixed by the first good load
+	current    *compiled
+	lastReload time.Time
+	lastErr    error
+}
+
+func (p *plane) addManifests(manifests []string) {
+	for _, m := range manifests {
+		p.bottles = append(p.bottles, &bottle{manifest: m})
+	}
+}
+
+// loadAll is the first load: every bottle must compile, or nothing starts.
+func (p *plane) loadAll(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var errs []error
+	for _, b := range p.bottles {
+		errs = append(errs, p.apply(ctx, b))
+	}
+	return errors.Join(errs...)
+}
+
+// reloadAll recompiles every bottle. A bottle whose new generation fails
+// keeps serving its last good one; the failure is logged, counted and shown
+// in status.
+func (p *plane) reloadAll(ctx context.Context) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, b := range p.bottles {
+		if err := p.apply(ctx, b); err != nil {
+			p.log.Error("reload failed; keeping the previous configuration", "manifest", b.manifest, "error", err)
+		}
+	}
+}
+
+// apply compiles b afresh and, only if that succeeds, serves it. Slots go
+// out before routes: a new route never meets an old slot table (the
+// source check in extproc covers the reverse).
+func (p *plane) apply(ctx context.Context, b *bottle) error {
+	b.lastReload = time.Now()
+	next, err := p.compileChecked(b)
+	if err == nil {
+		err = p.publish(ctx, next)
+	}
+	if err != nil {
+		b.lastErr = err
+		p.metrics.ReloadFailed(b.label())
+		return err
+	}
+	if b.current == nil || b.current.version() != next.version() {
+		p.log.Info("configuration applied", "bottle", next.policy.Name, "version", next.version())
+	}
+	b.name, b.current, b.lastErr = next.policy.Name, next, nil
+	p.metrics.ReloadSucceeded(b.name)
+	return nil
+}
+
+func (p *plane) compileChecked(b *bottle) (*compiled, error) {
+	var served map[string]config.TLSMode
+	if b.current != nil {
+		served = xds.Admitted(b.current.policy)
+	}
+	next, err := compile(p.cfg, p.ca, b.manifest, served, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	name := next.policy.Name
+	if b.name != "" && name != b.name {
+		return nil, fmt.Errorf("%s: bottle name changed from %s to %s; restart egressgate to rename a bottle", b.manifest, b.name, name)
+	}
+	for _, other := range p.bottles {
+		if other != b && other.name == name {
+			return nil, fmt.Errorf("%s: bottle name %s is already used by %s", b.manifest, name, other.manifest)
+		}
+	}
+	return next, nil
+}
+
+// publish makes c the served generation, in an order that never lets a
+// request meet half of it: slot values first, then (when hosts are added)
+// everything but the new hosts' admission on the proxy listener, and once
+// Envoy has acknowledged that, the admission itself. Otherwise a CONNECT
+// to a new host could be accepted before Envoy can terminate its TLS.
+func (p *plane) publish(ctx context.Context, c *compiled) error {
+	name := c.policy.Name
+	if p.localSlots != nil {
+		p.localSlots(name, c.policy.Slots)
+	} else if err := p.xds.SetSnapshot(ctx, xds.ExtProcNode(name), c.slots); err != nil {
+		return err
+	}
+	if c.staged != nil && p.xds.Connected(name) {
+		if err := p.xds.SetSnapshot(ctx, name, c.staged); err != nil {
+			return err
+		}
+		wait, cancel := context.WithTimeout(ctx, stageTimeout)
+		err := p.xds.WaitAcked(wait, name)
+		cancel()
+		if err != nil {
+			// Publishing anyway is no worse than publishing in one step.
+			p.log.Warn("envoy did not confirm the staged configuration; publishing the rest", "bottle", name, "error", err)
+		}
+	}
+	return p.xds.SetSnapshot(ctx, name, c.snapshot)
+}
+
+// stageTimeout bounds the wait for Envoy to take the staged configuration;
+// it takes milliseconds when Envoy is healthy.
+const stageTimeout = 5 * time.Second
+
+// label names a bottle in metrics before its first good load.
+func (b *bottle) label() string {
+	if b.name != "" {
+		return b.name
+	}
+	return b.manifest
+}
+
+// inputs are the files whose change triggers a reload: every file the
+// served generations were compiled from, and each manifest even if it has
+// never loaded.
+func (p *plane) inputs() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var files []string
+	for _, b := range p.bottles {
+		files = append(files, config.ManifestInputs(b.manifest)...)
+		if b.current != nil {
+			files = append(files, b.current.policy.Inputs...)
+		}
+	}
+	slices.Sort(files)
+	return slices.Compact(files)
+}
+
+// policies returns the policies being served, in bottle order.
+func (p *plane) policies() []*config.Policy {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []*config.Policy
+	for _, b := range p.bottles {
+		if b.current != nil {
+			out = append(out, b.current.policy)
+		}
+	}
+	return out
+}
+
+// status is the plane as `egressgate status` shows it; no secret can reach
+// it, since it is built from names, sources and redacted slot forms only.
+func (p *plane) status() admin.Status {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st := admin.Status{Mode: p.cfg.mode}
+	for _, b := range p.bottles {
+		bs := admin.BottleStatus{Name: b.name, Manifest: b.manifest, LastReload: b.lastReload}
+		if b.lastErr != nil {
+			bs.LastReloadError = b.lastErr.Error()
+		}
+		if c := b.current; c != nil {
+			bs.ConfigVersion = c.version()
+			bs.AckedVersion = p.xds.Acked(b.name)
+			bs.EnvoyConnected = p.xds.Connected(b.name)
+			bs.Routes = admin.RouteStatuses(c.policy.Routes)
+			bs.Slots = admin.SlotStatuses(c.policy.Slots)
+		}
+		st.Bottles = append(st.Bottles, bs)
+	}
+	return st
+}
+
+// slots feeds the credential metrics.
+func (p *plane) slots() []admin.BottleSlots {
+	var out []admin.BottleSlots
+	for _, pol := range p.policies() {
+		out = append(out, admin.BottleSlots{Bottle: pol.Name, Slots: pol.Slots})
+	}
+	return out
+}
+
+// logSlots reports each slot's state at start-up, so a missing credential
+// shows up in the log before the agent trips over it.
+func logSlots(log *slog.Logger, p *config.Policy) {
+	now := time.Now()
+	for _, s := range p.Slots {
+		switch {
+		case !s.Present():
+			log.Warn("credential slot is empty", "bottle", p.Name, "slot", s.Name, "source", s.Source.String(), "fix", s.Source.Fix())
+		case s.Expired(now):
+			log.Warn("credential has expired", "bottle", p.Name, "slot", s.Name, "source", s.Source.String(), "fix", s.Source.Fix())
+		default:
+			log.Info("credential slot loaded", "bottle", p.Name, "slot", s.String(), "source", s.Source.String())
+		}
+	}
+}

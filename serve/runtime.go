@@ -1,0 +1,71 @@
+package serve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/egressgate/egressgate/admin"
+	"github.com/egressgate/egressgate/pki"
+	"github.com/egressgate/egressgate/xds"
+	"github.com/egressgate/egressgate/xdsauth"
+)
+
+// controlPlane is what serve and control share: the CA, the token
+// authority, the xDS server and the plane of bottles.
+type controlPlane struct {
+	*plane
+	auth    *xdsauth.Authority
+	obs     *observability
+	xdsAddr string
+	stop    func()
+}
+
+// startControlPlane loads the state dir, starts the authenticated xDS
+// server and compiles every manifest. Nothing is served to Envoy until
+// every manifest has compiled.
+func startControlPlane(ctx context.Context, c *Common, cfg planeConfig, manifests []string) (*controlPlane, error) {
+	ca, err := pki.LoadOrCreateCA(c.StateDir, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	auth, err := xdsauth.LoadOrCreateKey(c.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	obs := newObservability()
+	xdsServer := xds.NewServer(ctx, c.Logger, xdsauth.NewNodeGuard().Callbacks)
+	addr, stop, err := serveGRPC(c.Listen, xdsServer.Register, c.Logger,
+		grpc.StreamInterceptor(auth.StreamInterceptor(time.Now)),
+		grpc.UnaryInterceptor(auth.UnaryInterceptor(time.Now)))
+	if err != nil {
+		return nil, fmt.Errorf("xds server: %w", err)
+	}
+	p := &plane{cfg: cfg, log: c.Logger, ca: ca, xds: xdsServer}
+	p.metrics = admin.NewMetrics(obs.registry, p.slots)
+	p.addManifests(manifests)
+	cp := &controlPlane{plane: p, auth: auth, obs: obs, xdsAddr: addr, stop: stop}
+	return cp, nil
+}
+
+// serveGRPC listens on addr and serves the services register adds, until
+// the returned stop is called.
+func serveGRPC(addr string, register func(*grpc.Server), log *slog.Logger, opts ...grpc.ServerOption) (string, func(), error) {
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", nil, err
+	}
+	g := newGRPCServer(opts...)
+	register(g)
+	go func() {
+		if err := g.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			log.Error("grpc server stopped", "addr", lis.Addr().String(), "error", err)
+		}
+	}()
+	return lis.Addr().String(), g.Stop, nil
+}
