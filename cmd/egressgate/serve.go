@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/egressgate/egressgate/serve"
 )
@@ -19,41 +21,122 @@ func serveCommand() *cobra.Command {
 		Short: "Run the xDS and ext_proc servers and the bottle's Envoy",
 		Long: `Run the xDS and ext_proc servers and, unless --external-envoy, an Envoy child
 process configured by them. Prints a line containing "ready" once Envoy has
-acknowledged the configuration. SIGTERM stops egressgate and Envoy; SIGHUP
-reloads the manifest and host credentials.`,
+acknowledged the configuration. SIGTERM stops egressgate and Envoy; SIGHUP,
+or a change to the manifest or a credential file, reloads.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			hup := make(chan os.Signal, 1)
-			signal.Notify(hup, syscall.SIGHUP)
-			defer signal.Stop(hup)
-			reload := make(chan struct{})
-			go func() {
-				for range hup {
-					select {
-					case reload <- struct{}{}:
-					case <-cmd.Context().Done():
-						return
-					}
-				}
-			}()
-			o.Reload = reload
-			o.Stdout = cmd.OutOrStdout()
-			o.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: logLevel}))
+			wireProcess(cmd, &o.Common, logLevel)
 			return serve.Run(cmd.Context(), o)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.Manifest, "manifest", "", "bottle manifest (Markdown front matter or YAML)")
-	f.StringVar(&o.StateDir, "state-dir", ".egressgate", "directory for the bottle CA, keys and Envoy's files")
-	f.StringVar(&o.Listen, "listen", "127.0.0.1:18000", "xDS (ADS) server address")
-	f.StringVar(&o.ProxyListen, "proxy", "127.0.0.1:3128", "address of Envoy's proxy listener (the agent's HTTPS_PROXY)")
+	commonFlags(f, &o.Common, &logLevel)
 	f.StringVar(&o.EnvoyBin, "envoy", "", "Envoy binary (default $ENVOY_BIN, then envoy on PATH)")
-	f.BoolVar(&o.ExternalEnvoy, "external-envoy", false, "do not start Envoy; wait for one to connect")
+	f.BoolVar(&o.ExternalEnvoy, "external-envoy", false, "do not start Envoy; write its bootstrap to the state dir and wait for it to connect")
 	f.StringVar(&o.EnvoyAdmin, "envoy-admin", "127.0.0.1:0", "Envoy admin address (loopback; port 0 picks one)")
-	f.StringVar(&o.CodexHome, "codex-home", "", "Codex home holding auth.json (default $CODEX_HOME, then ~/.codex)")
 	f.StringVar(&o.ExtProcListen, "extproc-listen", "127.0.0.1:0", "address of the built-in ext_proc server")
 	f.StringVar(&o.ExtProcAddress, "extproc-address", "", "use the ext_proc server at this address instead of the built-in one")
-	f.TextVar(&logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
 	_ = cmd.MarkFlagRequired("manifest")
 	return cmd
+}
+
+func controlCommand() *cobra.Command {
+	var o serve.ControlOptions
+	var logLevel slog.Level
+	cmd := &cobra.Command{
+		Use:   "control --manifest FILE|DIR [--manifest …]",
+		Short: "Run the xDS server for several bottles (split deployment)",
+		Long: `Run only the xDS server, for every bottle named by --manifest (a file, or a
+directory of .md/.yaml manifests). Each bottle's Envoy and its ext_proc sidecar
+(egressgate extproc) run elsewhere and connect with the bottle's token; this
+writes STATE_DIR/<bottle>/envoy.yaml and STATE_DIR/tokens/<bottle>.jwt for them.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			wireProcess(cmd, &o.Common, logLevel)
+			return serve.RunControl(cmd.Context(), o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVar(&o.Manifests, "manifest", nil, "bottle manifest, or a directory of them (repeatable)")
+	commonFlags(f, &o.Common, &logLevel)
+	f.StringVar(&o.XDSAddress, "xds-address", "", "address the bottles' Envoys dial for xDS, written into their bootstraps (default: --listen)")
+	f.StringVar(&o.ExtProcAddress, "extproc-address", "127.0.0.1:9001", "address of each bottle's ext_proc sidecar, as its Envoy sees it")
+	f.StringVar(&o.EnvoyAdmin, "envoy-admin", "127.0.0.1:9901", "Envoy admin address written into the bootstraps")
+	_ = cmd.MarkFlagRequired("manifest")
+	return cmd
+}
+
+func extprocCommand() *cobra.Command {
+	var o serve.ExtProcOptions
+	var logLevel slog.Level
+	cmd := &cobra.Command{
+		Use:   "extproc --node BOTTLE --xds ADDR --token-file FILE",
+		Short: "Run the ext_proc server beside a bottle's Envoy (split deployment)",
+		Long: `Run the ext_proc server that strips agent credentials and injects the host's,
+receiving the bottle's credential slots over xDS from egressgate control.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.Stdout = cmd.OutOrStdout()
+			o.Logger = newLogger(cmd, logLevel)
+			return serve.RunExtProc(cmd.Context(), o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Node, "node", "", "the bottle name (its Envoy's node id)")
+	f.StringVar(&o.XDS, "xds", "", "address of egressgate control's xDS server")
+	f.StringVar(&o.TokenFile, "token-file", "", "the bottle's xDS token (written by control as STATE_DIR/tokens/BOTTLE.jwt)")
+	f.StringVar(&o.Listen, "listen", "127.0.0.1:9001", "address of the ext_proc gRPC server")
+	f.StringVar(&o.Admin, "admin", "", "admin address for /healthz, /readyz, /metrics, /status (\"\" disables)")
+	f.TextVar(&logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
+	for _, name := range []string{"node", "xds", "token-file"} {
+		_ = cmd.MarkFlagRequired(name)
+	}
+	return cmd
+}
+
+// commonFlags are the flags serve and control share.
+func commonFlags(f *pflag.FlagSet, c *serve.Common, logLevel *slog.Level) {
+	f.StringVar(&c.StateDir, "state-dir", ".egressgate", "directory for the bottle CA, xDS keys and tokens, and Envoy's files")
+	f.StringVar(&c.Listen, "listen", "127.0.0.1:18000", "xDS (ADS) server address")
+	f.StringVar(&c.Admin, "admin", defaultAdminAddr, "admin address for /healthz, /readyz, /metrics, /status (\"\" disables)")
+	f.StringVar(&c.ProxyListen, "proxy", "127.0.0.1:3128", "address of Envoy's proxy listener (the agent's HTTPS_PROXY)")
+	f.StringVar(&c.CodexHome, "codex-home", "", "Codex home holding auth.json (default $CODEX_HOME, then ~/.codex)")
+	f.StringVar(&c.SystemCAFile, "system-ca", "/etc/ssl/certs/ca-certificates.crt", "CA bundle, on Envoy's file system, that verifies upstreams")
+	f.TextVar(logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
+}
+
+// wireProcess connects a long-running command to its process: output,
+// logger, and SIGHUP as reload requests.
+func wireProcess(cmd *cobra.Command, c *serve.Common, logLevel slog.Level) {
+	c.Stdout = cmd.OutOrStdout()
+	c.Logger = newLogger(cmd, logLevel)
+	c.Reload = hangups(cmd.Context())
+}
+
+func newLogger(cmd *cobra.Command, level slog.Level) *slog.Logger {
+	return slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+}
+
+// hangups turns SIGHUP into reload requests until ctx ends. A burst of
+// signals collapses into one pending reload.
+func hangups(ctx context.Context) <-chan struct{} {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGHUP)
+	reload := make(chan struct{}, 1)
+	go func() {
+		defer signal.Stop(sig)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-sig:
+				select {
+				case reload <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+	return reload
 }
