@@ -6,7 +6,7 @@ TOOLS := $(CURDIR)/.tools/bin
 export ENVOY_BIN ?= $(TOOLS)/envoy
 MANIFEST ?= examples/quickstart.md
 
-.PHONY: setup run test lint unit integration golden
+.PHONY: setup run test lint bench golden
 
 setup:
 	@scripts/setup.sh
@@ -24,6 +24,10 @@ lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
 	go vet ./...
 	$(TOOLS)/staticcheck ./...
+
+# Propagation benchmark: host change → served, p50/p99 over 100 trials.
+bench: setup
+	go test ./integration -run '^$$' -bench Propagation -benchtime 100x -count 1
 
 # Rewrites the xDS golden files; review the diff before committing.
 golden:
