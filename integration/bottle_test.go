@@ -29,16 +29,25 @@ const startTimeout = 60 * time.Second
 
 type bottleOptions struct {
 	manifest       string // manifest text
+	manifestPath   string // write the manifest here (to edit it later); default a temp file
 	codexHome      string
 	stateDir       string // reuse to test restarts; default a fresh temp dir
 	extProcAddress string // point Envoy at this ext_proc instead of the built-in one
 }
 
-// bottle is a running `egressgate serve` with its Envoy.
-type bottle struct {
-	t        *testing.T
+// egress is what an agent needs to use a running egress: the proxy address
+// and the state dir holding the bottle CA.
+type egress struct {
 	proxy    string // the agent's HTTPS_PROXY host:port
 	stateDir string
+}
+
+// bottle is a running `egressgate serve` with its Envoy.
+type bottle struct {
+	egress
+	t        testing.TB
+	admin    string // egressgate's admin address, from the ready line
+	manifest string // the manifest's path
 	cmd      *exec.Cmd
 	stdout   lockedBuffer
 	stderr   lockedBuffer
@@ -65,7 +74,7 @@ func (b *lockedBuffer) String() string {
 	return b.buf.String()
 }
 
-func freePort(t *testing.T) string {
+func freePort(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -74,16 +83,41 @@ func freePort(t *testing.T) string {
 	return addr
 }
 
-func writeManifest(t *testing.T, text string) string {
+func writeManifest(t testing.TB, text string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "bottle.md")
-	require.NoError(t, os.WriteFile(path, []byte(text), 0o644))
+	replaceFile(t, path, text)
 	return path
+}
+
+// replaceFile writes path the way editors and Codex do: a new file renamed
+// over the old one, so a reader never sees half a file.
+func replaceFile(t testing.TB, path, text string) {
+	t.Helper()
+	tmp := path + ".tmp"
+	require.NoError(t, os.WriteFile(tmp, []byte(text), 0o600))
+	require.NoError(t, os.Rename(tmp, path))
+}
+
+// readyField returns the value after "NAME " in the ready line, e.g. the
+// admin address in "…, admin 127.0.0.1:41234, …".
+func readyField(stdout, name string) string {
+	for _, line := range strings.Split(stdout, "\n") {
+		if !strings.Contains(line, "ready") {
+			continue
+		}
+		for _, part := range strings.Split(line, ", ") {
+			if v, ok := strings.CutPrefix(part, name+" "); ok {
+				return strings.TrimSpace(v)
+			}
+		}
+	}
+	return ""
 }
 
 // launch starts `egressgate args...` with Envoy available and returns the
 // process; it does not wait for anything.
-func launch(t *testing.T, b *bottle, args ...string) {
+func launch(t testing.TB, b *bottle, args ...string) {
 	t.Helper()
 	b.cmd = exec.Command(egressgateBin, args...)
 	b.cmd.Env = append(os.Environ(), "ENVOY_BIN="+testenv.EnvoyBinary(t))
@@ -108,16 +142,22 @@ func launch(t *testing.T, b *bottle, args ...string) {
 	b.readyCh = ready
 }
 
-func startBottle(t *testing.T, o bottleOptions) *bottle {
+func startBottle(t testing.TB, o bottleOptions) *bottle {
 	t.Helper()
-	b := &bottle{t: t, proxy: freePort(t), stateDir: o.stateDir}
+	b := &bottle{t: t, egress: egress{proxy: freePort(t), stateDir: o.stateDir}}
 	if b.stateDir == "" {
 		b.stateDir = t.TempDir()
 	}
+	b.manifest = o.manifestPath
+	if b.manifest == "" {
+		b.manifest = filepath.Join(t.TempDir(), "bottle.yaml")
+	}
+	replaceFile(t, b.manifest, o.manifest)
 	args := []string{"serve",
-		"--manifest", writeManifest(t, o.manifest),
+		"--manifest", b.manifest,
 		"--state-dir", b.stateDir,
 		"--listen", "127.0.0.1:0",
+		"--admin", "127.0.0.1:0",
 		"--proxy", b.proxy,
 		"--log-level", "debug",
 	}
@@ -127,6 +167,22 @@ func startBottle(t *testing.T, o bottleOptions) *bottle {
 	if o.extProcAddress != "" {
 		args = append(args, "--extproc-address", o.extProcAddress)
 	}
+	b.run(args...)
+	return b
+}
+
+// startProcess runs `egressgate args...` until it prints "ready"; it is
+// stopped with SIGTERM when the test ends.
+func startProcess(t *testing.T, stateDir string, args ...string) *bottle {
+	t.Helper()
+	b := &bottle{t: t, egress: egress{stateDir: stateDir}}
+	b.run(args...)
+	return b
+}
+
+func (b *bottle) run(args ...string) {
+	t := b.t
+	t.Helper()
 	launch(t, b, args...)
 	t.Cleanup(func() {
 		b.stop()
@@ -136,14 +192,14 @@ func startBottle(t *testing.T, o bottleOptions) *bottle {
 	})
 	select {
 	case <-b.readyCh:
+		b.admin = readyField(b.stdout.String(), "admin")
 	case <-b.exited:
 		b.dumpLogs()
-		t.Fatalf("egressgate exited before ready: %v", b.exitErr)
+		t.Fatalf("egressgate %s exited before ready: %v", args[0], b.exitErr)
 	case <-time.After(startTimeout):
 		b.dumpLogs()
-		t.Fatalf("egressgate not ready after %s", startTimeout)
+		t.Fatalf("egressgate %s not ready after %s", args[0], startTimeout)
 	}
-	return b
 }
 
 // stop sends SIGTERM and waits for a clean exit.
@@ -187,7 +243,7 @@ func tail(b []byte, n int) []byte {
 
 // agent is an HTTP client configured the way a bottle's agent is: all
 // traffic through HTTPS_PROXY, trusting only the bottle CA in STATE_DIR/ca.pem.
-func (b *bottle) agent(t *testing.T, http2 bool) *http.Client {
+func (b egress) agent(t testing.TB, http2 bool) *http.Client {
 	t.Helper()
 	pem, err := os.ReadFile(filepath.Join(b.stateDir, "ca.pem"))
 	require.NoError(t, err)
@@ -208,7 +264,7 @@ func (b *bottle) agent(t *testing.T, http2 bool) *http.Client {
 	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
 }
 
-func readAll(t *testing.T, r io.Reader) string {
+func readAll(t testing.TB, r io.Reader) string {
 	t.Helper()
 	b, err := io.ReadAll(r)
 	require.NoError(t, err)

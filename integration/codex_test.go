@@ -20,14 +20,14 @@ type hostLogin struct {
 
 // fakeJWT signs claims with a throwaway key: egressgate never verifies the
 // signature (it is not the issuer), only reads exp and the account claim.
-func fakeJWT(t *testing.T, claims jwt.MapClaims) string {
+func fakeJWT(t testing.TB, claims jwt.MapClaims) string {
 	t.Helper()
 	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte("throwaway-test-key"))
 	require.NoError(t, err)
 	return s
 }
 
-func newHostLogin(t *testing.T, exp time.Time) *hostLogin {
+func newHostLogin(t testing.TB, exp time.Time) *hostLogin {
 	t.Helper()
 	access := fakeJWT(t, jwt.MapClaims{
 		"exp": exp.Unix(),
@@ -52,7 +52,7 @@ func newHostLogin(t *testing.T, exp time.Time) *hostLogin {
 	return &hostLogin{home: home, accessToken: access}
 }
 
-func writeAuthJSON(t *testing.T, home string, v any) {
+func writeAuthJSON(t testing.TB, home string, v any) {
 	t.Helper()
 	b, err := json.MarshalIndent(v, "", "  ")
 	require.NoError(t, err)

@@ -46,6 +46,24 @@ func TestDataPath(t *testing.T) {
 	login := newHostLogin(t, time.Now().Add(time.Hour))
 	b := startBottle(t, bottleOptions{manifest: codexManifest(true, up, pki), codexHome: login.home})
 
+	coreDataPath(t, b.egress, up, login)
+
+	// Runs after every request above: the host token (and the refresh
+	// token it came with) must appear in none of egressgate's output nor
+	// Envoy's log, even at debug level.
+	t.Run("host credentials never logged", func(t *testing.T) {
+		logs := b.stdout.String() + b.stderr.String() + readFile(t, b.envoyLog())
+		require.Contains(t, logs, "ext_proc request", "debug logs were captured")
+		assert.NotContains(t, logs, login.accessToken)
+		assert.NotContains(t, logs, "rt-host-refresh-secret")
+	})
+
+}
+
+// coreDataPath is the data path every deployment must honour, whatever
+// runs the control plane: injection with streaming over both HTTP versions,
+// stripping, and the refusals.
+func coreDataPath(t *testing.T, b egress, up *upstream, login *hostLogin) {
 	for _, h2 := range []bool{false, true} {
 		name := map[bool]string{false: "HTTP/1.1", true: "HTTP/2"}[h2]
 		t.Run("codex token injected over "+name, func(t *testing.T) {
@@ -134,16 +152,6 @@ func TestDataPath(t *testing.T) {
 		}
 	})
 
-	// Runs after every request above: the host token (and the refresh
-	// token it came with) must appear in none of egressgate's output nor
-	// Envoy's log, even at debug level.
-	t.Run("host credentials never logged", func(t *testing.T) {
-		logs := b.stdout.String() + b.stderr.String() + readFile(t, b.envoyLog())
-		require.Contains(t, logs, "ext_proc request", "debug logs were captured")
-		assert.NotContains(t, logs, login.accessToken)
-		assert.NotContains(t, logs, "rt-host-refresh-secret")
-	})
-
 	t.Run("plain http to an allowed host refused", func(t *testing.T) {
 		resp, err := proxiedPlainGet(t, b.proxy, "http://chatgpt.com/backend-api/codex/responses")
 		require.NoError(t, err)
@@ -176,7 +184,7 @@ func assertNoValueContains(t *testing.T, h http.Header, needle string) {
 	}
 }
 
-func lastRequestTo(t *testing.T, up *upstream, path string) seenRequest {
+func lastRequestTo(t testing.TB, up *upstream, path string) seenRequest {
 	t.Helper()
 	seen := up.requests()
 	for i := len(seen) - 1; i >= 0; i-- {
@@ -201,6 +209,10 @@ func rawConnect(t *testing.T, proxy, authority string) (int, http.Header, string
 	resp, err := http.ReadResponse(bufio.NewReader(conn), &http.Request{Method: http.MethodConnect})
 	require.NoError(t, err)
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusOK {
+		// An accepted CONNECT is a tunnel: there is no body to read.
+		return resp.StatusCode, resp.Header, ""
+	}
 	return resp.StatusCode, resp.Header, readAll(t, resp.Body)
 }
 

@@ -153,14 +153,14 @@ func runEgressgate(t *testing.T, args ...string) (int, string, string) {
 	}
 }
 
-func readFile(t *testing.T, path string) string {
+func readFile(t testing.TB, path string) string {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	require.NoError(t, err)
 	return string(b)
 }
 
-func copyFile(t *testing.T, from, to string) {
+func copyFile(t testing.TB, from, to string) {
 	t.Helper()
 	require.NoError(t, os.WriteFile(to, []byte(readFile(t, from)), 0o600))
 }

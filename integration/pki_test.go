@@ -24,7 +24,7 @@ type upstreamPKI struct {
 	cert   tls.Certificate
 }
 
-func newUpstreamPKI(t *testing.T, hosts ...string) *upstreamPKI {
+func newUpstreamPKI(t testing.TB, hosts ...string) *upstreamPKI {
 	t.Helper()
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)

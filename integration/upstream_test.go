@@ -30,7 +30,7 @@ type upstream struct {
 // sseEvents is what the stand-in streams for a Codex responses call.
 var sseEvents = []string{"response.created", "response.output_text.delta", "response.completed"}
 
-func newUpstream(t *testing.T, pki *upstreamPKI) *upstream {
+func newUpstream(t testing.TB, pki *upstreamPKI) *upstream {
 	t.Helper()
 	u := &upstream{}
 	u.srv = httptest.NewUnstartedServer(http.HandlerFunc(u.serve))

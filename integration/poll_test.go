@@ -1,0 +1,71 @@
+package integration
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/egressgate/egressgate/admin"
+)
+
+// eventually polls cond until it holds or the deadline passes. It is how
+// these tests wait: on a condition, never on a sleep.
+func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", within, what)
+		}
+		time.Sleep(10 * time.Millisecond) // poll interval, not synchronisation
+	}
+}
+
+// status fetches egressgate's /status.
+func status(t testing.TB, adminAddr string) admin.Status {
+	t.Helper()
+	resp, err := http.Get("http://" + adminAddr + "/status")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	var st admin.Status
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&st))
+	return st
+}
+
+// childPIDs lists the children of pid, from every thread's children file:
+// egressgate starts Envoy from a thread of its own.
+func childPIDs(t *testing.T, pid int) []int {
+	t.Helper()
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	require.NoError(t, err)
+	var out []int
+	for _, f := range tasks {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, field := range strings.Fields(string(data)) {
+			if n, err := strconv.Atoi(field); err == nil {
+				out = append(out, n)
+			}
+		}
+	}
+	return out
+}
+
+// envoyPID is the PID of the bottle's Envoy child.
+func (b *bottle) envoyPID(t *testing.T) int {
+	t.Helper()
+	kids := childPIDs(t, b.cmd.Process.Pid)
+	require.Len(t, kids, 1, "egressgate should have exactly one child, its Envoy")
+	return kids[0]
+}

@@ -1,0 +1,190 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/egressgate/egressgate/envoy"
+	"github.com/egressgate/egressgate/internal/testenv"
+	"github.com/egressgate/egressgate/xdsauth"
+)
+
+// splitDeployment is `egressgate control` for two bottles, and for bottle
+// "itest" its ext_proc sidecar and its Envoy: three processes, as in a
+// container deployment.
+type splitDeployment struct {
+	egress
+	control    *bottle
+	controlArg []string
+	extproc    *bottle
+	envoy      *envoy.Process
+	xds        string
+}
+
+const otherBottleSecret = "bottle-b-secret-must-stay-in-b"
+
+func startSplit(t *testing.T, manifestA string, codexHome string) *splitDeployment {
+	t.Helper()
+	state := t.TempDir()
+	dir := t.TempDir()
+	pathA := filepath.Join(dir, "a.md")
+	replaceFile(t, pathA, manifestA)
+	tokenB := filepath.Join(dir, "b-token")
+	replaceFile(t, tokenB, otherBottleSecret)
+	replaceFile(t, filepath.Join(dir, "b.yaml"), fmt.Sprintf(
+		"name: other\negress:\n  routes:\n    - host: b-only.example.test\n      auth: {scheme: Bearer, token_file: %q}\n", tokenB))
+
+	d := &splitDeployment{egress: egress{proxy: freePort(t), stateDir: state}, xds: freePort(t)}
+	extProcAddr := freePort(t)
+	d.controlArg = []string{"control", "--manifest", pathA, "--manifest", filepath.Join(dir, "b.yaml"),
+		"--state-dir", state, "--listen", d.xds, "--admin", "127.0.0.1:0", "--proxy", d.proxy,
+		"--extproc-address", extProcAddr, "--envoy-admin", "127.0.0.1:0", "--codex-home", codexHome, "--log-level", "debug"}
+	d.control = startProcess(t, state, d.controlArg...)
+	d.extproc = startProcess(t, state, "extproc", "--node", "itest", "--xds", d.xds,
+		"--token-file", filepath.Join(state, "tokens", "itest.jwt"), "--listen", extProcAddr, "--admin", "127.0.0.1:0", "--log-level", "debug")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	proc, err := envoy.Start(ctx, envoy.Options{
+		Bin:              testenv.EnvoyBinary(t),
+		ConfigPath:       filepath.Join(state, "itest", "envoy.yaml"),
+		LogPath:          filepath.Join(state, "itest", "envoy.log"),
+		AdminAddressPath: filepath.Join(state, "itest", "envoy-admin.txt"),
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = proc.Stop(context.Background()) })
+	readyCtx, readyCancel := context.WithTimeout(ctx, startTimeout)
+	defer readyCancel()
+	require.NoError(t, proc.WaitReady(readyCtx), "envoy: %s", proc.LogTail(30))
+	d.envoy = proc
+	return d
+}
+
+func TestSplitDeployment(t *testing.T) {
+	pki := newUpstreamPKI(t, append(testHosts, "new.example.test")...)
+	up := newUpstream(t, pki)
+	login := newHostLogin(t, time.Now().Add(time.Hour))
+	d := startSplit(t, codexManifest(true, up, pki), login.home)
+
+	coreDataPath(t, d.egress, up, login)
+
+	t.Run("streams without the bottle's token are refused", func(t *testing.T) {
+		other, err := xdsauth.LoadOrCreateKey(t.TempDir())
+		require.NoError(t, err)
+		forged, err := other.Mint("itest", time.Now(), time.Hour)
+		require.NoError(t, err)
+		tokenB := strings.TrimSpace(readFile(t, filepath.Join(d.stateDir, "tokens", "other.jwt")))
+		for name, token := range map[string]string{"no token": "", "forged token": forged, "other bottle's token": tokenB} {
+			_, err := fetchClusters(t, d.xds, token, "itest")
+			assert.Error(t, err, name)
+		}
+		// Bottle B's own token gets B's configuration, and nothing of A's.
+		names, err := fetchClusters(t, d.xds, tokenB, "other")
+		require.NoError(t, err)
+		assert.Contains(t, names, "upstream/b-only.example.test")
+		assert.NotContains(t, names, "upstream/chatgpt.com")
+	})
+
+	t.Run("bottle A never receives bottle B's routes or slots", func(t *testing.T) {
+		admin, err := d.envoy.AdminAddress(context.Background())
+		require.NoError(t, err)
+		resp, err := http.Get("http://" + admin + "/config_dump?include_eds")
+		require.NoError(t, err)
+		dump, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.NoError(t, err)
+		assert.Contains(t, string(dump), "chatgpt.com")
+		assert.NotContains(t, string(dump), "b-only.example.test")
+		assert.NotContains(t, string(dump), otherBottleSecret)
+		assert.NotContains(t, string(dump), login.accessToken, "slot values go to ext_proc, not Envoy")
+
+		slots := status(t, d.extproc.admin).Bottles[0].Slots
+		require.Len(t, slots, 1)
+		assert.Equal(t, "EGRESS_TOKEN_0", slots[0].Name)
+		assert.Contains(t, slots[0].Source, "auth.json")
+	})
+
+	t.Run("envoy keeps serving while the control plane restarts", func(t *testing.T) {
+		pid := d.envoy.PID()
+		d.control.stop()
+		require.NoError(t, d.control.exitErr)
+		client := d.agent(t, true)
+		req, err := http.NewRequest(http.MethodGet, "https://chatgpt.com/backend-api/while-away", nil)
+		require.NoError(t, err)
+		resp, err := client.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		assert.Equal(t, "Bearer "+login.accessToken, lastRequestTo(t, up, "/backend-api/while-away").Header.Get("Authorization"))
+
+		// A route added while the control plane is down arrives once it is
+		// back, on the same Envoy.
+		manifest := d.controlArg[2]
+		replaceFile(t, manifest, strings.Replace(readFile(t, manifest), "  routes:\n",
+			fmt.Sprintf("  routes:\n    - host: new.example.test\n      upstream: {address: %q, ca_file: %q}\n", up.addr(), pki.caPath), 1))
+		d.control = startProcess(t, d.stateDir, d.controlArg...)
+		eventually(t, propagation, "the new route after the control plane returned", func() bool {
+			resp, err := d.agent(t, true).Get("https://new.example.test/after-restart")
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			return resp.StatusCode == http.StatusOK
+		})
+		assert.Equal(t, pid, d.envoy.PID())
+	})
+}
+
+// fetchClusters opens an ADS stream as node with token and returns the
+// names of the clusters it is sent, or the error that refused it.
+func fetchClusters(t *testing.T, xdsAddr, token, node string) ([]string, error) {
+	t.Helper()
+	conn, err := grpc.NewClient(xdsAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if token != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, xdsauth.MetadataKey, "Bearer "+token)
+	}
+	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := stream.Send(&discoveryv3.DiscoveryRequest{Node: &corev3.Node{Id: node}, TypeUrl: resource.ClusterType}); err != nil {
+		return nil, err
+	}
+	resp, err := stream.Recv()
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, r := range resp.GetResources() {
+		names = append(names, clusterName(t, r.GetValue()))
+	}
+	return names, nil
+}
+
+func clusterName(t *testing.T, raw []byte) string {
+	t.Helper()
+	var c clusterv3.Cluster
+	require.NoError(t, proto.Unmarshal(raw, &c))
+	return c.GetName()
+}
