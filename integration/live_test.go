@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -199,4 +200,16 @@ func httpGet(t testing.TB, url string) string {
 	defer resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	return readAll(t, resp.Body)
+}
+
+func TestSIGHUPReloads(t *testing.T) {
+	pki := newUpstreamPKI(t, "api.example.test")
+	up := newUpstream(t, pki)
+	b := startBottle(t, bottleOptions{manifest: liveManifest(up, pki, "", "api.example.test")})
+	before := status(t, b.admin).Bottles[0].LastReload
+	require.NoError(t, b.cmd.Process.Signal(syscall.SIGHUP))
+	eventually(t, propagation, "a reload after SIGHUP", func() bool {
+		return status(t, b.admin).Bottles[0].LastReload.After(before)
+	})
+	assert.Equal(t, http.StatusOK, get(t, b.agent(t, true), "https://api.example.test/after-hup"))
 }
