@@ -152,6 +152,24 @@ func coreDataPath(t *testing.T, b egress, up *upstream, login *hostLogin) {
 		}
 	})
 
+	// Route matching sees the normalised path, as the upstream does: dot
+	// segments and escaped slashes cannot carry a request (and the
+	// credential) outside a route's matches.
+	t.Run("path tricks cannot escape matches", func(t *testing.T) {
+		client := b.agent(t, true)
+		for _, path := range []string{"/backend-api/../admin", "/backend-api/%2e%2e/admin", "/backend-api/..%2fadmin", "/backend-api/x/../../admin"} {
+			req, err := http.NewRequest(http.MethodGet, "https://chatgpt.com"+path, nil)
+			require.NoError(t, err)
+			resp, err := client.Do(req)
+			require.NoError(t, err)
+			resp.Body.Close()
+			assert.Contains(t, []int{http.StatusBadRequest, http.StatusForbidden}, resp.StatusCode, path)
+		}
+		for _, r := range up.requests() {
+			assert.NotEqual(t, "/admin", r.Path, "a path trick reached the upstream outside /backend-api/")
+		}
+	})
+
 	t.Run("plain http to an allowed host refused", func(t *testing.T) {
 		resp, err := proxiedPlainGet(t, b.proxy, "http://chatgpt.com/backend-api/codex/responses")
 		require.NoError(t, err)

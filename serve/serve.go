@@ -25,24 +25,23 @@ func Run(ctx context.Context, o Options) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	extProcAddr, ep := o.ExtProcAddress, (*extproc.Server)(nil)
-	if extProcAddr == "" {
-		ep = extproc.New(log.With("component", "extproc"), time.Now)
-		addr, stop, err := serveGRPC(o.ExtProcListen, ep.Register, log)
-		if err != nil {
-			return fmt.Errorf("ext_proc server: %w", err)
-		}
-		defer stop()
-		extProcAddr = addr
-	}
-	cfg := planeConfig{mode: "serve", proxyListen: o.ProxyListen, extProcAddr: extProcAddr, systemCAFile: o.SystemCAFile, codexHome: o.CodexHome}
+	cfg := planeConfig{mode: "serve", proxyListen: o.ProxyListen, extProcAddr: o.ExtProcAddress, systemCAFile: o.SystemCAFile, codexHome: o.CodexHome}
 	cp, err := startControlPlane(ctx, &o.Common, cfg, []string{o.Manifest})
 	if err != nil {
 		return err
 	}
 	defer cp.stop()
-	if ep != nil {
+	if cp.cfg.extProcAddr == "" {
+		// The built-in ext_proc server; its address goes into the
+		// translation, so it starts before the first compile.
+		ep := extproc.New(log.With("component", "extproc"), time.Now)
 		ep.SetObserver(cp.metrics.ExtProcDecision)
+		addr, stop, err := serveGRPC(o.ExtProcListen, ep.Register, log)
+		if err != nil {
+			return fmt.Errorf("ext_proc server: %w", err)
+		}
+		defer stop()
+		cp.cfg.extProcAddr = addr
 		cp.localSlots = func(_ string, slots []config.Slot) { ep.SetSlots(slots) }
 	}
 	if err := cp.loadAll(ctx); err != nil {

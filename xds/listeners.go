@@ -83,6 +83,12 @@ func mitmFilterChain(host string) (*listenerv3.FilterChain, error) {
 			ConfigSource: adsSource(), RouteConfigName: mitmRouteName(host),
 		}},
 		UpgradeConfigs: []*hcmv3.HttpConnectionManager_UpgradeConfig{{UpgradeType: "websocket"}},
+		// Routes match the path Envoy sees, upstreams act on the path they
+		// normalise: without these, /backend-api/../admin matches the
+		// /backend-api/ prefix, gets the credential, and reaches /admin.
+		NormalizePath:                wrapBool(true),
+		MergeSlashes:                 true,
+		PathWithEscapedSlashesAction: hcmv3.HttpConnectionManager_REJECT_REQUEST,
 	}
 	extProc, err := extProcFilter()
 	if err != nil {
