@@ -48,11 +48,16 @@ func compile(cfg planeConfig, ca *pki.CA, manifest string, served map[string]con
 		}
 		leaves[r.Host] = xds.Certificate{CertPEM: leaf.CertPEM, KeyPEM: leaf.KeyPEM}
 	}
+	key, err := cfg.extProcKey(p.Name)
+	if err != nil {
+		return nil, err
+	}
 	in := xds.Input{
 		Policy:         p,
 		Leaves:         leaves,
 		ProxyAddress:   cfg.proxyListen,
 		ExtProcAddress: cfg.extProcAddr,
+		ExtProcKey:     key,
 		SystemCAFile:   cfg.systemCAFile,
 	}
 	c := &compiled{policy: p}

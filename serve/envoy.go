@@ -32,7 +32,25 @@ func writeBootstrap(stateDir, node, xdsAddr, adminAddr, token string) (string, e
 		return "", err
 	}
 	path := filepath.Join(dir, "envoy.yaml")
-	return path, os.WriteFile(path, boot, 0o600)
+	return path, writePrivate(path, boot)
+}
+
+// writePrivate replaces path with data, mode 0600 whatever the old file's
+// mode was (os.WriteFile keeps an existing file's mode).
+func writePrivate(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }
 
 // startEnvoy renders, validates and starts the bottle's Envoy.

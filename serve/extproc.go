@@ -20,6 +20,7 @@ import (
 	"github.com/egressgate/egressgate/extproc"
 	"github.com/egressgate/egressgate/slotsync"
 	"github.com/egressgate/egressgate/xds"
+	"github.com/egressgate/egressgate/xdsauth"
 )
 
 // ExtProcOptions configure RunExtProc.
@@ -62,7 +63,8 @@ func RunExtProc(ctx context.Context, o ExtProcOptions) error {
 	})
 	ep := extproc.New(o.Logger.With("component", "extproc"), time.Now)
 	ep.SetObserver(metrics.ExtProcDecision)
-	addr, stop, err := serveGRPC(o.Listen, ep.Register, o.Logger)
+	addr, stop, err := serveGRPC(o.Listen, ep.Register, o.Logger,
+		grpc.StreamInterceptor(extproc.CallerKeyInterceptor(xdsauth.ExtProcKey(token))))
 	if err != nil {
 		return fmt.Errorf("ext_proc server: %w", err)
 	}

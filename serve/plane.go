@@ -28,8 +28,12 @@ type plane struct {
 	// (serve); nil in control mode, where slots travel over xDS.
 	localSlots func(bottle string, slots []config.Slot)
 
-	mu      sync.Mutex
-	bottles []*bottle // in the order the manifests were given
+	// reloading serialises loads and reloads, which may wait for Envoy;
+	// mu guards the bottles' fields only briefly, so status and metrics
+	// never wait behind Envoy.
+	reloading sync.Mutex
+	mu        sync.Mutex
+	bottles   []*bottle // in the order the manifests were given; fixed after start
 }
 
 // planeConfig is what every bottle's translation shares.
@@ -39,6 +43,9 @@ type planeConfig struct {
 	extProcAddr  string
 	systemCAFile string
 	codexHome    string
+	// extProcKey gives the caller key a bottle's Envoy presents to its
+	// ext_proc server.
+	extProcKey func(bottle string) (string, error)
 }
 
 // bottle is one manifest and the generation of it being served.
@@ -58,8 +65,8 @@ func (p *plane) addManifests(manifests []string) {
 
 // loadAll is the first load: every bottle must compile, or nothing starts.
 func (p *plane) loadAll(ctx context.Context) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	p.reloading.Lock()
+	defer p.reloading.Unlock()
 	var errs []error
 	for _, b := range p.bottles {
 		errs = append(errs, p.apply(ctx, b))
@@ -71,8 +78,8 @@ func (p *plane) loadAll(ctx context.Context) error {
 // keeps serving its last good one; the failure is logged, counted and shown
 // in status.
 func (p *plane) reloadAll(ctx context.Context) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	p.reloading.Lock()
+	defer p.reloading.Unlock()
 	for _, b := range p.bottles {
 		if err := p.apply(ctx, b); err != nil {
 			p.log.Error("reload failed; keeping the previous configuration", "manifest", b.manifest, "error", err)
@@ -83,18 +90,26 @@ func (p *plane) reloadAll(ctx context.Context) {
 // apply compiles b afresh and, only if that succeeds, serves it. Slots go
 // out before routes: a new route never meets an old slot table (the
 // source check in extproc covers the reverse).
+// Callers hold p.reloading.
 func (p *plane) apply(ctx context.Context, b *bottle) error {
-	b.lastReload = time.Now()
-	next, err := p.compileChecked(b)
+	p.mu.Lock()
+	current, name, others := b.current, b.name, p.otherNames(b)
+	p.mu.Unlock()
+
+	next, err := p.compileChecked(b.manifest, current, name, others)
 	if err == nil {
 		err = p.publish(ctx, next)
 	}
+
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	b.lastReload = time.Now()
 	if err != nil {
 		b.lastErr = err
 		p.metrics.ReloadFailed(b.label())
 		return err
 	}
-	if b.current == nil || b.current.version() != next.version() {
+	if current == nil || current.version() != next.version() {
 		p.log.Info("configuration applied", "bottle", next.policy.Name, "version", next.version())
 	}
 	b.name, b.current, b.lastErr = next.policy.Name, next, nil
@@ -102,23 +117,33 @@ func (p *plane) apply(ctx context.Context, b *bottle) error {
 	return nil
 }
 
-func (p *plane) compileChecked(b *bottle) (*compiled, error) {
-	var served map[string]config.TLSMode
-	if b.current != nil {
-		served = xds.Admitted(b.current.policy)
+// otherNames maps the names of the bottles other than b to their
+// manifests. Callers hold p.mu.
+func (p *plane) otherNames(b *bottle) map[string]string {
+	names := map[string]string{}
+	for _, other := range p.bottles {
+		if other != b && other.name != "" {
+			names[other.name] = other.manifest
+		}
 	}
-	next, err := compile(p.cfg, p.ca, b.manifest, served, time.Now())
+	return names
+}
+
+func (p *plane) compileChecked(manifest string, current *compiled, name string, others map[string]string) (*compiled, error) {
+	var served map[string]config.TLSMode
+	if current != nil {
+		served = xds.Admitted(current.policy)
+	}
+	next, err := compile(p.cfg, p.ca, manifest, served, time.Now())
 	if err != nil {
 		return nil, err
 	}
-	name := next.policy.Name
-	if b.name != "" && name != b.name {
-		return nil, fmt.Errorf("%s: bottle name changed from %s to %s; restart egressgate to rename a bottle", b.manifest, b.name, name)
+	newName := next.policy.Name
+	if name != "" && newName != name {
+		return nil, fmt.Errorf("%s: bottle name changed from %s to %s; restart egressgate to rename a bottle", manifest, name, newName)
 	}
-	for _, other := range p.bottles {
-		if other != b && other.name == name {
-			return nil, fmt.Errorf("%s: bottle name %s is already used by %s", b.manifest, name, other.manifest)
-		}
+	if other, ok := others[newName]; ok {
+		return nil, fmt.Errorf("%s: bottle name %s is already used by %s", manifest, newName, other)
 	}
 	return next, nil
 }

@@ -47,6 +47,15 @@ func startControlPlane(ctx context.Context, c *Common, cfg planeConfig, manifest
 		return nil, fmt.Errorf("xds server: %w", err)
 	}
 	p := &plane{cfg: cfg, log: c.Logger, ca: ca, xds: xdsServer}
+	// By default each bottle's ext_proc caller key comes from its xDS token,
+	// which a sidecar ext_proc server can derive too.
+	p.cfg.extProcKey = func(bottle string) (string, error) {
+		token, _, err := auth.EnsureToken(c.StateDir, bottle, time.Now())
+		if err != nil {
+			return "", err
+		}
+		return xdsauth.ExtProcKey(token), nil
+	}
 	p.metrics = admin.NewMetrics(obs.registry, p.slots)
 	p.addManifests(manifests)
 	cp := &controlPlane{plane: p, auth: auth, obs: obs, xdsAddr: addr, stop: stop}

@@ -2,9 +2,12 @@ package serve
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"time"
+
+	"google.golang.org/grpc"
 
 	"github.com/egressgate/egressgate/config"
 	"github.com/egressgate/egressgate/envoy"
@@ -36,12 +39,16 @@ func Run(ctx context.Context, o Options) error {
 		// translation, so it starts before the first compile.
 		ep := extproc.New(log.With("component", "extproc"), time.Now)
 		ep.SetObserver(cp.metrics.ExtProcDecision)
-		addr, stop, err := serveGRPC(o.ExtProcListen, ep.Register, log)
+		// Envoy and this server live and die together: a key of this
+		// process's own is enough.
+		key := rand.Text()
+		addr, stop, err := serveGRPC(o.ExtProcListen, ep.Register, log, grpc.StreamInterceptor(extproc.CallerKeyInterceptor(key)))
 		if err != nil {
 			return fmt.Errorf("ext_proc server: %w", err)
 		}
 		defer stop()
 		cp.cfg.extProcAddr = addr
+		cp.cfg.extProcKey = func(string) (string, error) { return key, nil }
 		cp.localSlots = func(_ string, slots []config.Slot) { ep.SetSlots(slots) }
 	}
 	if err := cp.loadAll(ctx); err != nil {

@@ -47,7 +47,7 @@ func proxyListener(addr string) (*listenerv3.Listener, error) {
 // on. One filter chain per host, chosen by SNI, each with its own leaf
 // certificate and its own route configuration: a connection opened for one
 // host can never be routed to another host's cluster or credential.
-func mitmListener(p *config.Policy) (*listenerv3.Listener, error) {
+func mitmListener(p *config.Policy, extProcKey string) (*listenerv3.Listener, error) {
 	inspector, err := toAny(&tlsinspectorv3.TlsInspector{})
 	if err != nil {
 		return nil, err
@@ -66,7 +66,7 @@ func mitmListener(p *config.Policy) (*listenerv3.Listener, error) {
 		if r.TLS != config.Intercept {
 			continue
 		}
-		chain, err := mitmFilterChain(r.Host)
+		chain, err := mitmFilterChain(r.Host, extProcKey)
 		if err != nil {
 			return nil, err
 		}
@@ -75,7 +75,7 @@ func mitmListener(p *config.Policy) (*listenerv3.Listener, error) {
 	return l, nil
 }
 
-func mitmFilterChain(host string) (*listenerv3.FilterChain, error) {
+func mitmFilterChain(host, extProcKey string) (*listenerv3.FilterChain, error) {
 	hcm := &hcmv3.HttpConnectionManager{
 		StatPrefix: "mitm",
 		CodecType:  hcmv3.HttpConnectionManager_AUTO,
@@ -90,7 +90,7 @@ func mitmFilterChain(host string) (*listenerv3.FilterChain, error) {
 		MergeSlashes:                 true,
 		PathWithEscapedSlashesAction: hcmv3.HttpConnectionManager_REJECT_REQUEST,
 	}
-	extProc, err := extProcFilter()
+	extProc, err := extProcFilter(extProcKey)
 	if err != nil {
 		return nil, err
 	}

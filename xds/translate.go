@@ -25,6 +25,9 @@ type Input struct {
 	ProxyAddress string
 	// ExtProcAddress is the ext_proc gRPC server Envoy calls (host:port).
 	ExtProcAddress string
+	// ExtProcKey is presented on every ext_proc stream so the server
+	// answers only this Envoy (extproc.MetadataCallerKey).
+	ExtProcKey string
 	// SystemCAFile is the PEM bundle, on Envoy's file system, that verifies
 	// upstreams whose route names no ca_file.
 	SystemCAFile string
@@ -99,8 +102,11 @@ func Translate(in Input) (*Resources, error) {
 	}
 	// An internal listener with no filter chain is invalid; a bottle with
 	// only passthrough hosts has no mitm path at all.
+	if intercepted > 0 && in.ExtProcKey == "" {
+		errs = append(errs, errors.New("no ext_proc caller key"))
+	}
 	if intercepted > 0 {
-		l, err := mitmListener(p)
+		l, err := mitmListener(p, in.ExtProcKey)
 		add(&out.Listeners, l, err)
 		add(&out.Clusters, mitmCluster(), nil)
 		c, err := extProcClusterFor(in.ExtProcAddress)

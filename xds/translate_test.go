@@ -83,6 +83,7 @@ func translateManifest(t *testing.T, path string) *Resources {
 		Leaves:         leaves,
 		ProxyAddress:   "127.0.0.1:3128",
 		ExtProcAddress: "127.0.0.1:9001",
+		ExtProcKey:     "golden-extproc-caller-key",
 		SystemCAFile:   "/etc/ssl/certs/ca-certificates.crt",
 	})
 	require.NoError(t, err)

@@ -1,0 +1,34 @@
+package extproc
+
+import (
+	"context"
+	"crypto/subtle"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+)
+
+// MetadataCallerKey carries the key Envoy presents on every ext_proc
+// stream (set in the ext_proc filter's grpc_service initial_metadata).
+// ext_proc answers with credentials, so it must answer only the bottle's
+// Envoy, even when it listens on an address others can reach (a sidecar
+// in its own container).
+const MetadataCallerKey = "x-egressgate-extproc-key"
+
+// CallerKeyInterceptor refuses every stream that does not present key.
+func CallerKeyInterceptor(key string) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		if !callerKeyOK(ss.Context(), key) {
+			return status.Error(codes.Unauthenticated, "ext_proc: caller key missing or wrong")
+		}
+		return handler(srv, ss)
+	}
+}
+
+func callerKeyOK(ctx context.Context, key string) bool {
+	md, _ := metadata.FromIncomingContext(ctx)
+	got := md.Get(MetadataCallerKey)
+	return key != "" && len(got) == 1 && subtle.ConstantTimeCompare([]byte(got[0]), []byte(key)) == 1
+}
