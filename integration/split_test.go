@@ -13,15 +13,19 @@ import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
+	grpcstatus "google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/egressgate/egressgate/envoy"
+	"github.com/egressgate/egressgate/extproc"
 	"github.com/egressgate/egressgate/internal/testenv"
 	"github.com/egressgate/egressgate/xdsauth"
 )
@@ -36,6 +40,7 @@ type splitDeployment struct {
 	extproc    *bottle
 	envoy      *envoy.Process
 	xds        string
+	extProc    string // the sidecar ext_proc server's address
 }
 
 const otherBottleSecret = "bottle-b-secret-must-stay-in-b"
@@ -57,6 +62,7 @@ func startSplit(t *testing.T, manifestA string, codexHome string) *splitDeployme
 		"--state-dir", state, "--listen", d.xds, "--admin", "127.0.0.1:0", "--proxy", d.proxy,
 		"--extproc-address", extProcAddr, "--envoy-admin", "127.0.0.1:0", "--codex-home", codexHome, "--log-level", "debug"}
 	d.control = startProcess(t, state, d.controlArg...)
+	d.extProc = extProcAddr
 	d.extproc = startProcess(t, state, "extproc", "--node", "itest", "--xds", d.xds,
 		"--token-file", filepath.Join(state, "tokens", "itest.jwt"), "--listen", extProcAddr, "--admin", "127.0.0.1:0", "--log-level", "debug")
 
@@ -100,6 +106,24 @@ func TestSplitDeployment(t *testing.T) {
 		require.NoError(t, err)
 		assert.Contains(t, names, "upstream/b-only.example.test")
 		assert.NotContains(t, names, "upstream/chatgpt.com")
+	})
+
+	t.Run("ext_proc answers only callers with the bottle's key", func(t *testing.T) {
+		conn, err := grpc.NewClient(d.extProc, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		require.NoError(t, err)
+		defer conn.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		// Everything Envoy would send for the chatgpt.com route, but the key.
+		ctx = metadata.AppendToOutgoingContext(ctx, extproc.MetadataHost, "chatgpt.com",
+			extproc.MetadataSlot, "EGRESS_TOKEN_0", extproc.MetadataScheme, "Bearer")
+		stream, err := extprocv3.NewExternalProcessorClient(conn).Process(ctx)
+		require.NoError(t, err)
+		_ = stream.Send(&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestHeaders{RequestHeaders: &extprocv3.HttpHeaders{}}})
+		resp, err := stream.Recv()
+		require.Error(t, err, "an unauthenticated caller got an answer")
+		assert.Nil(t, resp)
+		assert.Equal(t, codes.Unauthenticated, grpcstatus.Code(err))
 	})
 
 	t.Run("bottle A never receives bottle B's routes or slots", func(t *testing.T) {
