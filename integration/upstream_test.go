@@ -7,6 +7,8 @@ import (
 	"net/http/httptest"
 	"sync"
 	"testing"
+
+	"github.com/gorilla/websocket"
 )
 
 // seenRequest is what an upstream stand-in recorded of one request.
@@ -45,6 +47,10 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 	u.mu.Lock()
 	u.seen = append(u.seen, seenRequest{Host: r.Host, Method: r.Method, Path: r.URL.Path, Proto: r.Proto, Header: r.Header.Clone()})
 	u.mu.Unlock()
+	if websocket.IsWebSocketUpgrade(r) {
+		u.echoWebSocket(w, r)
+		return
+	}
 	if r.URL.Path != "/backend-api/codex/responses" {
 		fmt.Fprintf(w, "ok %s %s\n", r.Host, r.URL.Path)
 		return
@@ -67,4 +73,23 @@ func (u *upstream) requests() []seenRequest {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return append([]seenRequest(nil), u.seen...)
+}
+
+// echoWebSocket answers every message with "echo: " and the message, until
+// the client goes away.
+func (u *upstream) echoWebSocket(w http.ResponseWriter, r *http.Request) {
+	conn, err := (&websocket.Upgrader{}).Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	for {
+		kind, msg, err := conn.ReadMessage()
+		if err != nil {
+			return
+		}
+		if err := conn.WriteMessage(kind, append([]byte("echo: "), msg...)); err != nil {
+			return
+		}
+	}
 }

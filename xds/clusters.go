@@ -25,7 +25,18 @@ const (
 // host, the certificate checked against the system roots or the route's own
 // CA and against the host name, HTTP/2 or HTTP/1.1 as the upstream offers.
 func upstreamCluster(r config.Route, systemCAFile string) (*clusterv3.Cluster, error) {
-	c, err := dialCluster(upstreamClusterName(r.Host), r)
+	return tlsCluster(upstreamClusterName(r.Host), r, systemCAFile, []string{"h2", "http/1.1"})
+}
+
+// websocketCluster is the same upstream spoken to in HTTP/1.1 only: a
+// WebSocket upgrade cannot ride an HTTP/2 connection unless the upstream
+// supports extended CONNECT (RFC 8441), which most do not announce.
+func websocketCluster(r config.Route, systemCAFile string) (*clusterv3.Cluster, error) {
+	return tlsCluster(websocketClusterName(r.Host), r, systemCAFile, []string{"http/1.1"})
+}
+
+func tlsCluster(name string, r config.Route, systemCAFile string, alpn []string) (*clusterv3.Cluster, error) {
+	c, err := dialCluster(name, r)
 	if err != nil {
 		return nil, err
 	}
@@ -36,7 +47,7 @@ func upstreamCluster(r config.Route, systemCAFile string) (*clusterv3.Cluster, e
 	tls, err := toAny(&tlsv3.UpstreamTlsContext{
 		Sni: r.Host,
 		CommonTlsContext: &tlsv3.CommonTlsContext{
-			AlpnProtocols: []string{"h2", "http/1.1"},
+			AlpnProtocols: alpn,
 			ValidationContextType: &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{
 				TrustedCa: trusted,
 				MatchTypedSubjectAltNames: []*tlsv3.SubjectAltNameMatcher{{
@@ -52,6 +63,10 @@ func upstreamCluster(r config.Route, systemCAFile string) (*clusterv3.Cluster, e
 	c.TransportSocket = &corev3.TransportSocket{
 		Name:       "envoy.transport_sockets.tls",
 		ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: tls},
+	}
+	if len(alpn) == 1 {
+		// HTTP/1.1 is Envoy's default upstream protocol.
+		return c, nil
 	}
 	auto, err := toAny(&upstreamhttpv3.HttpProtocolOptions{
 		UpstreamProtocolOptions: &upstreamhttpv3.HttpProtocolOptions_AutoConfig{AutoConfig: &upstreamhttpv3.HttpProtocolOptions_AutoHttpConfig{

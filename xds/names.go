@@ -12,7 +12,8 @@ const (
 	extProcFilterName = "envoy.filters.http.ext_proc"
 )
 
-func mitmRouteName(host string) string       { return "mitm/" + host }
-func upstreamClusterName(host string) string { return "upstream/" + host }
-func tunnelClusterName(host string) string   { return "passthrough/" + host }
-func leafSecretName(host string) string      { return "leaf/" + host }
+func mitmRouteName(host string) string        { return "mitm/" + host }
+func upstreamClusterName(host string) string  { return "upstream/" + host }
+func websocketClusterName(host string) string { return "upstream-ws/" + host }
+func tunnelClusterName(host string) string    { return "passthrough/" + host }
+func leafSecretName(host string) string       { return "leaf/" + host }

@@ -8,6 +8,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/egressgate/egressgate/config"
@@ -94,19 +95,16 @@ func mitmRoutes(p *config.Policy, r config.Route) (*routev3.RouteConfiguration, 
 		return nil, err
 	}
 	allowed := allowedMatches(r)
-	routes := make([]*routev3.Route, 0, len(allowed)+1)
+	routes := make([]*routev3.Route, 0, 2*len(allowed)+1)
+	// WebSocket upgrades first: the same matches, to the HTTP/1.1 twin of
+	// the host's cluster, with the same credential binding.
 	for i, m := range allowed {
-		routes = append(routes, &routev3.Route{
-			Name:  fmt.Sprintf("%s/%d", r.Host, i),
-			Match: m,
-			Action: &routev3.Route_Route{Route: &routev3.RouteAction{
-				ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: upstreamClusterName(r.Host)},
-				// Agents stream long responses (SSE); the upstream decides
-				// when a response is done.
-				Timeout: seconds(0),
-			}},
-			TypedPerFilterConfig: map[string]*anypb.Any{extProcFilterName: binding},
-		})
+		ws := proto.Clone(m).(*routev3.RouteMatch)
+		ws.Headers = append(ws.Headers, websocketMatcher())
+		routes = append(routes, upstreamRoute(fmt.Sprintf("%s/ws/%d", r.Host, i), ws, websocketClusterName(r.Host), binding))
+	}
+	for i, m := range allowed {
+		routes = append(routes, upstreamRoute(fmt.Sprintf("%s/%d", r.Host, i), m, upstreamClusterName(r.Host), binding))
 	}
 	why := fmt.Sprintf("egressgate: %%REQ(:METHOD)%% %%REQ(:PATH)%% on %s refused: not allowed by the routes of bottle %s for %s", r.Host, p.Name, r.Host)
 	routes = append(routes, refusal(r.Host+"/refuse", &routev3.RouteMatch{
@@ -122,6 +120,32 @@ func mitmRoutes(p *config.Policy, r config.Route) (*routev3.RouteConfiguration, 
 			}},
 		},
 	}, nil
+}
+
+func upstreamRoute(name string, m *routev3.RouteMatch, cluster string, binding *anypb.Any) *routev3.Route {
+	return &routev3.Route{
+		Name:  name,
+		Match: m,
+		Action: &routev3.Route_Route{Route: &routev3.RouteAction{
+			ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: cluster},
+			// Agents stream long responses (SSE, WebSocket); the upstream
+			// decides when a response is done.
+			Timeout: seconds(0),
+		}},
+		TypedPerFilterConfig: map[string]*anypb.Any{extProcFilterName: binding},
+	}
+}
+
+// websocketMatcher matches a WebSocket upgrade (HTTP/1.1 Upgrade, or an
+// HTTP/2 extended CONNECT, which Envoy presents the same way).
+func websocketMatcher() *routev3.HeaderMatcher {
+	return &routev3.HeaderMatcher{
+		Name: "upgrade",
+		HeaderMatchSpecifier: &routev3.HeaderMatcher_StringMatch{StringMatch: &matcherv3.StringMatcher{
+			MatchPattern: &matcherv3.StringMatcher_Exact{Exact: "websocket"},
+			IgnoreCase:   true,
+		}},
+	}
 }
 
 // allowedMatches turns a route's matches into Envoy route matches: one per

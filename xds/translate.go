@@ -97,6 +97,8 @@ func Translate(in Input) (*Resources, error) {
 		add(&out.Routes, rc, err)
 		c, err := upstreamCluster(r, in.SystemCAFile)
 		add(&out.Clusters, c, err)
+		ws, err := websocketCluster(r, in.SystemCAFile)
+		add(&out.Clusters, ws, err)
 		s, err := leafSecret(r.Host, in.Leaves[r.Host])
 		add(&out.Secrets, s, err)
 	}
