@@ -192,7 +192,7 @@ func assignSlots(routes []routeSpec) (slots []Slot, namedAt []string) {
 			slots = append(slots, Slot{Name: SlotName(n), Source: a.source})
 			namedAt = append(namedAt, a.path)
 		}
-		routes[i].route.Auth = &Auth{Scheme: a.scheme, Slot: SlotName(n)}
+		routes[i].route.Auth = &Auth{Scheme: a.scheme, Header: a.header, Slot: SlotName(n)}
 	}
 	return slots, namedAt
 }

@@ -40,6 +40,7 @@ type rawRoute struct {
 
 type rawAuth struct {
 	Scheme    string `yaml:"scheme"`
+	Header    string `yaml:"header"`
 	TokenRef  string `yaml:"token_ref"`
 	TokenFile string `yaml:"token_file"`
 }

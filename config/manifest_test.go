@@ -127,11 +127,11 @@ func TestShapeErrors(t *testing.T) {
 		},
 		{
 			name: "unknown keys deep down",
-			text: routes("    - host: a.test\n      auth: {scheme: Bearer, token_ref: A, header: x}\n" +
+			text: routes("    - host: a.test\n      auth: {scheme: Bearer, token_ref: A, realm: x}\n" +
 				"      matches:\n        - paths: [{type: prefix, value: /a, regex: x}]\n" +
 				"      upstream: {address: 'a:1', sni: b}\n"),
 			want: []string{
-				`:5: egress.routes[0].auth: unknown key "header"; allowed: scheme, token_ref, token_file`,
+				`:5: egress.routes[0].auth: unknown key "realm"; allowed: scheme, header, token_ref, token_file`,
 				`:7: egress.routes[0].matches[0].paths[0]: unknown key "regex"; allowed: type, value`,
 				`:8: egress.routes[0].upstream: unknown key "sni"; allowed: address, ca_file`,
 			},

@@ -5,6 +5,7 @@ package config
 
 import (
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -53,8 +54,12 @@ type Route struct {
 
 // Auth binds a route to the credential slot injected into its requests.
 type Auth struct {
-	// Scheme is the Authorization scheme word: "Bearer" or "token".
+	// Scheme is the Authorization scheme word: "Bearer" or "token"; empty
+	// when Header is set.
 	Scheme string
+	// Header, when set, is the (lower-case) header that carries the raw
+	// value instead of Authorization, e.g. "x-api-key".
+	Header string
 	// Slot is the slot name, e.g. "EGRESS_TOKEN_0".
 	Slot string
 }
@@ -171,6 +176,25 @@ func (s Slot) String() string {
 		return fmt.Sprintf("<redacted:%s>", s.Name)
 	}
 	return fmt.Sprintf("<redacted:%s exp=%s>", s.Name, s.Expiry.UTC().Format(time.RFC3339))
+}
+
+// alwaysStripped are the credential headers removed from every agent
+// request: the two Authorization headers, and the API-key header most
+// model APIs accept.
+var alwaysStripped = []string{"authorization", "proxy-authorization", "x-api-key"}
+
+// StripHeaders is every header removed from agent requests on every route
+// of the bottle: the usual credential headers plus each header any route
+// injects, so an agent cannot smuggle its own value in one of them.
+func (p *Policy) StripHeaders() []string {
+	out := slices.Clone(alwaysStripped)
+	for _, r := range p.Routes {
+		if r.Auth != nil && r.Auth.Header != "" && !slices.Contains(out, r.Auth.Header) {
+			out = append(out, r.Auth.Header)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Slot returns the slot with the given name.

@@ -41,6 +41,7 @@ type routeSpec struct {
 // lands in depends on every other route, so it is chosen later.
 type authSpec struct {
 	scheme string
+	header string
 	source Source
 	// path is the manifest key that names the source: where a problem
 	// reading the source is reported.
@@ -182,11 +183,30 @@ func (l *loader) auth(path string, a *rawAuth) *authSpec {
 	if a == nil {
 		return nil
 	}
-	if l.required(path+".scheme", a.Scheme) && a.Scheme != "Bearer" && a.Scheme != "token" {
+	header := strings.ToLower(a.Header)
+	switch {
+	case a.Scheme != "" && a.Header != "":
+		l.errorf(path+".header", "set scheme (an Authorization scheme) or header (a header carrying the raw value), not both")
+	case a.Header != "":
+		if !headerNameRE.MatchString(header) || reservedHeaders[header] {
+			l.errorf(path+".header", "%q cannot carry a credential: use a header name such as x-api-key", a.Header)
+		}
+	case l.required(path+".scheme", a.Scheme) && a.Scheme != "Bearer" && a.Scheme != "token":
 		l.errorf(path+".scheme", "%q is not one of Bearer, token", a.Scheme)
 	}
 	source, at := l.authSource(path, a)
-	return &authSpec{scheme: a.Scheme, source: source, path: at}
+	return &authSpec{scheme: a.Scheme, header: header, source: source, path: at}
+}
+
+// headerNameRE is an HTTP field name as egressgate accepts it for a
+// credential: lower-case token characters, no pseudo-headers.
+var headerNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
+
+// reservedHeaders carry framing or routing, or are stripped on every route;
+// a credential in them would break the request or vanish.
+var reservedHeaders = map[string]bool{
+	"host": true, "content-length": true, "transfer-encoding": true, "connection": true,
+	"upgrade": true, "te": true, "keep-alive": true, "proxy-connection": true, "proxy-authorization": true,
 }
 
 // passthrough rejects what Envoy cannot do for a host it only tunnels:

@@ -3,6 +3,8 @@ package extproc
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 
 	"google.golang.org/grpc/metadata"
 )
@@ -23,14 +25,22 @@ const (
 	// the source check refuses the request instead of sending one host's
 	// credential to another.
 	MetadataSource = "x-egressgate-source"
+	// MetadataHeader, instead of a scheme, names the header that carries
+	// the raw value (e.g. x-api-key).
+	MetadataHeader = "x-egressgate-header"
+	// MetadataStrip lists (comma-separated) the headers removed from every
+	// request of the bottle: every header any of its routes injects.
+	MetadataStrip = "x-egressgate-strip"
 )
 
 // binding is what the matched route asks of one request.
 type binding struct {
 	host   string // display only
 	slot   string // "" when the route injects nothing
-	scheme string // valid when slot != ""
+	scheme string // with header "", the Authorization scheme
+	header string // when set, the header carrying the raw value
 	source string // the slot's expected source; "" skips the check
+	strip  []string
 }
 
 // bindingFromContext reads the route binding from the stream's initial
@@ -43,19 +53,42 @@ func bindingFromContext(ctx context.Context) (binding, error) {
 		return binding{}, err
 	}
 	b := binding{host: host}
+	strip, err := single(md, MetadataStrip)
+	if err != nil {
+		return b, err
+	}
+	b.strip = stripList(strip)
 	if b.slot, err = single(md, MetadataSlot); err != nil || b.slot == "" {
 		return b, err
 	}
 	if b.scheme, err = single(md, MetadataScheme); err != nil {
 		return b, err
 	}
+	if b.header, err = single(md, MetadataHeader); err != nil {
+		return b, err
+	}
 	if b.source, err = single(md, MetadataSource); err != nil {
 		return b, err
 	}
-	if !knownScheme(b.scheme) {
+	switch {
+	case b.header != "" && b.scheme != "":
+		return b, fmt.Errorf("slot %s has both a scheme and a header", b.slot)
+	case b.header == "" && !knownScheme(b.scheme):
 		return b, fmt.Errorf("unknown auth scheme %q for slot %s", b.scheme, b.slot)
 	}
 	return b, nil
+}
+
+// stripList is the route's strip list, always with the two Authorization
+// headers: they are removed even from a route whose binding lacks a list.
+func stripList(csv string) []string {
+	out := []string{headerAuthorization, headerProxyAuthorization}
+	for _, h := range strings.Split(csv, ",") {
+		if h = strings.TrimSpace(strings.ToLower(h)); h != "" && !slices.Contains(out, h) {
+			out = append(out, h)
+		}
+	}
+	return out
 }
 
 // single returns the one value of key, or "" when absent. Repeated values

@@ -19,7 +19,7 @@ func (s *Server) requestHeaders(ctx context.Context, b binding, bindErr error) *
 	if b.slot == "" {
 		s.logger.DebugContext(ctx, "ext_proc request", "host", b.host, "action", "strip")
 		s.observe("strip")
-		return stripResponse()
+		return stripResponse(b.strip)
 	}
 	slot, d := s.usableSlot(b)
 	if d != nil {
@@ -27,7 +27,7 @@ func (s *Server) requestHeaders(ctx context.Context, b binding, bindErr error) *
 	}
 	s.logger.DebugContext(ctx, "ext_proc request", "host", b.host, "slot", b.slot, "action", "inject")
 	s.observe("inject")
-	return injectResponse(b.scheme, slot.Value)
+	return injectResponse(b, slot.Value)
 }
 
 // usableSlot returns the slot the route is bound to, or why it cannot be

@@ -1,6 +1,8 @@
 package extproc
 
 import (
+	"slices"
+
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
@@ -16,21 +18,25 @@ const (
 	headerProxyAuthorization = "proxy-authorization"
 )
 
-// stripResponse removes both credential headers and sets nothing.
-func stripResponse() *extprocv3.ProcessingResponse {
-	return requestHeadersResponse(&extprocv3.HeaderMutation{
-		RemoveHeaders: []string{headerAuthorization, headerProxyAuthorization},
-	})
+// stripResponse removes every credential header and sets nothing.
+func stripResponse(strip []string) *extprocv3.ProcessingResponse {
+	return requestHeadersResponse(&extprocv3.HeaderMutation{RemoveHeaders: strip})
 }
 
-// injectResponse overwrites authorization and removes proxy-authorization.
-// authorization is deliberately not also in RemoveHeaders: whether Envoy
-// applies removals before or after sets is an implementation detail, and
-// OVERWRITE_IF_EXISTS_OR_ADD already replaces every agent-sent value.
-func injectResponse(scheme string, value config.Secret) *extprocv3.ProcessingResponse {
+// injectResponse overwrites the route's credential header (authorization
+// with its scheme, or the named header with the raw value) and removes
+// the other credential headers. The injected header is deliberately not
+// also removed: whether Envoy applies removals before or after sets is an
+// implementation detail, and OVERWRITE_IF_EXISTS_OR_ADD already replaces
+// every agent-sent value.
+func injectResponse(b binding, value config.Secret) *extprocv3.ProcessingResponse {
+	name, v := headerAuthorization, b.scheme+" "+value.Reveal()
+	if b.header != "" {
+		name, v = b.header, value.Reveal()
+	}
 	return requestHeadersResponse(&extprocv3.HeaderMutation{
-		SetHeaders:    []*corev3.HeaderValueOption{overwrite(headerAuthorization, scheme+" "+value.Reveal())},
-		RemoveHeaders: []string{headerProxyAuthorization},
+		SetHeaders:    []*corev3.HeaderValueOption{overwrite(name, v)},
+		RemoveHeaders: slices.DeleteFunc(slices.Clone(b.strip), func(h string) bool { return h == name }),
 	})
 }
 

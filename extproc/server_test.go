@@ -308,3 +308,25 @@ func TestSourceMismatchRefused(t *testing.T) {
 	h.srv.SetSlots([]config.Slot{codexSlot(tokenA, t0.Add(time.Hour))})
 	requireInjected(t, h.headers(t, md), "Bearer "+tokenA)
 }
+
+// TestNamedHeaderAndStripList covers a route whose credential travels in
+// its own header: the raw value goes there, and every header of the
+// bottle's strip list is removed, the injected one excepted.
+func TestNamedHeaderAndStripList(t *testing.T) {
+	h := newHarness(t)
+	h.srv.SetSlots([]config.Slot{envSlot(tokenB)})
+	md := []string{MetadataHost, "api.anthropic.com", MetadataSlot, "EGRESS_TOKEN_1", MetadataHeader, "x-api-key",
+		MetadataStrip, "authorization,proxy-authorization,x-api-key,x-goog-api-key"}
+	m := mutation(t, h.headers(t, md))
+	require.Len(t, m.GetSetHeaders(), 1)
+	require.Equal(t, "x-api-key", m.GetSetHeaders()[0].GetHeader().GetKey())
+	require.Equal(t, tokenB, string(m.GetSetHeaders()[0].GetHeader().GetRawValue()))
+	require.ElementsMatch(t, []string{"authorization", "proxy-authorization", "x-goog-api-key"}, m.GetRemoveHeaders())
+
+	// A route with no credential strips the whole list.
+	m = mutation(t, h.headers(t, []string{MetadataHost, "pypi.org", MetadataStrip, "authorization,proxy-authorization,x-api-key"}))
+	require.ElementsMatch(t, []string{"authorization", "proxy-authorization", "x-api-key"}, m.GetRemoveHeaders())
+
+	// Both a scheme and a header is a broken binding: refused.
+	requireDenied(t, h.headers(t, append(md, MetadataScheme, "Bearer")), 500, codeMisconfigured)
+}

@@ -33,6 +33,7 @@ type bottleOptions struct {
 	codexHome      string
 	stateDir       string // reuse to test restarts; default a fresh temp dir
 	extProcAddress string // point Envoy at this ext_proc instead of the built-in one
+	env            []string // extra KEY=VALUE for egressgate's environment
 }
 
 // egress is what an agent needs to use a running egress: the proxy address
@@ -46,6 +47,7 @@ type egress struct {
 type bottle struct {
 	egress
 	t        testing.TB
+	env      []string
 	admin    string // egressgate's admin address, from the ready line
 	manifest string // the manifest's path
 	cmd      *exec.Cmd
@@ -120,7 +122,7 @@ func readyField(stdout, name string) string {
 func launch(t testing.TB, b *bottle, args ...string) {
 	t.Helper()
 	b.cmd = exec.Command(egressgateBin, args...)
-	b.cmd.Env = append(os.Environ(), "ENVOY_BIN="+testenv.EnvoyBinary(t))
+	b.cmd.Env = append(append(os.Environ(), "ENVOY_BIN="+testenv.EnvoyBinary(t)), b.env...)
 	stdout, err := b.cmd.StdoutPipe()
 	require.NoError(t, err)
 	b.cmd.Stderr = &b.stderr
@@ -144,7 +146,7 @@ func launch(t testing.TB, b *bottle, args ...string) {
 
 func startBottle(t testing.TB, o bottleOptions) *bottle {
 	t.Helper()
-	b := &bottle{t: t, egress: egress{proxy: freePort(t), stateDir: o.stateDir}}
+	b := &bottle{t: t, egress: egress{proxy: freePort(t), stateDir: o.stateDir}, env: o.env}
 	if b.stateDir == "" {
 		b.stateDir = t.TempDir()
 	}

@@ -97,6 +97,7 @@ func coreDataPath(t *testing.T, b egress, up *upstream, login *hostLogin) {
 		require.NoError(t, err)
 		req.Header.Set("Authorization", agentPlaceholder)
 		req.Header.Set("Proxy-Authorization", "Basic YWdlbnQ6c2VjcmV0")
+		req.Header.Set("X-Api-Key", "agent-api-key")
 		resp, err := b.agent(t, true).Do(req)
 		require.NoError(t, err)
 		body := readAll(t, resp.Body)
@@ -106,6 +107,7 @@ func coreDataPath(t *testing.T, b egress, up *upstream, login *hostLogin) {
 		got := lastRequestTo(t, up, "/allowed/thing")
 		assert.Empty(t, got.Header.Values("Authorization"))
 		assert.Empty(t, got.Header.Values("Proxy-Authorization"))
+		assert.Empty(t, got.Header.Values("X-Api-Key"))
 		assertNoValueContains(t, got.Header, "agent-placeholder")
 	})
 

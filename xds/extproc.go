@@ -2,6 +2,7 @@ package xds
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	mutationv3 "github.com/envoyproxy/go-control-plane/envoy/config/common/mutation_rules/v3"
@@ -59,7 +60,10 @@ func extProcFilter(callerKey string) (*hcmv3.HttpFilter, error) {
 // carries. This is how the binding comes from the matched route (DESIGN.md
 // invariant 2) and never from the request's Host header.
 func routeBinding(p *config.Policy, r config.Route) (*anypb.Any, error) {
-	md := []*corev3.HeaderValue{{Key: extproc.MetadataHost, Value: r.Host}}
+	md := []*corev3.HeaderValue{
+		{Key: extproc.MetadataHost, Value: r.Host},
+		{Key: extproc.MetadataStrip, Value: strings.Join(p.StripHeaders(), ",")},
+	}
 	if r.Auth != nil {
 		slot, ok := p.Slot(r.Auth.Slot)
 		if !ok {
@@ -67,9 +71,13 @@ func routeBinding(p *config.Policy, r config.Route) (*anypb.Any, error) {
 		}
 		md = append(md,
 			&corev3.HeaderValue{Key: extproc.MetadataSlot, Value: r.Auth.Slot},
-			&corev3.HeaderValue{Key: extproc.MetadataScheme, Value: r.Auth.Scheme},
 			&corev3.HeaderValue{Key: extproc.MetadataSource, Value: slot.Source.String()},
 		)
+		if r.Auth.Header != "" {
+			md = append(md, &corev3.HeaderValue{Key: extproc.MetadataHeader, Value: r.Auth.Header})
+		} else {
+			md = append(md, &corev3.HeaderValue{Key: extproc.MetadataScheme, Value: r.Auth.Scheme})
+		}
 	}
 	return toAny(&extprocv3.ExtProcPerRoute{Override: &extprocv3.ExtProcPerRoute_Overrides{
 		Overrides: &extprocv3.ExtProcOverrides{GrpcInitialMetadata: md},
