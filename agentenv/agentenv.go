@@ -1,0 +1,124 @@
+// Package agentenv writes what a bottle's agent container is given: the
+// env file that points it at the egress and makes it trust the bottle CA,
+// the CA certificate, and per template the placeholder login that keeps
+// the agent's CLI logged in while the real credential stays on the host.
+//
+// Nothing it writes comes from a host credential or the host environment
+// except, for Codex, the non-secret facts of the host's access token
+// (expiry, account, plan) that codexauth copies into placeholders.
+package agentenv
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/egressgate/egressgate/config"
+	"github.com/egressgate/egressgate/pki"
+)
+
+// Defaults of the agent-env flags.
+const (
+	// DefaultStateDir matches serve's, so both use the same bottle CA.
+	DefaultStateDir = ".egressgate"
+	// DefaultProxyURL is serve's default proxy listener.
+	DefaultProxyURL = "http://127.0.0.1:3128"
+	// DefaultCAPath is where the agent sees ca.pem when the output
+	// directory is mounted at MountPoint.
+	DefaultCAPath = MountPoint + "/ca.pem"
+)
+
+// MountPoint is where the agent container is expected to mount the output
+// directory. CODEX_HOME points below it.
+const MountPoint = "/egressgate"
+
+// Options say what agent-env reads and where it writes. Zero values take
+// the defaults above.
+type Options struct {
+	// Manifest is the bottle manifest.
+	Manifest string
+	// OutDir receives env, ca.pem and, for Codex, codex/auth.json.
+	OutDir string
+	// StateDir holds the bottle CA (created there if missing).
+	StateDir string
+	// ProxyURL is the egress proxy as the agent reaches it.
+	ProxyURL string
+	// CAPath is the path of ca.pem as the agent sees it.
+	CAPath string
+	// Host are config's seams to the host (files, environment, Codex home,
+	// clock). Host.Now also dates the CA and the placeholders.
+	Host config.Options
+}
+
+// Result says what Generate wrote, for a summary that shows no values.
+type Result struct {
+	// Files are the paths written, in the order written.
+	Files []string
+	// Notes explain what was left out and how to use the output.
+	Notes []string
+}
+
+// Generate loads the manifest (and, only if it forwards them, the host
+// credentials) and the bottle CA, and writes the agent's files into
+// o.OutDir. A manifest problem is returned as *config.Errors.
+func Generate(o Options) (*Result, error) {
+	o = o.withDefaults()
+	if err := o.check(); err != nil {
+		return nil, err
+	}
+	now := o.Host.Now()
+	p, err := config.Load(o.Manifest, o.Host)
+	if err != nil {
+		return nil, err
+	}
+	ca, err := pki.LoadOrCreateCA(o.StateDir, now)
+	if err != nil {
+		return nil, fmt.Errorf("bottle CA: %w", err)
+	}
+	b, err := build(p, ca.CertPEM(), o, now)
+	if err != nil {
+		return nil, err
+	}
+	return b.write(o.OutDir)
+}
+
+func (o Options) withDefaults() Options {
+	if o.StateDir == "" {
+		o.StateDir = DefaultStateDir
+	}
+	if o.ProxyURL == "" {
+		o.ProxyURL = DefaultProxyURL
+	}
+	if o.CAPath == "" {
+		o.CAPath = DefaultCAPath
+	}
+	if o.Host.Now == nil {
+		o.Host.Now = time.Now
+	}
+	return o
+}
+
+// check refuses values the env file cannot carry or the agent cannot use.
+// An env file has no quoting, so a line break would start a new variable.
+func (o Options) check() error {
+	if o.OutDir == "" {
+		return errors.New("no output directory (--out)")
+	}
+	for _, f := range []struct{ flag, value string }{{"--proxy-url", o.ProxyURL}, {"--ca-path", o.CAPath}} {
+		if strings.ContainsAny(f.value, "\r\n\x00") || strings.TrimSpace(f.value) != f.value {
+			return fmt.Errorf("%s: line breaks and surrounding spaces cannot be written to an env file", f.flag)
+		}
+	}
+	u, err := url.Parse(o.ProxyURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return errors.New("--proxy-url: want http://HOST:PORT, the egress proxy as the agent reaches it")
+	}
+	// The agent's path, so path (slash-separated), not filepath.
+	if !path.IsAbs(o.CAPath) {
+		return errors.New("--ca-path: want an absolute path inside the agent container")
+	}
+	return nil
+}

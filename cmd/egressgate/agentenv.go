@@ -1,0 +1,52 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/egressgate/egressgate/agentenv"
+	"github.com/egressgate/egressgate/config"
+)
+
+func agentEnvCommand() *cobra.Command {
+	var o agentenv.Options
+	var codexHome string
+	cmd := &cobra.Command{
+		Use:   "agent-env --manifest FILE --out DIR",
+		Short: "Write what a bottle's agent container is given: env file, CA, placeholder login",
+		Long: `Write into DIR what the agent container receives: "env" (proxy and CA
+variables, in docker --env-file format), "ca.pem" (the bottle CA), and for the
+codex template with forward_host_credentials a placeholder "codex/auth.json"
+that keeps Codex in ChatGPT mode while holding no real token. The paths in
+"env" are the container's: mount DIR at ` + agentenv.MountPoint + ` (writable, for
+CODEX_HOME) or pass --ca-path. Prints the paths written, never values.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.Host = config.Options{CodexHome: codexHome}
+			res, err := agentenv.Generate(o)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			for _, f := range res.Files {
+				fmt.Fprintln(out, "wrote", f)
+			}
+			for _, n := range res.Notes {
+				fmt.Fprintln(out, "note:", n)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Manifest, "manifest", "", "bottle manifest (Markdown front matter or YAML)")
+	f.StringVar(&o.OutDir, "out", "", "directory to write env, ca.pem and codex/auth.json into")
+	f.StringVar(&o.StateDir, "state-dir", agentenv.DefaultStateDir, "egressgate's state directory, holding the bottle CA (as for serve)")
+	f.StringVar(&codexHome, "codex-home", "", "host Codex home holding auth.json (default $CODEX_HOME, then ~/.codex); read only when forwarded")
+	f.StringVar(&o.ProxyURL, "proxy-url", agentenv.DefaultProxyURL, "the egress proxy as the agent reaches it")
+	f.StringVar(&o.CAPath, "ca-path", agentenv.DefaultCAPath, "path of ca.pem inside the agent container")
+	for _, name := range []string{"manifest", "out"} {
+		_ = cmd.MarkFlagRequired(name)
+	}
+	return cmd
+}
