@@ -23,6 +23,7 @@ const (
 func (l *loader) compile(m manifest) *Policy {
 	routes := l.merge(l.templateRoutes(m), m.routes)
 	slots, namedAt := assignSlots(routes)
+	bindAnswers(routes)
 	l.fillSlots(slots, namedAt)
 	p := &Policy{
 		Name:                   m.name,
@@ -63,8 +64,41 @@ func (l *loader) codexRoutes(forward bool) []routeSpec {
 			chat.auth = &authSpec{scheme: "Bearer", source: src, path: forwardPath}
 		}
 	}
-	auth := routeSpec{template: templateCodex, route: Route{Host: codexAuthHost, TLS: Intercept}}
-	return []routeSpec{chat, auth}
+	return []routeSpec{chat, codexAuthRoute(chat.auth != nil)}
+}
+
+// codexAuthRoute is auth.openai.com for Codex. With the host's login
+// forwarded, only the refresh call is allowed, and egressgate answers it
+// itself (bindAnswers ties it to the login's slot): the agent holds only a
+// placeholder refresh token, which must never reach OpenAI. Without, the
+// agent logs in inside the bottle with device auth, which needs the device
+// endpoints and the token exchange. The manifest may allow more paths.
+func codexAuthRoute(forwarded bool) routeSpec {
+	m := []Match{{Paths: []PathMatch{{Type: PathPrefix, Value: "/api/accounts/deviceauth/"}, {Type: PathExact, Value: codexTokenPath}}}}
+	if forwarded {
+		m = []Match{{Paths: []PathMatch{{Type: PathExact, Value: codexTokenPath}}, Methods: []string{"POST"}, Answer: &Answer{Kind: AnswerCodexRefresh}}}
+	}
+	return routeSpec{template: templateCodex, widen: true, route: Route{Host: codexAuthHost, TLS: Intercept, Matches: m}}
+}
+
+const codexTokenPath = "/oauth/token"
+
+// bindAnswers points each refresh answer at the slot holding the host's
+// Codex login, once slots are assigned.
+func bindAnswers(routes []routeSpec) {
+	var slot string
+	for _, r := range routes {
+		if r.route.Host == codexChatHost && r.route.Auth != nil {
+			slot = r.route.Auth.Slot
+		}
+	}
+	for _, r := range routes {
+		for _, m := range r.route.Matches {
+			if m.Answer != nil && m.Answer.Kind == AnswerCodexRefresh {
+				m.Answer.Slot = slot
+			}
+		}
+	}
 }
 
 // codexHome is where Codex keeps auth.json, found the way Codex finds it:
@@ -134,6 +168,11 @@ func (l *loader) mergeRoute(t, r routeSpec) routeSpec {
 	}
 	// Templates set no upstream, so the manifest's replaces nothing.
 	t.route.Upstream = r.route.Upstream
+	if t.widen {
+		// The template's matches stay first, so its answers win.
+		t.route.Matches = append(t.route.Matches, r.route.Matches...)
+		return t
+	}
 	if len(r.route.Matches) > 0 {
 		l.checkNarrows(t, r)
 		t.route.Matches = r.route.Matches

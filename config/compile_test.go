@@ -3,13 +3,17 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 )
 
-var backendAPI = []Match{{Paths: []PathMatch{{Type: PathPrefix, Value: "/backend-api/"}}}}
+var (
+	backendAPI = []Match{{Paths: []PathMatch{{Type: PathPrefix, Value: "/backend-api/"}}}}
+	deviceAuth = []Match{{Paths: []PathMatch{{Type: PathPrefix, Value: "/api/accounts/deviceauth/"}, {Type: PathExact, Value: "/oauth/token"}}}}
+)
 
 func TestTemplates(t *testing.T) {
 	tests := []struct {
@@ -27,7 +31,7 @@ func TestTemplates(t *testing.T) {
 			name: "codex without forwarding",
 			text: "name: demo\nagent_provider: {template: codex}\n",
 			want: []Route{
-				{Host: "auth.openai.com", TLS: Intercept},
+				{Host: "auth.openai.com", TLS: Intercept, Matches: deviceAuth},
 				{Host: "chatgpt.com", TLS: Intercept, Matches: backendAPI},
 			},
 		},
@@ -84,9 +88,9 @@ func TestTemplateMerge(t *testing.T) {
 			want: Route{Host: "chatgpt.com", TLS: Intercept, Matches: backendAPI},
 		},
 		{
-			name: "matches on a template host without matches",
-			text: codex + "    - host: auth.openai.com\n      matches:\n        - paths: [{type: exact, value: /oauth/token}]\n",
-			want: Route{Host: "auth.openai.com", TLS: Intercept, Matches: []Match{{Paths: []PathMatch{{Type: PathExact, Value: "/oauth/token"}}}}},
+			name: "matches on auth.openai.com add to the template's",
+			text: codex + "    - host: auth.openai.com\n      matches:\n        - paths: [{type: prefix, value: /api/accounts/login/}]\n",
+			want: Route{Host: "auth.openai.com", TLS: Intercept, Matches: append(slices.Clone(deviceAuth), Match{Paths: []PathMatch{{Type: PathPrefix, Value: "/api/accounts/login/"}}})},
 		},
 		{
 			name:    "auth on a template host",

@@ -69,6 +69,21 @@ type Auth struct {
 type Match struct {
 	Paths   []PathMatch
 	Methods []string // upper case
+	// Answer, when set, is a reply egressgate makes itself: the request
+	// never reaches the upstream.
+	Answer *Answer
+}
+
+// AnswerCodexRefresh answers Codex's OAuth refresh (POST
+// auth.openai.com/oauth/token) with fresh placeholder tokens mirroring the
+// host's current login, so the agent never needs the real refresh token.
+const AnswerCodexRefresh = "codex-refresh"
+
+// Answer is a reply egressgate makes in place of the upstream.
+type Answer struct {
+	Kind string // AnswerCodexRefresh
+	// Slot holds the host credential the answer is made from.
+	Slot string
 }
 
 // PathType is how a PathMatch compares the request path.

@@ -35,6 +35,9 @@ type routeSpec struct {
 	template string // the template that made the route; "" for a manifest route
 	route    Route  // Auth stays nil until assignSlots
 	auth     *authSpec
+	// widen makes a manifest route's matches add to the template's instead
+	// of narrowing them.
+	widen bool
 }
 
 // authSpec is a route's credential, named by its source: the slot it

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"google.golang.org/grpc/metadata"
+
+	"github.com/egressgate/egressgate/config"
 )
 
 // gRPC initial metadata keys carrying the route binding. Our xDS translation
@@ -31,6 +33,10 @@ const (
 	// MetadataStrip lists (comma-separated) the headers removed from every
 	// request of the bottle: every header any of its routes injects.
 	MetadataStrip = "x-egressgate-strip"
+	// MetadataAnswer asks ext_proc to answer the request itself from the
+	// slot's host credential (config.AnswerCodexRefresh); nothing is
+	// forwarded.
+	MetadataAnswer = "x-egressgate-answer"
 )
 
 // binding is what the matched route asks of one request.
@@ -40,6 +46,7 @@ type binding struct {
 	scheme string // with header "", the Authorization scheme
 	header string // when set, the header carrying the raw value
 	source string // the slot's expected source; "" skips the check
+	answer string // when set, egressgate answers instead of the upstream
 	strip  []string
 }
 
@@ -70,7 +77,16 @@ func bindingFromContext(ctx context.Context) (binding, error) {
 	if b.source, err = single(md, MetadataSource); err != nil {
 		return b, err
 	}
+	if b.answer, err = single(md, MetadataAnswer); err != nil {
+		return b, err
+	}
 	switch {
+	case b.answer != "" && b.answer != config.AnswerCodexRefresh:
+		return b, fmt.Errorf("unknown answer %q for slot %s", b.answer, b.slot)
+	case b.answer != "" && (b.header != "" || b.scheme != ""):
+		return b, fmt.Errorf("slot %s is both answered and injected", b.slot)
+	case b.answer != "":
+		return b, nil
 	case b.header != "" && b.scheme != "":
 		return b, fmt.Errorf("slot %s has both a scheme and a header", b.slot)
 	case b.header == "" && !knownScheme(b.scheme):

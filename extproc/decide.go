@@ -25,6 +25,9 @@ func (s *Server) requestHeaders(ctx context.Context, b binding, bindErr error) *
 	if d != nil {
 		return s.deny(ctx, b, d)
 	}
+	if b.answer != "" {
+		return s.answerRefresh(ctx, b, slot)
+	}
 	s.logger.DebugContext(ctx, "ext_proc request", "host", b.host, "slot", b.slot, "action", "inject")
 	s.observe("inject")
 	return injectResponse(b, slot.Value)

@@ -19,6 +19,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/egressgate/egressgate/codexauth"
 )
 
 // Server answers Envoy's ext_proc streams, one stream per HTTP request.
@@ -26,9 +28,12 @@ type Server struct {
 	logger *slog.Logger
 	now    func() time.Time
 	slots  atomic.Pointer[slotTable]
-	// observe counts decisions (inject, strip, deny) for metrics; set once
-	// before serving.
+	// observe counts decisions (inject, strip, deny, answer) for metrics;
+	// set once before serving.
 	observe func(action string)
+	// minter signs the placeholder tokens of refresh answers with a key
+	// that lives and dies with this process.
+	minter *codexauth.Minter
 }
 
 var _ extprocv3.ExternalProcessorServer = (*Server)(nil)
@@ -43,7 +48,13 @@ func New(logger *slog.Logger, now func() time.Time) *Server {
 	if now == nil {
 		now = time.Now
 	}
-	return &Server{logger: logger, now: now, observe: func(string) {}}
+	minter, err := codexauth.NewMinter()
+	if err != nil {
+		// Only key generation can fail here; without a minter refresh
+		// answers fail closed and everything else works.
+		logger.Error("cannot make a placeholder signing key; codex token refreshes will be refused", "error", err)
+	}
+	return &Server{logger: logger, now: now, observe: func(string) {}, minter: minter}
 }
 
 // SetObserver makes every decision call observe with its action ("inject",

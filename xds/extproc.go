@@ -84,6 +84,25 @@ func routeBinding(p *config.Policy, r config.Route) (*anypb.Any, error) {
 	}})
 }
 
+// answerBinding asks the ext_proc server to answer the request itself,
+// from the host credential in the answer's slot; the request is never
+// forwarded, and if ext_proc cannot answer, Envoy fails it (fail closed).
+func answerBinding(p *config.Policy, r config.Route, a *config.Answer) (*anypb.Any, error) {
+	slot, ok := p.Slot(a.Slot)
+	if !ok {
+		return nil, fmt.Errorf("route %s: answer %s names unknown slot %q", r.Host, a.Kind, a.Slot)
+	}
+	return toAny(&extprocv3.ExtProcPerRoute{Override: &extprocv3.ExtProcPerRoute_Overrides{
+		Overrides: &extprocv3.ExtProcOverrides{GrpcInitialMetadata: []*corev3.HeaderValue{
+			{Key: extproc.MetadataHost, Value: r.Host},
+			{Key: extproc.MetadataStrip, Value: strings.Join(p.StripHeaders(), ",")},
+			{Key: extproc.MetadataAnswer, Value: a.Kind},
+			{Key: extproc.MetadataSlot, Value: a.Slot},
+			{Key: extproc.MetadataSource, Value: slot.Source.String()},
+		}},
+	}})
+}
+
 // extProcDisabled skips ext_proc on routes that answer locally: a refusal
 // needs no credential handling and should not depend on ext_proc being up.
 func extProcDisabled() (*anypb.Any, error) {

@@ -98,13 +98,22 @@ func mitmRoutes(p *config.Policy, r config.Route) (*routev3.RouteConfiguration, 
 	routes := make([]*routev3.Route, 0, 2*len(allowed)+1)
 	// WebSocket upgrades first: the same matches, to the HTTP/1.1 twin of
 	// the host's cluster, with the same credential binding.
-	for i, m := range allowed {
-		ws := proto.Clone(m).(*routev3.RouteMatch)
+	for i, a := range allowed {
+		if a.answer != nil {
+			continue // answered by egressgate, never upgraded
+		}
+		ws := proto.Clone(a.match).(*routev3.RouteMatch)
 		ws.Headers = append(ws.Headers, websocketMatcher())
 		routes = append(routes, upstreamRoute(fmt.Sprintf("%s/ws/%d", r.Host, i), ws, websocketClusterName(r.Host), binding))
 	}
-	for i, m := range allowed {
-		routes = append(routes, upstreamRoute(fmt.Sprintf("%s/%d", r.Host, i), m, upstreamClusterName(r.Host), binding))
+	for i, a := range allowed {
+		b := binding
+		if a.answer != nil {
+			if b, err = answerBinding(p, r, a.answer); err != nil {
+				return nil, err
+			}
+		}
+		routes = append(routes, upstreamRoute(fmt.Sprintf("%s/%d", r.Host, i), a.match, upstreamClusterName(r.Host), b))
 	}
 	why := fmt.Sprintf("egressgate: %%REQ(:METHOD)%% %%REQ(:PATH)%% on %s refused: not allowed by the routes of bottle %s for %s", r.Host, p.Name, r.Host)
 	routes = append(routes, refusal(r.Host+"/refuse", &routev3.RouteMatch{
@@ -148,13 +157,20 @@ func websocketMatcher() *routev3.HeaderMatcher {
 	}
 }
 
+// allowedMatch is one Envoy route match of a route, and the answer
+// egressgate gives in the upstream's place, if any.
+type allowedMatch struct {
+	match  *routev3.RouteMatch
+	answer *config.Answer
+}
+
 // allowedMatches turns a route's matches into Envoy route matches: one per
 // (match, path) pair, each also requiring the match's methods.
-func allowedMatches(r config.Route) []*routev3.RouteMatch {
+func allowedMatches(r config.Route) []allowedMatch {
 	if len(r.Matches) == 0 {
-		return []*routev3.RouteMatch{{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}}}
+		return []allowedMatch{{match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}}}}
 	}
-	var out []*routev3.RouteMatch
+	var out []allowedMatch
 	for _, m := range r.Matches {
 		paths := m.Paths
 		if len(paths) == 0 {
@@ -170,7 +186,7 @@ func allowedMatches(r config.Route) []*routev3.RouteMatch {
 			if len(m.Methods) > 0 {
 				rm.Headers = []*routev3.HeaderMatcher{methodMatcher(m.Methods)}
 			}
-			out = append(out, rm)
+			out = append(out, allowedMatch{match: rm, answer: m.Answer})
 		}
 	}
 	return out

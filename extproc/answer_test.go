@@ -1,0 +1,48 @@
+package extproc
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/egressgate/egressgate/config"
+)
+
+func TestAnswerCodexRefresh(t *testing.T) {
+	exp := t0.Add(2 * time.Hour).Truncate(time.Second)
+	host, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"exp":                         exp.Unix(),
+		"https://api.openai.com/auth": map[string]any{"chatgpt_account_id": "acct-42", "chatgpt_plan_type": "pro"},
+	}).SignedString([]byte("host-key"))
+	require.NoError(t, err)
+	h := newHarness(t)
+	h.srv.SetSlots([]config.Slot{codexSlot(host, exp)})
+	md := []string{MetadataHost, "auth.openai.com", MetadataAnswer, config.AnswerCodexRefresh,
+		MetadataSlot, "EGRESS_TOKEN_0", MetadataSource, codexSlot("", time.Time{}).Source.String()}
+
+	ir := h.headers(t, md).GetImmediateResponse()
+	require.NotNil(t, ir, "a refresh is answered, never forwarded")
+	require.EqualValues(t, 200, ir.GetStatus().GetCode())
+	require.NotContains(t, string(ir.GetBody()), host)
+	var tokens struct{ AccessToken, IDToken, RefreshToken string }
+	require.NoError(t, json.Unmarshal(ir.GetBody(), &struct {
+		A *string `json:"access_token"`
+		I *string `json:"id_token"`
+		R *string `json:"refresh_token"`
+	}{&tokens.AccessToken, &tokens.IDToken, &tokens.RefreshToken}))
+	claims := jwt.MapClaims{}
+	_, _, err = jwt.NewParser().ParseUnverified(tokens.AccessToken, claims)
+	require.NoError(t, err)
+	gotExp, err := claims.GetExpirationTime()
+	require.NoError(t, err)
+	require.Equal(t, exp, gotExp.UTC())
+	require.Equal(t, "acct-42", claims["https://api.openai.com/auth"].(map[string]any)["chatgpt_account_id"])
+	require.NotEmpty(t, tokens.RefreshToken)
+
+	// An expired host login is refused, not papered over with placeholders.
+	h.srv.SetSlots([]config.Slot{codexSlot(host, t0.Add(-time.Minute))})
+	requireDenied(t, h.headers(t, md), 503, codeExpired, "codex login --device-auth")
+}
