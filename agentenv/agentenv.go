@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"path"
 	"strings"
 	"time"
@@ -46,8 +47,12 @@ type Options struct {
 	StateDir string
 	// ProxyURL is the egress proxy as the agent reaches it.
 	ProxyURL string
-	// CAPath is the path of ca.pem as the agent sees it.
+	// CAPath is the path of ca.pem as the agent sees it; ca-bundle.pem
+	// sits beside it.
 	CAPath string
+	// SystemRoots is the PEM bundle of public roots that ca-bundle.pem
+	// starts with (default: the host's /etc/ssl/certs/ca-certificates.crt).
+	SystemRoots []byte
 	// Host are config's seams to the host (files, environment, Codex home,
 	// clock). Host.Now also dates the CA and the placeholders.
 	Host config.Options
@@ -77,6 +82,11 @@ func Generate(o Options) (*Result, error) {
 	ca, err := pki.LoadOrCreateCA(o.StateDir, now)
 	if err != nil {
 		return nil, fmt.Errorf("bottle CA: %w", err)
+	}
+	if o.SystemRoots == nil {
+		// Best effort: without them ca-bundle.pem holds the bottle CA only,
+		// which still serves every intercepted host.
+		o.SystemRoots, _ = os.ReadFile(defaultSystemRoots)
 	}
 	b, err := build(p, ca.CertPEM(), o, now)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -82,6 +83,7 @@ func TestCodexForwarded(t *testing.T) {
 
 	assert.Equal(t, []string{
 		filepath.Join(o.OutDir, "ca.pem"),
+		filepath.Join(o.OutDir, "ca-bundle.pem"),
 		filepath.Join(o.OutDir, "codex", "auth.json"),
 		filepath.Join(o.OutDir, "env"),
 	}, res.Files)
@@ -157,6 +159,7 @@ func TestCAAndFlags(t *testing.T) {
 	o := h.options(t, "name: demo\n")
 	o.ProxyURL = "http://egress:3128"
 	o.CAPath = "/certs/bottle-ca.pem"
+	o.SystemRoots = []byte("ROOTS")
 	res, err := Generate(o)
 	require.NoError(t, err)
 
@@ -170,7 +173,11 @@ func TestCAAndFlags(t *testing.T) {
 	require.NotNil(t, block)
 	assert.Equal(t, "CERTIFICATE", block.Type)
 	assert.Empty(t, strings.TrimSpace(string(rest)), "ca.pem holds the certificate only")
-	assert.Contains(t, strings.Join(res.Notes, "\n"), "mounted at /certs/bottle-ca.pem")
+	assert.Contains(t, strings.Join(res.Notes, "\n"), "mounted at /certs")
+	bundle, err := os.ReadFile(filepath.Join(o.OutDir, "ca-bundle.pem"))
+	require.NoError(t, err)
+	assert.True(t, strings.HasPrefix(string(bundle), "ROOTS\n"), "the bundle starts with the system roots")
+	assert.True(t, strings.HasSuffix(string(bundle), string(caPEM)), "and ends with the bottle CA")
 
 	fi, err := os.Stat(o.OutDir)
 	require.NoError(t, err)
@@ -240,8 +247,12 @@ func baseEnvWant(proxy, ca string) map[string]string {
 	for _, k := range []string{"HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"} {
 		env[k] = proxy
 	}
-	for _, k := range []string{"SSL_CERT_FILE", "CODEX_CA_CERTIFICATE", "NODE_EXTRA_CA_CERTS", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "GIT_SSL_CAINFO"} {
+	for _, k := range []string{"CODEX_CA_CERTIFICATE", "NODE_EXTRA_CA_CERTS"} {
 		env[k] = ca
+	}
+	// Trust-store replacements get the public roots plus the bottle CA.
+	for _, k := range []string{"SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "GIT_SSL_CAINFO"} {
+		env[k] = path.Join(path.Dir(ca), "ca-bundle.pem")
 	}
 	return env
 }

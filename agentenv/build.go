@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"path"
 	"path/filepath"
 	"time"
 
@@ -12,10 +13,13 @@ import (
 )
 
 const (
-	caFile        = "ca.pem"
-	envFile       = "env"
-	codexDir      = "codex"
-	codexAuthFile = codexDir + "/auth.json"
+	caFile     = "ca.pem"
+	bundleFile = "ca-bundle.pem"
+	// defaultSystemRoots is Debian's and Ubuntu's public root bundle.
+	defaultSystemRoots = "/etc/ssl/certs/ca-certificates.crt"
+	envFile            = "env"
+	codexDir           = "codex"
+	codexAuthFile      = codexDir + "/auth.json"
 
 	// CodexHome is CODEX_HOME inside the agent container: the output's
 	// codex directory, mounted writable because Codex keeps its sessions
@@ -59,7 +63,9 @@ type bundle struct {
 // the claims codexauth copies.
 func build(p *config.Policy, caPEM []byte, o Options, now time.Time) (*bundle, error) {
 	b := &bundle{env: baseEnv(o)}
-	b.files = append(b.files, file{name: caFile, data: caPEM, mode: 0o644})
+	b.files = append(b.files,
+		file{name: caFile, data: caPEM, mode: 0o644},
+		file{name: bundleFile, data: caBundle(o.SystemRoots, caPEM), mode: 0o644})
 	switch p.Template {
 	case templateCodex:
 		if err := b.addCodex(p, now); err != nil {
@@ -80,14 +86,26 @@ func mountHint(o Options) string {
 	if o.CAPath == DefaultCAPath {
 		return fmt.Sprintf("start the agent container with --env-file %s and %s mounted at %s", env, o.OutDir, MountPoint)
 	}
-	return fmt.Sprintf("start the agent container with --env-file %s and %s mounted at %s", env, filepath.Join(o.OutDir, caFile), o.CAPath)
+	return fmt.Sprintf("start the agent container with --env-file %s and %s mounted at %s (ca.pem and ca-bundle.pem)", env, o.OutDir, path.Dir(o.CAPath))
+}
+
+// caBundle is the public roots followed by the bottle CA. The variables
+// that replace a tool's trust store point here, so passthrough hosts
+// (tunnelled, carrying their real certificates) still verify.
+func caBundle(roots, caPEM []byte) []byte {
+	out := append([]byte(nil), roots...)
+	if len(out) > 0 && out[len(out)-1] != '\n' {
+		out = append(out, '\n')
+	}
+	return append(out, caPEM...)
 }
 
 // baseEnv points every common HTTP stack at the proxy and at the bottle
 // CA. Both spellings of the proxy variables, because curl reads only the
 // lower-case http_proxy and some Go and Python tools only the upper-case.
-// The CA variables cover OpenSSL and Go (SSL_CERT_FILE), Codex, Node,
-// Python requests, curl and git.
+// Variables that add a CA to the tool's roots (Codex, Node) get ca.pem;
+// those that replace the roots (OpenSSL and Go's SSL_CERT_FILE, Python
+// requests, curl, git) get ca-bundle.pem.
 func baseEnv(o Options) []envVar {
 	const noProxy = "localhost,127.0.0.1,::1"
 	env := []envVar{
@@ -95,8 +113,12 @@ func baseEnv(o Options) []envVar {
 		{"https_proxy", o.ProxyURL}, {"http_proxy", o.ProxyURL},
 		{"NO_PROXY", noProxy}, {"no_proxy", noProxy},
 	}
-	for _, k := range []string{"SSL_CERT_FILE", "CODEX_CA_CERTIFICATE", "NODE_EXTRA_CA_CERTS", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "GIT_SSL_CAINFO"} {
+	for _, k := range []string{"CODEX_CA_CERTIFICATE", "NODE_EXTRA_CA_CERTS"} {
 		env = append(env, envVar{k, o.CAPath})
+	}
+	bundle := path.Join(path.Dir(o.CAPath), bundleFile)
+	for _, k := range []string{"SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "GIT_SSL_CAINFO"} {
+		env = append(env, envVar{k, bundle})
 	}
 	return env
 }
