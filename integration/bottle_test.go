@@ -31,8 +31,8 @@ type bottleOptions struct {
 	manifest       string // manifest text
 	manifestPath   string // write the manifest here (to edit it later); default a temp file
 	codexHome      string
-	stateDir       string // reuse to test restarts; default a fresh temp dir
-	extProcAddress string // point Envoy at this ext_proc instead of the built-in one
+	stateDir       string   // reuse to test restarts; default a fresh temp dir
+	extProcAddress string   // point Envoy at this ext_proc instead of the built-in one
 	env            []string // extra KEY=VALUE for egressgate's environment
 }
 

@@ -29,8 +29,17 @@ type upstream struct {
 	seen []seenRequest
 }
 
-// sseEvents is what the stand-in streams for a Codex responses call.
-var sseEvents = []string{"response.created", "response.output_text.delta", "response.completed"}
+// sseEvents is what the stand-in streams for a Codex responses call, in
+// order; sseData holds each event's payload, shaped like the Responses API
+// so that a real Codex CLI completes its turn.
+var (
+	sseEvents = []string{"response.created", "response.output_item.done", "response.completed"}
+	sseData   = map[string]string{
+		"response.created":          `{"type":"response.created","response":{"id":"resp_standin"}}`,
+		"response.output_item.done": `{"type":"response.output_item.done","item":{"type":"message","role":"assistant","id":"msg_standin","content":[{"type":"output_text","text":"hello from the stand-in"}]}}`,
+		"response.completed":        `{"type":"response.completed","response":{"id":"resp_standin","usage":{"input_tokens":1,"input_tokens_details":null,"output_tokens":1,"output_tokens_details":null,"total_tokens":2}}}`,
+	}
+)
 
 func newUpstream(t testing.TB, pki *upstreamPKI) *upstream {
 	t.Helper()
@@ -60,7 +69,7 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/event-stream")
 	flusher := w.(http.Flusher)
 	for _, e := range sseEvents {
-		fmt.Fprintf(w, "event: %s\ndata: {\"type\":%q}\n\n", e, e)
+		fmt.Fprintf(w, "event: %s\ndata: %s\n\n", e, sseData[e])
 		flusher.Flush()
 	}
 }

@@ -5,6 +5,8 @@
 set -euo pipefail
 
 STATICCHECK_VERSION="${STATICCHECK_VERSION:-v0.8.2}"
+# The real Codex CLI, for the test that runs it through the egress.
+CODEX_VERSION="${CODEX_VERSION:-0.171.0}"
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bin="${repo_root}/.tools/bin"
@@ -17,3 +19,11 @@ if ! "${bin}/staticcheck" -version 2>/dev/null | grep -q "${STATICCHECK_VERSION#
 	GOBIN="${bin}" go install "honnef.co/go/tools/cmd/staticcheck@${STATICCHECK_VERSION}"
 fi
 echo "staticcheck ${STATICCHECK_VERSION} at ${bin}/staticcheck"
+
+codex_dir="${repo_root}/.tools/codex"
+if ! "${bin}/codex" --version 2>/dev/null | grep -q "${CODEX_VERSION}"; then
+	command -v npm >/dev/null || { echo "setup: npm is required for the Codex CLI test (apt-get install npm)" >&2; exit 1; }
+	npm install --silent --no-audit --no-fund --prefix "${codex_dir}" "@openai/codex@${CODEX_VERSION}" >&2
+	ln -sf "${codex_dir}/node_modules/.bin/codex" "${bin}/codex"
+fi
+echo "codex ${CODEX_VERSION} at ${bin}/codex"

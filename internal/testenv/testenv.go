@@ -10,7 +10,7 @@ import (
 )
 
 // setupHint tells a developer how to get an Envoy binary for the tests.
-const setupHint = "run scripts/setup-envoy.sh (installs .tools/bin/envoy) or set $ENVOY_BIN"
+const setupHint = "run scripts/setup.sh (installs .tools/bin/envoy and .tools/bin/codex) or set $ENVOY_BIN / $CODEX_BIN"
 
 // EnvoyBinary returns the Envoy binary tests should run: $ENVOY_BIN if set,
 // else <module root>/.tools/bin/envoy. Without one, a test is skipped on a
@@ -18,20 +18,33 @@ const setupHint = "run scripts/setup-envoy.sh (installs .tools/bin/envoy) or set
 // pass by silently skipping every data-plane test.
 func EnvoyBinary(t testing.TB) string {
 	t.Helper()
-	if bin := os.Getenv("ENVOY_BIN"); bin != "" {
+	return tool(t, "ENVOY_BIN", "envoy")
+}
+
+// CodexBinary returns the pinned Codex CLI: $CODEX_BIN if set, else
+// <module root>/.tools/bin/codex (installed by scripts/setup.sh). Missing,
+// it fails the test under CI and skips it elsewhere, like EnvoyBinary.
+func CodexBinary(t testing.TB) string {
+	t.Helper()
+	return tool(t, "CODEX_BIN", "codex")
+}
+
+func tool(t testing.TB, envVar, name string) string {
+	t.Helper()
+	if bin := os.Getenv(envVar); bin != "" {
 		return bin
 	}
 	root, err := findModuleRoot()
 	if err == nil {
-		bin := filepath.Join(root, ".tools", "bin", "envoy")
+		bin := filepath.Join(root, ".tools", "bin", name)
 		if isExecutable(bin) {
 			return bin
 		}
 	}
 	if os.Getenv("CI") != "" {
-		t.Fatalf("no Envoy binary: %s", setupHint)
+		t.Fatalf("no %s binary: %s", name, setupHint)
 	}
-	t.Skipf("no Envoy binary: %s", setupHint)
+	t.Skipf("no %s binary: %s", name, setupHint)
 	return ""
 }
 
