@@ -20,7 +20,7 @@ func TestHeaderAuth(t *testing.T) {
 		"neither":  {"{token_ref: A}", ":5: egress.routes[0].auth.scheme: required"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			errs := newHost(routes("    - host: g.example.test\n      auth: "+c.auth+"\n")).loadErrors(t)
+			errs := newHost(routes("    - host: g.example.test\n      auth: " + c.auth + "\n")).loadErrors(t)
 			require.NotEmpty(t, errs)
 			require.Contains(t, errs[0], c.want)
 		})
