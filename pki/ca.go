@@ -21,6 +21,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/egressgate/egressgate/internal/securefile"
 )
 
 const (
@@ -47,10 +49,19 @@ type CA struct {
 
 // LoadOrCreateCA loads the CA from dir/ca.pem and dir/ca-key.pem, creating
 // dir (0700) and both files on first use.
+//
+// The check-then-create runs under the state dir's lock, so processes
+// starting together on a fresh dir (serve and control, say) agree on one
+// CA: the first creates both files, the others load them.
 func LoadOrCreateCA(dir string, now time.Time) (*CA, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("state dir: %w", err)
 	}
+	unlock, err := securefile.LockDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("state dir: %w", err)
+	}
+	defer unlock()
 	certPath, keyPath := filepath.Join(dir, certFile), filepath.Join(dir, keyFile)
 	certOK, err := exists(certPath)
 	if err != nil {
@@ -113,15 +124,30 @@ func createCA(certPath, keyPath string, now time.Time) (*CA, error) {
 		return nil, fmt.Errorf("marshal CA key: %w", err)
 	}
 	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	// Key first: a crash between the two writes leaves a key without a
-	// certificate, which LoadOrCreateCA reports instead of trusting.
-	if err := writeFileAtomic(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
+	created, err := writeNewCA(certPath, keyPath, certPEM, keyPEM)
+	if err != nil {
 		return nil, err
 	}
-	if err := writeFileAtomic(certPath, certPEM, 0o644); err != nil {
-		return nil, err
+	if !created {
+		// Under the state dir's lock only a process that skips the lock
+		// can have written a file meanwhile. Load (and check) its files
+		// rather than run with a key that is not on disk.
+		return loadCA(certPath, keyPath, now)
 	}
 	return newCA(certPath, certPEM, cert, key), nil
+}
+
+// writeNewCA writes the key, then the certificate: a crash between the two
+// leaves a key without a certificate, which LoadOrCreateCA reports instead
+// of trusting. Neither write replaces an existing file; created is false if
+// either file was already there.
+func writeNewCA(certPath, keyPath string, certPEM, keyPEM []byte) (created bool, err error) {
+	created, err = securefile.CreateExclusive(keyPath, keyPEM, 0o600)
+	if err != nil || !created {
+		return created, err
+	}
+	return securefile.CreateExclusive(certPath, certPEM, 0o644)
 }
 
 func loadCA(certPath, keyPath string, now time.Time) (*CA, error) {
@@ -165,14 +191,7 @@ func readCert(path string) ([]byte, *x509.Certificate, error) {
 // readKey refuses a key file that group or others can access: the CA key
 // lets whoever holds it impersonate any host to the agent.
 func readKey(path string) (*ecdsa.PrivateKey, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, err
-	}
-	if perm := fi.Mode().Perm(); perm&^0o600 != 0 {
-		return nil, fmt.Errorf("%s: mode %#o is wider than 0600; run chmod 600 %s", path, perm, path)
-	}
-	data, err := os.ReadFile(path)
+	data, err := securefile.ReadPrivate(path)
 	if err != nil {
 		return nil, err
 	}
@@ -189,33 +208,6 @@ func readKey(path string) (*ecdsa.PrivateKey, error) {
 		return nil, fmt.Errorf("%s: key is %T, want ECDSA", path, parsed)
 	}
 	return key, nil
-}
-
-// writeFileAtomic writes via a temporary file in the same directory and a
-// rename, so a reader never sees a half-written PEM file.
-func writeFileAtomic(path string, data []byte, perm fs.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op once renamed
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
 
 func exists(path string) (bool, error) {

@@ -5,6 +5,7 @@ import (
 	"encoding/pem"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -42,6 +43,35 @@ func TestLoadOrCreateCACreatesThenReuses(t *testing.T) {
 	again, err := LoadOrCreateCA(dir, t0.Add(24*time.Hour))
 	require.NoError(t, err)
 	require.Equal(t, ca.CertPEM(), again.CertPEM(), "second run must reuse ca.pem")
+}
+
+// serve and control may start together on a fresh state dir; they must
+// end up with one CA, and it must be the one on disk.
+func TestLoadOrCreateCAConcurrentCreatorsAgree(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	const n = 8
+	var (
+		wg   sync.WaitGroup
+		cas  [n]*CA
+		errs [n]error
+	)
+	for i := range n {
+		wg.Go(func() { cas[i], errs[i] = LoadOrCreateCA(dir, t0) })
+	}
+	wg.Wait()
+
+	certPEM, err := os.ReadFile(filepath.Join(dir, "ca.pem"))
+	require.NoError(t, err)
+	onDisk, err := readKey(filepath.Join(dir, "ca-key.pem"))
+	require.NoError(t, err)
+	for i := range n {
+		require.NoError(t, errs[i], "creator %d", i)
+		require.Equal(t, certPEM, cas[i].CertPEM(), "creator %d holds another certificate", i)
+		require.True(t, onDisk.Equal(cas[i].key), "creator %d signs with a key that is not on disk", i)
+	}
+	leftovers, err := filepath.Glob(filepath.Join(dir, ".*tmp*"))
+	require.NoError(t, err)
+	require.Empty(t, leftovers, "temporary files are cleaned up")
 }
 
 func TestCACertificateShape(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/egressgate/egressgate/envoy"
+	"github.com/egressgate/egressgate/internal/securefile"
 	"github.com/egressgate/egressgate/xds"
 )
 
@@ -31,26 +32,10 @@ func writeBootstrap(stateDir, node, xdsAddr, adminAddr, token string) (string, e
 	if err != nil {
 		return "", err
 	}
+	// WriteAtomic sets 0600 whatever an older file's mode was (os.WriteFile
+	// would keep it), and Envoy never reads a half-written bootstrap.
 	path := filepath.Join(dir, "envoy.yaml")
-	return path, writePrivate(path, boot)
-}
-
-// writePrivate replaces path with data, mode 0600 whatever the old file's
-// mode was (os.WriteFile keeps an existing file's mode).
-func writePrivate(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return path, securefile.WriteAtomic(path, boot, 0o600)
 }
 
 // startEnvoy renders, validates and starts the bottle's Envoy.

@@ -38,8 +38,10 @@ func (a *Authority) StreamInterceptor(now func() time.Time) grpc.StreamServerInt
 }
 
 // UnaryInterceptor is StreamInterceptor for unary calls. The xDS server
-// needs it too: go-control-plane's per-type services (LDS, RDS, CDS, SDS)
-// have unary Fetch methods that return a node's resources.
+// registers ADS only (xds.Server.Register), which has no unary method, so
+// today this refuses calls that would fail anyway. It is installed as
+// defence in depth: should a per-type service with a unary Fetch (which
+// returns a node's resources) ever be registered, it is not left open.
 func (a *Authority) UnaryInterceptor(now func() time.Time) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		ctx, err := a.authenticate(ctx, now())

@@ -18,6 +18,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/egressgate/egressgate/internal/securefile"
 )
 
 // keyFile is the signing key's name inside the state dir. Removing it
@@ -37,10 +39,19 @@ type Authority struct {
 // group or others can read, or that does not hold a P-256 key, is an error
 // naming the file, never a silent re-creation: a new key would invalidate
 // every token already handed to a running bottle.
+//
+// Loading and creating run under the state dir's lock, the one
+// pki.LoadOrCreateCA takes too, so processes starting together on a fresh
+// dir sign with one key.
 func LoadOrCreateKey(stateDir string) (*Authority, error) {
 	if err := os.MkdirAll(stateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("state dir: %w", err)
 	}
+	unlock, err := securefile.LockDir(stateDir)
+	if err != nil {
+		return nil, fmt.Errorf("state dir: %w", err)
+	}
+	defer unlock()
 	path := filepath.Join(stateDir, keyFile)
 	key, err := readKey(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -56,14 +67,7 @@ func LoadOrCreateKey(stateDir string) (*Authority, error) {
 func (a *Authority) KeyPath() string { return a.keyPath }
 
 func readKey(path string) (*ecdsa.PrivateKey, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, err
-	}
-	if perm := fi.Mode().Perm(); perm&^0o600 != 0 {
-		return nil, fmt.Errorf("%s: mode %#o is wider than 0600; the xDS signing key may have leaked: remove it to revoke every bottle's token, or run chmod 600 %s", path, perm, path)
-	}
-	data, err := os.ReadFile(path)
+	data, err := readPrivate(path, "the xDS signing key may have leaked: remove it to revoke every bottle's token")
 	if err != nil {
 		return nil, err
 	}
@@ -82,11 +86,10 @@ func readKey(path string) (*ecdsa.PrivateKey, error) {
 	return key, nil
 }
 
-// createKey writes a new key to a temporary file and hard-links it into
-// place. Unlike a rename, a link never replaces an existing file, so when
-// two processes sharing a state dir start at once (control and serve, say)
-// the loser adopts the winner's key instead of signing with a key that is
-// no longer on disk.
+// createKey creates the key file without ever replacing one. Under the
+// state dir's lock the file is always new; should a process that skips
+// the lock have created it meanwhile, its key is adopted rather than
+// signing with a key that is no longer on disk.
 func createKey(path string) (*ecdsa.PrivateKey, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -97,47 +100,23 @@ func createKey(path string) (*ecdsa.PrivateKey, error) {
 		return nil, fmt.Errorf("marshal xDS signing key: %w", err)
 	}
 	pemData := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
-	err = writeTempThen(path, pemData, 0o600, os.Link)
-	if errors.Is(err, fs.ErrExist) {
-		return readKey(path)
-	}
+	created, err := securefile.CreateExclusive(path, pemData, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if !created {
+		return readKey(path)
 	}
 	return key, nil
 }
 
-// writeFileAtomic replaces path so that a reader sees the old content or
-// the new, never a half-written file.
-func writeFileAtomic(path string, data []byte, perm fs.FileMode) error {
-	return writeTempThen(path, data, perm, os.Rename)
-}
-
-// writeTempThen writes data to a synced temporary file beside path and
-// moves it into place with place (os.Rename or os.Link). The file gets
-// perm before any byte is written, so a secret is never readable by
-// others, not even briefly.
-func writeTempThen(path string, data []byte, perm fs.FileMode, place func(tmp, path string) error) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
+// readPrivate is securefile.ReadPrivate, with leak advice for the operator
+// when the file's mode is too wide: for a signing key or a token, chmod
+// alone does not undo a copy already taken.
+func readPrivate(path, leak string) ([]byte, error) {
+	data, err := securefile.ReadPrivate(path)
+	if me, ok := errors.AsType[*securefile.ModeError](err); ok {
+		return nil, &securefile.ModeError{Path: me.Path, Perm: me.Perm, Leak: leak}
 	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // after a rename a no-op; after a link, drops the extra name
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return place(tmp, path)
+	return data, err
 }

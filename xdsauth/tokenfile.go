@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/egressgate/egressgate/internal/securefile"
 )
 
 const (
@@ -45,7 +47,7 @@ func (a *Authority) EnsureToken(stateDir, node string, now time.Time) (token, pa
 	}
 	// No trailing newline: a reader that forgets to trim would otherwise
 	// send a newline in gRPC metadata, which is not allowed there.
-	if err := writeFileAtomic(path, []byte(token), 0o600); err != nil {
+	if err := securefile.WriteAtomic(path, []byte(token), 0o600); err != nil {
 		return "", "", fmt.Errorf("%s: %w", path, err)
 	}
 	return token, path, nil
@@ -55,21 +57,13 @@ func (a *Authority) EnsureToken(stateDir, node string, now time.Time) (token, pa
 // one should be minted (no file, another key, expiring soon), or an error
 // for a file that must not be silently replaced.
 func (a *Authority) reusableToken(path, node string, now time.Time) (string, error) {
-	fi, err := os.Stat(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return "", nil
-	}
-	if err != nil {
-		return "", err
-	}
 	// A token readable by others may have been copied. Replacing the file
 	// would not revoke the copy (tokens are valid until they expire), so
 	// the operator has to decide.
-	if perm := fi.Mode().Perm(); perm&^0o600 != 0 {
-		return "", fmt.Errorf("%s: mode %#o is wider than 0600; the token may have leaked: remove %s to revoke every bottle's token, or run chmod 600 %s",
-			path, perm, a.keyPath, path)
+	data, err := readPrivate(path, fmt.Sprintf("the token may have leaked: remove %s to revoke every bottle's token", a.keyPath))
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
 	}
-	data, err := os.ReadFile(path)
 	if err != nil {
 		return "", err
 	}

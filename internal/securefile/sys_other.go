@@ -1,0 +1,12 @@
+//go:build !unix
+
+package securefile
+
+// LockDir does nothing where flock(2) is missing. What is left is
+// CreateExclusive's guarantee: concurrent creators never overwrite each
+// other's files, so a loser loads the winner's files or reports them
+// half-created, but never runs with files that are not on disk.
+func LockDir(string) (unlock func(), err error) { return func() {}, nil }
+
+// syncDir does nothing: only Unix can sync a directory.
+func syncDir(string) error { return nil }

@@ -1,0 +1,58 @@
+//go:build unix
+
+package securefile
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+// lockFile is the lock's name inside the locked directory.
+const lockFile = ".lock"
+
+// LockDir takes an exclusive lock on dir, blocking until no other process
+// (or goroutine) holds it, and returns the function that releases it.
+// Hold it around load-or-create of files that belong together, so that
+// when two processes start on a fresh dir the second loads what the first
+// created instead of creating its own.
+//
+// The lock is a flock(2) on dir/.lock (created 0600 and never removed:
+// removing it would let two processes lock two different files). flock
+// locks belong to the open file, so separate calls in one process exclude
+// each other too, and the kernel drops a lock whose holder dies.
+func LockDir(dir string) (unlock func(), err error) {
+	path := filepath.Join(dir, lockFile)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	if err := flock(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	// Closing the descriptor releases the lock; nothing was written, so a
+	// close error has nothing to report.
+	return func() { f.Close() }, nil
+}
+
+func flock(f *os.File) error {
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
+		if !errors.Is(err, syscall.EINTR) {
+			return err
+		}
+	}
+}
+
+// syncDir makes a rename or link in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close() // read-only: the Sync result is what counts
+	return d.Sync()
+}
