@@ -14,6 +14,10 @@ type Common struct {
 	StateDir string // default ./.egressgate
 	// Listen is the xDS (ADS) server address.
 	Listen string // default 127.0.0.1:18000
+	// XDSAddress is the address an Envoy dials to reach Listen, written
+	// into its bootstrap (default: the address Listen bound). In compose it
+	// is the service name, e.g. egressgate:18000.
+	XDSAddress string
 	// Admin serves /healthz, /readyz, /metrics and /status; "" disables it.
 	Admin string
 	// ProxyListen is where each bottle's Envoy accepts the agent's proxy
@@ -36,6 +40,9 @@ type Options struct {
 	Manifest string
 	// ExtProcListen is where the built-in ext_proc server listens.
 	ExtProcListen string // default 127.0.0.1:0
+	// ExtProcAdvertise is the address Envoy dials for the built-in ext_proc
+	// server (default: the address ExtProcListen bound).
+	ExtProcAdvertise string
 	// ExtProcAddress, when set, points Envoy at an ext_proc server run
 	// elsewhere and starts none here.
 	ExtProcAddress string
@@ -49,9 +56,6 @@ type Options struct {
 type ControlOptions struct {
 	Common
 	Manifests []string
-	// XDSAddress is the address each bottle's Envoy dials to reach this
-	// control plane, written into its bootstrap (default: Listen).
-	XDSAddress string
 	// ExtProcAddress is where each bottle's sidecar ext_proc server
 	// listens, as Envoy sees it.
 	ExtProcAddress string // default 127.0.0.1:9001

@@ -48,6 +48,9 @@ func Run(ctx context.Context, o Options) error {
 		}
 		defer stop()
 		cp.cfg.extProcAddr = addr
+		if o.ExtProcAdvertise != "" {
+			cp.cfg.extProcAddr = o.ExtProcAdvertise
+		}
 		cp.cfg.extProcKey = func(string) (string, error) { return key, nil }
 		cp.localSlots = func(_ string, slots []config.Slot) { ep.SetSlots(slots) }
 	}
@@ -98,7 +101,11 @@ func (cp *controlPlane) runEnvoy(ctx context.Context, o *Options, node string) (
 		return nil, err
 	}
 	if o.ExternalEnvoy {
-		path, err := writeBootstrap(o.StateDir, node, cp.xdsAddr, o.EnvoyAdmin, token)
+		xdsAddr := o.XDSAddress
+		if xdsAddr == "" {
+			xdsAddr = cp.xdsAddr
+		}
+		path, err := writeBootstrap(o.StateDir, node, xdsAddr, o.EnvoyAdmin, token)
 		if err != nil {
 			return nil, err
 		}

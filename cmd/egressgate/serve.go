@@ -37,6 +37,7 @@ or a change to the manifest or a credential file, reloads.`,
 	f.StringVar(&o.EnvoyAdmin, "envoy-admin", "127.0.0.1:0", "Envoy admin address (loopback; port 0 picks one)")
 	f.StringVar(&o.ExtProcListen, "extproc-listen", "127.0.0.1:0", "address of the built-in ext_proc server")
 	f.StringVar(&o.ExtProcAddress, "extproc-address", "", "use the ext_proc server at this address instead of the built-in one")
+	f.StringVar(&o.ExtProcAdvertise, "extproc-advertise", "", "address Envoy dials for the built-in ext_proc server (default: the address --extproc-listen bound)")
 	_ = cmd.MarkFlagRequired("manifest")
 	return cmd
 }
@@ -60,7 +61,7 @@ writes STATE_DIR/<bottle>/envoy.yaml and STATE_DIR/tokens/<bottle>.jwt for them.
 	f := cmd.Flags()
 	f.StringArrayVar(&o.Manifests, "manifest", nil, "bottle manifest, or a directory of them (repeatable)")
 	commonFlags(f, &o.Common, &logLevel)
-	f.StringVar(&o.XDSAddress, "xds-address", "", "address the bottles' Envoys dial for xDS, written into their bootstraps (default: --listen)")
+
 	f.StringVar(&o.ExtProcAddress, "extproc-address", "127.0.0.1:9001", "address of each bottle's ext_proc sidecar, as its Envoy sees it")
 	f.StringVar(&o.EnvoyAdmin, "envoy-admin", "127.0.0.1:9901", "Envoy admin address written into the bootstraps")
 	_ = cmd.MarkFlagRequired("manifest")
@@ -99,6 +100,7 @@ receiving the bottle's credential slots over xDS from egressgate control.`,
 func commonFlags(f *pflag.FlagSet, c *serve.Common, logLevel *slog.Level) {
 	f.StringVar(&c.StateDir, "state-dir", ".egressgate", "directory for the bottle CA, xDS keys and tokens, and Envoy's files")
 	f.StringVar(&c.Listen, "listen", "127.0.0.1:18000", "xDS (ADS) server address")
+	f.StringVar(&c.XDSAddress, "xds-address", "", "address Envoy dials for xDS, written into its bootstrap (default: the address --listen bound)")
 	f.StringVar(&c.Admin, "admin", defaultAdminAddr, "admin address for /healthz, /readyz, /metrics, /status (\"\" disables)")
 	f.StringVar(&c.ProxyListen, "proxy", "127.0.0.1:3128", "address of Envoy's proxy listener (the agent's HTTPS_PROXY)")
 	f.StringVar(&c.CodexHome, "codex-home", "", "Codex home holding auth.json (default $CODEX_HOME, then ~/.codex)")
