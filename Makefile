@@ -18,7 +18,7 @@ run: setup
 # The whole suite: vet, staticcheck, unit tests and the integration tests
 # against the real Envoy.
 test: setup lint
-	go test -race -count=1 ./...
+	TESTCONTAINERS_RYUK_DISABLED=true go test -race -count=1 -timeout 20m ./...
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }

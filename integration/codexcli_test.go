@@ -38,7 +38,7 @@ func TestRealCodexCLI(t *testing.T) {
 
 	// The agent's whole environment: the env file, its Codex home on this
 	// machine (a container would mount it at CODEX_HOME), and a scratch HOME.
-	env := append(readEnvFile(t, filepath.Join(out, "env")),
+	env := append(envFileLines(t, filepath.Join(out, "env")),
 		"CODEX_HOME="+filepath.Join(out, "codex"), "HOME="+t.TempDir(), "PATH="+os.Getenv("PATH"))
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -77,7 +77,7 @@ func placeholderAccessToken(t *testing.T, authJSON string) string {
 	return f.Tokens.AccessToken
 }
 
-func readEnvFile(t *testing.T, path string) []string {
+func envFileLines(t *testing.T, path string) []string {
 	t.Helper()
 	f, err := os.Open(path)
 	require.NoError(t, err)

@@ -27,3 +27,11 @@ if ! "${bin}/codex" --version 2>/dev/null | grep -q "${CODEX_VERSION}"; then
 	ln -sf "${codex_dir}/node_modules/.bin/codex" "${bin}/codex"
 fi
 echo "codex ${CODEX_VERSION} at ${bin}/codex"
+
+# Docker, for the container tests. Under CI a missing Docker fails the run;
+# elsewhere the container tests skip themselves and say why.
+if [[ -n "${CI:-}" ]]; then
+	"${repo_root}/scripts/start-docker.sh"
+elif ! "${repo_root}/scripts/start-docker.sh"; then
+	echo "setup: no Docker; the container tests will be skipped" >&2
+fi

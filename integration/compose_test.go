@@ -1,0 +1,91 @@
+package integration
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/egressgate/egressgate/internal/testenv"
+)
+
+// composeUpTimeout bounds the stack coming up: egressgate and Envoy restart
+// until the demo's CA and the bootstrap exist, a few seconds in all.
+const composeUpTimeout = 2 * time.Minute
+
+// TestComposeStack validates docker-compose.yml and runs it as people do,
+// with the images scripts/build-images.sh tags: the agent container, on an
+// internal network whose only way out is Envoy, reaches the demo upstream,
+// which sees the host-held token and none of the agent's credentials.
+func TestComposeStack(t *testing.T) {
+	containerSuite(t)
+	compose := composeCLI(t)
+	root := testenv.ModuleRoot(t)
+	token := "demo-" + rand.Text()
+	project := "egtest" + strings.ToLower(rand.Text()[:8])
+	run := func(ctx context.Context, args ...string) (string, error) {
+		full := append(append(compose[1:], "-p", project, "-f", filepath.Join(root, "docker-compose.yml")), args...)
+		cmd := exec.CommandContext(ctx, compose[0], full...)
+		// A throwaway Codex home: the test must not mount the machine's.
+		cmd.Env = append(os.Environ(), "DEMO_TOKEN="+token, "CODEX_HOME="+t.TempDir())
+		out, err := cmd.CombinedOutput()
+		return redact(string(out), []string{token}), err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), composeUpTimeout)
+	defer cancel()
+
+	out, err := run(ctx, "config", "-q")
+	require.NoError(t, err, "compose config:\n%s", out)
+
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if t.Failed() {
+			logs, _ := run(ctx, "logs", "--no-color")
+			t.Logf("compose logs:\n%s", tail([]byte(logs), 16<<10))
+		}
+		if out, err := run(ctx, "down", "-v", "--remove-orphans"); err != nil {
+			t.Errorf("compose down: %v\n%s", err, out)
+		}
+	})
+	out, err = run(ctx, "up", "-d")
+	require.NoError(t, err, "compose up:\n%s", out)
+
+	var probe string
+	eventually(t, composeUpTimeout, "the agent's request through the stack", func() bool {
+		probe, err = run(ctx, "run", "--rm", "agent")
+		return err == nil
+	})
+	want := sha256.Sum256([]byte("Bearer " + token))
+	assert.Contains(t, probe, "200 OK")
+	assert.Contains(t, probe, fmt.Sprintf(`"authorization_sha256":%q`, hex.EncodeToString(want[:])), "the demo saw the host-held token")
+	assert.Contains(t, probe, `"proxy_authorization_present":false`)
+	assert.NotContains(t, probe, token)
+}
+
+// composeCLI is `docker compose` (v2) where the plugin exists, else
+// Debian's docker-compose (v1); the file works with both.
+func composeCLI(t *testing.T) []string {
+	t.Helper()
+	if exec.Command("docker", "compose", "version").Run() == nil {
+		return []string{"docker", "compose"}
+	}
+	if _, err := exec.LookPath("docker-compose"); err == nil {
+		return []string{"docker-compose"}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("neither docker compose nor docker-compose is installed")
+	}
+	t.Skip("neither docker compose nor docker-compose is installed")
+	return nil
+}
