@@ -89,3 +89,23 @@ func composeCLI(t *testing.T) []string {
 	t.Skip("neither docker compose nor docker-compose is installed")
 	return nil
 }
+
+// TestEgressgateImage checks the image scripts/build-images.sh builds: it
+// runs as a non-root user and holds no shell, so a compromised egressgate
+// has nothing to run.
+func TestEgressgateImage(t *testing.T) {
+	containerSuite(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	user, err := exec.CommandContext(ctx, "docker", "image", "inspect", "--format", "{{.Config.User}}", egressgateImage).Output()
+	require.NoError(t, err)
+	assert.Equal(t, "65532:65532", strings.TrimSpace(string(user)))
+
+	for _, shell := range []string{"/bin/sh", "/bin/bash", "/busybox"} {
+		out, err := exec.CommandContext(ctx, "docker", "run", "--rm", "--network", "none", "--entrypoint", shell, egressgateImage, "-c", "true").CombinedOutput()
+		assert.Error(t, err, "%s exists in the image:\n%s", shell, out)
+	}
+	out, err := exec.CommandContext(ctx, "docker", "run", "--rm", "--network", "none", egressgateImage, "--help").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	assert.Contains(t, string(out), "egressgate")
+}
