@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/egressgate/egressgate/internal/securefile"
 )
 
 // write puts the bundle's files under dir and returns what it wrote. Each
@@ -25,7 +27,7 @@ func (b *bundle) write(dir string) (*Result, error) {
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			return nil, fmt.Errorf("output directory: %w", err)
 		}
-		if err := writeFileAtomic(p, f.data, f.mode); err != nil {
+		if err := securefile.WriteAtomic(p, f.data, f.mode); err != nil {
 			return nil, fmt.Errorf("write %s: %w", p, err)
 		}
 		res.Files = append(res.Files, p)
@@ -40,28 +42,4 @@ func (b *bundle) write(dir string) (*Result, error) {
 		}
 	}
 	return res, nil
-}
-
-// writeFileAtomic writes via a temporary file in the same directory and a
-// rename. The mode is set before any byte is written, so auth.json is
-// never readable by others, not even briefly.
-func writeFileAtomic(p string, data []byte, mode fs.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // a no-op once renamed
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, p)
 }

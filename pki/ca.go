@@ -195,19 +195,7 @@ func readKey(path string) (*ecdsa.PrivateKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	block, _ := pem.Decode(data)
-	if block == nil || block.Type != "PRIVATE KEY" {
-		return nil, fmt.Errorf("%s: no PEM PRIVATE KEY (PKCS#8) block", path)
-	}
-	parsed, err := x509.ParsePKCS8PrivateKey(block.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	key, ok := parsed.(*ecdsa.PrivateKey)
-	if !ok {
-		return nil, fmt.Errorf("%s: key is %T, want ECDSA", path, parsed)
-	}
-	return key, nil
+	return securefile.DecodeECKey(path, data)
 }
 
 func exists(path string) (bool, error) {

@@ -71,19 +71,7 @@ func readKey(path string) (*ecdsa.PrivateKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	block, _ := pem.Decode(data)
-	if block == nil || block.Type != "PRIVATE KEY" {
-		return nil, fmt.Errorf("%s: no PEM PRIVATE KEY (PKCS#8) block", path)
-	}
-	parsed, err := x509.ParsePKCS8PrivateKey(block.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	key, ok := parsed.(*ecdsa.PrivateKey)
-	if !ok || key.Curve != elliptic.P256() {
-		return nil, fmt.Errorf("%s: not an ECDSA P-256 key (ES256 needs one)", path)
-	}
-	return key, nil
+	return securefile.DecodeECKey(path, data)
 }
 
 // createKey creates the key file without ever replacing one. Under the
