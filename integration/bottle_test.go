@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -144,17 +145,39 @@ func launch(t testing.TB, b *bottle, args ...string) {
 	b.readyCh = ready
 }
 
+// portAttempts is how often a start is tried when a port chosen by
+// freePort was taken by someone else before egressgate or Envoy bound it.
+const portAttempts = 3
+
 func startBottle(t testing.TB, o bottleOptions) *bottle {
 	t.Helper()
-	b := &bottle{t: t, egress: egress{proxy: freePort(t), stateDir: o.stateDir}, env: o.env}
-	if b.stateDir == "" {
-		b.stateDir = t.TempDir()
+	if o.stateDir == "" {
+		o.stateDir = t.TempDir()
 	}
-	b.manifest = o.manifestPath
-	if b.manifest == "" {
-		b.manifest = filepath.Join(t.TempDir(), "bottle.yaml")
+	if o.manifestPath == "" {
+		o.manifestPath = filepath.Join(t.TempDir(), "bottle.yaml")
 	}
-	replaceFile(t, b.manifest, o.manifest)
+	replaceFile(t, o.manifestPath, o.manifest)
+	for attempt := 1; ; attempt++ {
+		b := &bottle{t: t, egress: egress{proxy: freePort(t), stateDir: o.stateDir}, env: o.env, manifest: o.manifestPath}
+		err := b.tryRun(serveArgs(b, o)...)
+		if err == nil {
+			return b
+		}
+		if !portClash(b) || attempt == portAttempts {
+			b.dumpLogs()
+			t.Fatal(err)
+		}
+		t.Logf("attempt %d: %v; retrying with other ports", attempt, err)
+	}
+}
+
+// portClash reports whether a start failed because a port was taken.
+func portClash(b *bottle) bool {
+	return strings.Contains(b.stderr.String(), "ddress already in use")
+}
+
+func serveArgs(b *bottle, o bottleOptions) []string {
 	args := []string{"serve",
 		"--manifest", b.manifest,
 		"--state-dir", b.stateDir,
@@ -169,8 +192,7 @@ func startBottle(t testing.TB, o bottleOptions) *bottle {
 	if o.extProcAddress != "" {
 		args = append(args, "--extproc-address", o.extProcAddress)
 	}
-	b.run(args...)
-	return b
+	return args
 }
 
 // startProcess runs `egressgate args...` until it prints "ready"; it is
@@ -183,6 +205,16 @@ func startProcess(t *testing.T, stateDir string, args ...string) *bottle {
 }
 
 func (b *bottle) run(args ...string) {
+	b.t.Helper()
+	if err := b.tryRun(args...); err != nil {
+		b.dumpLogs()
+		b.t.Fatal(err)
+	}
+}
+
+// tryRun starts `egressgate args...` and waits for its ready line. The
+// process is stopped when the test ends, and its logs dumped if it failed.
+func (b *bottle) tryRun(args ...string) error {
 	t := b.t
 	t.Helper()
 	launch(t, b, args...)
@@ -195,12 +227,11 @@ func (b *bottle) run(args ...string) {
 	select {
 	case <-b.readyCh:
 		b.admin = readyField(b.stdout.String(), "admin")
+		return nil
 	case <-b.exited:
-		b.dumpLogs()
-		t.Fatalf("egressgate %s exited before ready: %v", args[0], b.exitErr)
+		return fmt.Errorf("egressgate %s exited before ready: %v", args[0], b.exitErr)
 	case <-time.After(startTimeout):
-		b.dumpLogs()
-		t.Fatalf("egressgate %s not ready after %s", args[0], startTimeout)
+		return fmt.Errorf("egressgate %s not ready after %s", args[0], startTimeout)
 	}
 }
 
@@ -243,14 +274,21 @@ func tail(b []byte, n int) []byte {
 	return b
 }
 
-// agent is an HTTP client configured the way a bottle's agent is: all
-// traffic through HTTPS_PROXY, trusting only the bottle CA in STATE_DIR/ca.pem.
-func (b egress) agent(t testing.TB, http2 bool) *http.Client {
+// roots is the agent's trust: the bottle CA alone.
+func (b egress) roots(t testing.TB) *x509.CertPool {
 	t.Helper()
 	pem, err := os.ReadFile(filepath.Join(b.stateDir, "ca.pem"))
 	require.NoError(t, err)
 	roots := x509.NewCertPool()
 	require.True(t, roots.AppendCertsFromPEM(pem), "ca.pem holds no certificate")
+	return roots
+}
+
+// agent is an HTTP client configured the way a bottle's agent is: all
+// traffic through HTTPS_PROXY, trusting only the bottle CA in STATE_DIR/ca.pem.
+func (b egress) agent(t testing.TB, http2 bool) *http.Client {
+	t.Helper()
+	roots := b.roots(t)
 	proxyURL, err := url.Parse("http://" + b.proxy)
 	require.NoError(t, err)
 	tr := &http.Transport{

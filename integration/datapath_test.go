@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bufio"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/http"
@@ -172,6 +173,23 @@ func coreDataPath(t *testing.T, b egress, up *upstream, login *hostLogin) {
 		}
 	})
 
+	// A tunnel opened for one host cannot carry TLS for another: each
+	// host's CONNECT lands on that host's own internal listener.
+	t.Run("tunnel for one host refuses TLS for another", func(t *testing.T) {
+		conn, err := net.DialTimeout("tcp", b.proxy, 5*time.Second)
+		require.NoError(t, err)
+		defer conn.Close()
+		require.NoError(t, conn.SetDeadline(time.Now().Add(10*time.Second)))
+		_, err = fmt.Fprintf(conn, "CONNECT api.example.test:443 HTTP/1.1\r\nHost: api.example.test:443\r\n\r\n")
+		require.NoError(t, err)
+		br := bufio.NewReader(conn)
+		resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect})
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		tlsConn := tls.Client(&bufferedConn{Conn: conn, r: br}, &tls.Config{ServerName: "chatgpt.com", RootCAs: b.roots(t)})
+		assert.Error(t, tlsConn.Handshake(), "TLS for chatgpt.com inside a tunnel to api.example.test")
+	})
+
 	t.Run("plain http to an allowed host refused", func(t *testing.T) {
 		resp, err := proxiedPlainGet(t, b.proxy, "http://chatgpt.com/backend-api/codex/responses")
 		require.NoError(t, err)
@@ -265,3 +283,11 @@ func proxiedPlainGet(t *testing.T, proxy, target string) (plainResponse, error) 
 	defer resp.Body.Close()
 	return plainResponse{status: resp.StatusCode, body: readAll(t, resp.Body)}, nil
 }
+
+// bufferedConn reads first what a bufio.Reader already took off the wire.
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -55,32 +56,80 @@ func startSplit(t *testing.T, manifestA string, codexHome string) *splitDeployme
 	replaceFile(t, tokenB, otherBottleSecret)
 	replaceFile(t, filepath.Join(dir, "b.yaml"), fmt.Sprintf(
 		"name: other\negress:\n  routes:\n    - host: b-only.example.test\n      auth: {scheme: Bearer, token_file: %q}\n", tokenB))
+	manifests := []string{"--manifest", pathA, "--manifest", filepath.Join(dir, "b.yaml")}
+	for attempt := 1; ; attempt++ {
+		d, clash, err := trySplit(t, state, codexHome, manifests)
+		if err == nil {
+			return d
+		}
+		if !clash || attempt == portAttempts {
+			t.Fatal(err)
+		}
+		t.Logf("attempt %d: %v; retrying with other ports", attempt, err)
+	}
+}
 
-	d := &splitDeployment{egress: egress{proxy: freePort(t), stateDir: state}, xds: freePort(t)}
-	extProcAddr := freePort(t)
-	d.controlArg = []string{"control", "--manifest", pathA, "--manifest", filepath.Join(dir, "b.yaml"),
+// trySplit starts the three processes on fresh ports. clash reports that
+// one of the ports was taken before it could be bound.
+func trySplit(t *testing.T, state, codexHome string, manifests []string) (d *splitDeployment, clash bool, err error) {
+	d = &splitDeployment{egress: egress{proxy: freePort(t), stateDir: state}, xds: freePort(t), extProc: freePort(t)}
+	d.controlArg = append(append([]string{"control"}, manifests...),
 		"--state-dir", state, "--listen", d.xds, "--admin", "127.0.0.1:0", "--proxy", d.proxy,
-		"--extproc-address", extProcAddr, "--envoy-admin", "127.0.0.1:0", "--codex-home", codexHome, "--log-level", "debug"}
-	d.control = startProcess(t, state, d.controlArg...)
-	d.extProc = extProcAddr
-	d.extproc = startProcess(t, state, "extproc", "--node", "itest", "--xds", d.xds,
-		"--token-file", filepath.Join(state, "tokens", "itest.jwt"), "--listen", extProcAddr, "--admin", "127.0.0.1:0", "--log-level", "debug")
+		"--extproc-address", d.extProc, "--envoy-admin", "127.0.0.1:0", "--codex-home", codexHome, "--log-level", "debug")
+	d.control = &bottle{t: t, egress: egress{stateDir: state}}
+	if err := d.control.tryRun(d.controlArg...); err != nil {
+		return nil, portClash(d.control), err
+	}
+	d.extproc = &bottle{t: t, egress: egress{stateDir: state}}
+	if err := d.extproc.tryRun("extproc", "--node", "itest", "--xds", d.xds,
+		"--token-file", filepath.Join(state, "tokens", "itest.jwt"), "--listen", d.extProc, "--admin", "127.0.0.1:0", "--log-level", "debug"); err != nil {
+		d.control.stop()
+		return nil, portClash(d.extproc), err
+	}
+	if err := d.startEnvoy(t); err != nil {
+		d.control.stop()
+		d.extproc.stop()
+		return nil, strings.Contains(err.Error(), "ddress already in use"), err
+	}
+	return d, false, nil
+}
 
+// startEnvoy runs the bottle's Envoy from the bootstrap control wrote, and
+// waits until its proxy listener accepts connections.
+func (d *splitDeployment) startEnvoy(t *testing.T) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	proc, err := envoy.Start(ctx, envoy.Options{
 		Bin:              testenv.EnvoyBinary(t),
-		ConfigPath:       filepath.Join(state, "itest", "envoy.yaml"),
-		LogPath:          filepath.Join(state, "itest", "envoy.log"),
-		AdminAddressPath: filepath.Join(state, "itest", "envoy-admin.txt"),
+		ConfigPath:       filepath.Join(d.stateDir, "itest", "envoy.yaml"),
+		LogPath:          filepath.Join(d.stateDir, "itest", "envoy.log"),
+		AdminAddressPath: filepath.Join(d.stateDir, "itest", "envoy-admin.txt"),
 	})
-	require.NoError(t, err)
+	if err != nil {
+		return err
+	}
 	t.Cleanup(func() { _ = proc.Stop(context.Background()) })
 	readyCtx, readyCancel := context.WithTimeout(ctx, startTimeout)
 	defer readyCancel()
-	require.NoError(t, proc.WaitReady(readyCtx), "envoy: %s", proc.LogTail(30))
+	if err := proc.WaitReady(readyCtx); err != nil {
+		return fmt.Errorf("envoy: %w\n%s", err, proc.LogTail(30))
+	}
+	// Envoy reports ready even when a listener failed to bind.
+	deadline := time.Now().Add(propagation)
+	for {
+		conn, err := net.DialTimeout("tcp", d.proxy, time.Second)
+		if err == nil {
+			conn.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			_ = proc.Stop(context.Background())
+			return fmt.Errorf("envoy's proxy listener %s never accepted: %v\n%s", d.proxy, err, proc.LogTail(30))
+		}
+		time.Sleep(10 * time.Millisecond) // poll interval, not synchronisation
+	}
 	d.envoy = proc
-	return d
+	return nil
 }
 
 func TestSplitDeployment(t *testing.T) {

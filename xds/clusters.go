@@ -128,17 +128,17 @@ func singleEndpoint(cluster string, addr *corev3.Address) *endpointv3.ClusterLoa
 
 // mitmCluster hands a terminated CONNECT tunnel to the internal mitm
 // listener, inside the same Envoy, without touching a socket.
-func mitmCluster() *clusterv3.Cluster {
+func mitmCluster(host string) *clusterv3.Cluster {
 	internal := &corev3.Address{Address: &corev3.Address_EnvoyInternalAddress{
 		EnvoyInternalAddress: &corev3.EnvoyInternalAddress{
-			AddressNameSpecifier: &corev3.EnvoyInternalAddress_ServerListenerName{ServerListenerName: mitmListenerName},
+			AddressNameSpecifier: &corev3.EnvoyInternalAddress_ServerListenerName{ServerListenerName: mitmListenerName(host)},
 		},
 	}}
 	return &clusterv3.Cluster{
-		Name:                 mitmClusterName,
+		Name:                 mitmClusterName(host),
 		ConnectTimeout:       seconds(connectTimeout),
 		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STATIC},
-		LoadAssignment:       singleEndpoint(mitmClusterName, internal),
+		LoadAssignment:       singleEndpoint(mitmClusterName(host), internal),
 	}
 }
 

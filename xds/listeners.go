@@ -9,8 +9,6 @@ import (
 	tlsinspectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
-
-	"github.com/egressgate/egressgate/config"
 )
 
 // proxyListener is what the agent's HTTPS_PROXY points at. It only routes:
@@ -43,17 +41,23 @@ func proxyListener(addr string) (*listenerv3.Listener, error) {
 	}, nil
 }
 
-// mitmListener is the internal listener the intercepted CONNECT payloads land
-// on. One filter chain per host, chosen by SNI, each with its own leaf
-// certificate and its own route configuration: a connection opened for one
-// host can never be routed to another host's cluster or credential.
-func mitmListener(p *config.Policy, extProcKey string) (*listenerv3.Listener, error) {
+// mitmListener is the internal listener an intercepted host's CONNECT
+// payloads land on, one per host: the tunnel the proxy opened for a host
+// can only meet that host's TLS chain (SNI must name the host too), its
+// leaf certificate and its route configuration. A connection opened for
+// one host can never reach another host's cluster or credential, and
+// adding or removing a host never touches another host's listener.
+func mitmListener(host, extProcKey string) (*listenerv3.Listener, error) {
 	inspector, err := toAny(&tlsinspectorv3.TlsInspector{})
 	if err != nil {
 		return nil, err
 	}
-	l := &listenerv3.Listener{
-		Name: mitmListenerName,
+	chain, err := mitmFilterChain(host, extProcKey)
+	if err != nil {
+		return nil, err
+	}
+	return &listenerv3.Listener{
+		Name: mitmListenerName(host),
 		ListenerSpecifier: &listenerv3.Listener_InternalListener{
 			InternalListener: &listenerv3.Listener_InternalListenerConfig{},
 		},
@@ -61,18 +65,8 @@ func mitmListener(p *config.Policy, extProcKey string) (*listenerv3.Listener, er
 			Name:       "envoy.filters.listener.tls_inspector",
 			ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: inspector},
 		}},
-	}
-	for _, r := range p.Routes {
-		if r.TLS != config.Intercept {
-			continue
-		}
-		chain, err := mitmFilterChain(r.Host, extProcKey)
-		if err != nil {
-			return nil, err
-		}
-		l.FilterChains = append(l.FilterChains, chain)
-	}
-	return l, nil
+		FilterChains: []*listenerv3.FilterChain{chain},
+	}, nil
 }
 
 func mitmFilterChain(host, extProcKey string) (*listenerv3.FilterChain, error) {

@@ -23,7 +23,7 @@ func proxyRoutes(p *config.Policy, admitted map[string]config.TLSMode) *routev3.
 		if mode, ok := admitted[r.Host]; admitted != nil && (!ok || mode != r.TLS) {
 			continue
 		}
-		cluster := mitmClusterName
+		cluster := mitmClusterName(r.Host)
 		if r.TLS == config.Passthrough {
 			cluster = tunnelClusterName(r.Host)
 		}

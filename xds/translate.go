@@ -93,6 +93,9 @@ func Translate(in Input) (*Resources, error) {
 			continue
 		}
 		intercepted++
+		l, err := mitmListener(r.Host, in.ExtProcKey)
+		add(&out.Listeners, l, err)
+		add(&out.Clusters, mitmCluster(r.Host), nil)
 		rc, err := mitmRoutes(p, r)
 		add(&out.Routes, rc, err)
 		c, err := upstreamCluster(r, in.SystemCAFile)
@@ -102,15 +105,12 @@ func Translate(in Input) (*Resources, error) {
 		s, err := leafSecret(r.Host, in.Leaves[r.Host])
 		add(&out.Secrets, s, err)
 	}
-	// An internal listener with no filter chain is invalid; a bottle with
-	// only passthrough hosts has no mitm path at all.
+	// A bottle with only passthrough hosts has no mitm path, so no
+	// ext_proc either.
 	if intercepted > 0 && in.ExtProcKey == "" {
 		errs = append(errs, errors.New("no ext_proc caller key"))
 	}
 	if intercepted > 0 {
-		l, err := mitmListener(p, in.ExtProcKey)
-		add(&out.Listeners, l, err)
-		add(&out.Clusters, mitmCluster(), nil)
 		c, err := extProcClusterFor(in.ExtProcAddress)
 		add(&out.Clusters, c, err)
 	}
