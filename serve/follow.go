@@ -2,6 +2,7 @@ package serve
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/egressgate/egressgate/watch"
@@ -20,9 +21,13 @@ func (p *plane) follow(ctx context.Context, hup <-chan struct{}) error {
 	if err != nil {
 		return err
 	}
+	// The watch is armed before follow returns (and so before "ready"),
+	// and one reload then picks up whatever changed between the first load
+	// and the watch; it publishes nothing when nothing changed.
+	p.watchInputs(w)
+	p.reloadAll(ctx)
 	go func() {
 		defer w.Close()
-		p.watchInputs(w)
 		for {
 			select {
 			case <-ctx.Done():
@@ -31,16 +36,26 @@ func (p *plane) follow(ctx context.Context, hup <-chan struct{}) error {
 			case <-hup:
 			}
 			p.reloadAll(ctx)
-			p.watchInputs(w)
+			// A file the policy names for the first time was not watched
+			// during that reload; reload once more to see its current state.
+			if p.watchInputs(w) {
+				p.reloadAll(ctx)
+			}
 		}
 	}()
 	return nil
 }
 
-func (p *plane) watchInputs(w *watch.Watcher) {
-	if err := w.Set(p.inputs()); err != nil {
+// watchInputs points w at the plane's inputs and reports whether they
+// differ from the set it watched before.
+func (p *plane) watchInputs(w *watch.Watcher) bool {
+	files := p.inputs()
+	changed := !slices.Equal(files, p.watched)
+	p.watched = files
+	if err := w.Set(files); err != nil {
 		p.log.Warn("cannot watch the manifest and credential files; reload with SIGHUP", "error", err)
 	}
+	return changed
 }
 
 // Credentials are warned about this long before they expire, so a person

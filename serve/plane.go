@@ -34,6 +34,9 @@ type plane struct {
 	reloading sync.Mutex
 	mu        sync.Mutex
 	bottles   []*bottle // in the order the manifests were given; fixed after start
+	// watched is the file set the watcher follows; only follow's goroutine
+	// touches it once following has started.
+	watched []string
 }
 
 // planeConfig is what every bottle's translation shares.
