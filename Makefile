@@ -6,13 +6,16 @@ TOOLS := $(CURDIR)/.tools/bin
 export ENVOY_BIN ?= $(TOOLS)/envoy
 MANIFEST ?= examples/quickstart.md
 
-.PHONY: setup run test lint bench golden
+.PHONY: setup run test lint bench golden images
 
 setup:
 	@scripts/setup.sh
 
 # Runs egressgate and its Envoy on the example manifest; Ctrl-C stops both.
-run: setup
+# Running needs only Envoy; the test tools (staticcheck, Codex, Docker)
+# are installed by `make setup`.
+run:
+	@scripts/setup-envoy.sh
 	go run ./cmd/egressgate serve --manifest $(MANIFEST)
 
 # The whole suite: vet, staticcheck, unit tests and the integration tests
@@ -28,6 +31,10 @@ lint:
 # Propagation benchmark: host change → served, p50/p99 over 100 trials.
 bench: setup
 	go test ./integration -run '^$$' -bench Propagation -benchtime 100x -count 1
+
+# The images docker-compose.yml and the container tests use, built locally.
+images: setup
+	scripts/build-images.sh
 
 # Rewrites the xDS golden files; review the diff before committing.
 golden:
