@@ -13,8 +13,9 @@ import (
 )
 
 const (
-	// PlaceholderRefreshPrefix starts every placeholder refresh token, so
-	// the egress can tell the agent's refresh request from a real one.
+	// PlaceholderRefreshPrefix starts every placeholder refresh token, so a
+	// person reading an agent's auth.json sees at once that it is not real.
+	// (The egress answers every refresh on that route; it reads no body.)
 	PlaceholderRefreshPrefix = "egressgate-placeholder-refresh-"
 
 	// issuer and keyID mark the placeholders for whoever decodes one. The

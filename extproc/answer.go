@@ -21,6 +21,10 @@ const codeRefreshFailed = "egressgate_refresh_failed"
 // expiry, account and plan), and the agent's refresh token, a placeholder
 // too, never leaves the egress.
 func (s *Server) answerRefresh(ctx context.Context, b binding, slot config.Slot) *extprocv3.ProcessingResponse {
+	if s.minter == nil {
+		return s.deny(ctx, b, &denial{status: typev3.StatusCode_ServiceUnavailable, code: codeRefreshFailed,
+			body: "egressgate: cannot answer the token refresh for " + b.label() + ": no placeholder signing key; see egressgate's log on the host\n"})
+	}
 	claims, err := codexauth.ClaimsFromAccessToken(slot.Value.Reveal())
 	var body []byte
 	if err == nil {

@@ -46,3 +46,17 @@ func TestAnswerCodexRefresh(t *testing.T) {
 	h.srv.SetSlots([]config.Slot{codexSlot(host, t0.Add(-time.Minute))})
 	requireDenied(t, h.headers(t, md), 503, codeExpired, "codex login --device-auth")
 }
+
+func TestAnswerFailsClosed(t *testing.T) {
+	h := newHarness(t)
+	// An answer binding without a slot must not fall through to forwarding.
+	requireDenied(t, h.headers(t, []string{MetadataHost, "auth.openai.com", MetadataAnswer, config.AnswerCodexRefresh}),
+		500, codeMisconfigured)
+
+	// No signing key: refused, not a crash.
+	h.srv.minter = nil
+	h.srv.SetSlots([]config.Slot{codexSlot("not-used", t0.Add(time.Hour))})
+	md := []string{MetadataHost, "auth.openai.com", MetadataAnswer, config.AnswerCodexRefresh,
+		MetadataSlot, "EGRESS_TOKEN_0", MetadataSource, codexSlot("", time.Time{}).Source.String()}
+	requireDenied(t, h.headers(t, md), 503, codeRefreshFailed, "signing key")
+}

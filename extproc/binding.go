@@ -65,8 +65,19 @@ func bindingFromContext(ctx context.Context) (binding, error) {
 		return b, err
 	}
 	b.strip = stripList(strip)
-	if b.slot, err = single(md, MetadataSlot); err != nil || b.slot == "" {
+	if b.answer, err = single(md, MetadataAnswer); err != nil {
 		return b, err
+	}
+	if b.slot, err = single(md, MetadataSlot); err != nil {
+		return b, err
+	}
+	if b.slot == "" {
+		if b.answer != "" {
+			// An answer is made from a slot's credential; without one,
+			// forwarding would hand the request to the upstream instead.
+			return b, fmt.Errorf("answer %q names no slot", b.answer)
+		}
+		return b, nil
 	}
 	if b.scheme, err = single(md, MetadataScheme); err != nil {
 		return b, err
@@ -75,9 +86,6 @@ func bindingFromContext(ctx context.Context) (binding, error) {
 		return b, err
 	}
 	if b.source, err = single(md, MetadataSource); err != nil {
-		return b, err
-	}
-	if b.answer, err = single(md, MetadataAnswer); err != nil {
 		return b, err
 	}
 	switch {

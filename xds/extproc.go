@@ -60,10 +60,7 @@ func extProcFilter(callerKey string) (*hcmv3.HttpFilter, error) {
 // carries. This is how the binding comes from the matched route (DESIGN.md
 // invariant 2) and never from the request's Host header.
 func routeBinding(p *config.Policy, r config.Route) (*anypb.Any, error) {
-	md := []*corev3.HeaderValue{
-		{Key: extproc.MetadataHost, Value: r.Host},
-		{Key: extproc.MetadataStrip, Value: strings.Join(p.StripHeaders(), ",")},
-	}
+	md := baseBinding(p, r)
 	if r.Auth != nil {
 		slot, ok := p.Slot(r.Auth.Slot)
 		if !ok {
@@ -79,9 +76,7 @@ func routeBinding(p *config.Policy, r config.Route) (*anypb.Any, error) {
 			md = append(md, &corev3.HeaderValue{Key: extproc.MetadataScheme, Value: r.Auth.Scheme})
 		}
 	}
-	return toAny(&extprocv3.ExtProcPerRoute{Override: &extprocv3.ExtProcPerRoute_Overrides{
-		Overrides: &extprocv3.ExtProcOverrides{GrpcInitialMetadata: md},
-	}})
+	return perRouteMetadata(md)
 }
 
 // answerBinding asks the ext_proc server to answer the request itself,
@@ -92,14 +87,26 @@ func answerBinding(p *config.Policy, r config.Route, a *config.Answer) (*anypb.A
 	if !ok {
 		return nil, fmt.Errorf("route %s: answer %s names unknown slot %q", r.Host, a.Kind, a.Slot)
 	}
+	md := append(baseBinding(p, r),
+		&corev3.HeaderValue{Key: extproc.MetadataAnswer, Value: a.Kind},
+		&corev3.HeaderValue{Key: extproc.MetadataSlot, Value: a.Slot},
+		&corev3.HeaderValue{Key: extproc.MetadataSource, Value: slot.Source.String()},
+	)
+	return perRouteMetadata(md)
+}
+
+// baseBinding is what every route tells ext_proc: its host, and the
+// bottle's strip list.
+func baseBinding(p *config.Policy, r config.Route) []*corev3.HeaderValue {
+	return []*corev3.HeaderValue{
+		{Key: extproc.MetadataHost, Value: r.Host},
+		{Key: extproc.MetadataStrip, Value: strings.Join(p.StripHeaders(), ",")},
+	}
+}
+
+func perRouteMetadata(md []*corev3.HeaderValue) (*anypb.Any, error) {
 	return toAny(&extprocv3.ExtProcPerRoute{Override: &extprocv3.ExtProcPerRoute_Overrides{
-		Overrides: &extprocv3.ExtProcOverrides{GrpcInitialMetadata: []*corev3.HeaderValue{
-			{Key: extproc.MetadataHost, Value: r.Host},
-			{Key: extproc.MetadataStrip, Value: strings.Join(p.StripHeaders(), ",")},
-			{Key: extproc.MetadataAnswer, Value: a.Kind},
-			{Key: extproc.MetadataSlot, Value: a.Slot},
-			{Key: extproc.MetadataSource, Value: slot.Source.String()},
-		}},
+		Overrides: &extprocv3.ExtProcOverrides{GrpcInitialMetadata: md},
 	}})
 }
 

@@ -96,24 +96,25 @@ func mitmRoutes(p *config.Policy, r config.Route) (*routev3.RouteConfiguration, 
 	}
 	allowed := allowedMatches(r)
 	routes := make([]*routev3.Route, 0, 2*len(allowed)+1)
-	// WebSocket upgrades first: the same matches, to the HTTP/1.1 twin of
-	// the host's cluster, with the same credential binding.
+	// Matches keep their order, so an answered match (listed first by its
+	// template) wins over any broader one the manifest adds. Each plain
+	// match has a WebSocket twin just before it: the same match plus an
+	// upgrade, to the HTTP/1.1 twin of the host's cluster, with the same
+	// binding. Answered matches have none: an upgrade there is refused.
 	for i, a := range allowed {
 		if a.answer != nil {
-			continue // answered by egressgate, never upgraded
+			b, err := answerBinding(p, r, a.answer)
+			if err != nil {
+				return nil, err
+			}
+			routes = append(routes, upstreamRoute(fmt.Sprintf("%s/%d", r.Host, i), a.match, upstreamClusterName(r.Host), b))
+			continue
 		}
 		ws := proto.Clone(a.match).(*routev3.RouteMatch)
 		ws.Headers = append(ws.Headers, websocketMatcher())
-		routes = append(routes, upstreamRoute(fmt.Sprintf("%s/ws/%d", r.Host, i), ws, websocketClusterName(r.Host), binding))
-	}
-	for i, a := range allowed {
-		b := binding
-		if a.answer != nil {
-			if b, err = answerBinding(p, r, a.answer); err != nil {
-				return nil, err
-			}
-		}
-		routes = append(routes, upstreamRoute(fmt.Sprintf("%s/%d", r.Host, i), a.match, upstreamClusterName(r.Host), b))
+		routes = append(routes,
+			upstreamRoute(fmt.Sprintf("%s/ws/%d", r.Host, i), ws, websocketClusterName(r.Host), binding),
+			upstreamRoute(fmt.Sprintf("%s/%d", r.Host, i), a.match, upstreamClusterName(r.Host), binding))
 	}
 	why := fmt.Sprintf("egressgate: %%REQ(:METHOD)%% %%REQ(:PATH)%% on %s refused: not allowed by the routes of bottle %s for %s", r.Host, p.Name, r.Host)
 	routes = append(routes, refusal(r.Host+"/refuse", &routev3.RouteMatch{
@@ -145,8 +146,9 @@ func upstreamRoute(name string, m *routev3.RouteMatch, cluster string, binding *
 	}
 }
 
-// websocketMatcher matches a WebSocket upgrade (HTTP/1.1 Upgrade, or an
-// HTTP/2 extended CONNECT, which Envoy presents the same way).
+// websocketMatcher matches a WebSocket upgrade request. Agents open
+// WebSockets over HTTP/1.1 (Codex does); the MITM listener does not accept
+// HTTP/2 extended CONNECT.
 func websocketMatcher() *routev3.HeaderMatcher {
 	return &routev3.HeaderMatcher{
 		Name: "upgrade",
