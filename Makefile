@@ -20,6 +20,8 @@ run:
 
 # The whole suite: vet, staticcheck, unit tests and the integration tests
 # against the real Envoy.
+# Ryuk's image cannot be pulled where no registry is reachable; the tests
+# remove their containers themselves.
 test: setup lint
 	TESTCONTAINERS_RYUK_DISABLED=true go test -race -count=1 -timeout 20m ./...
 
@@ -33,7 +35,8 @@ bench: setup
 	go test ./integration -run '^$$' -bench Propagation -benchtime 100x -count 1
 
 # The images docker-compose.yml and the container tests use, built locally.
-images: setup
+images:
+	@scripts/setup-envoy.sh
 	scripts/build-images.sh
 
 # Rewrites the xDS golden files; review the diff before committing.

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -113,9 +114,25 @@ func (o Options) withDefaults() Options {
 
 // check refuses values the env file cannot carry or the agent cannot use.
 // An env file has no quoting, so a line break would start a new variable.
+// within reports whether path is dir or lies below it.
+func within(path, dir string) bool {
+	p, err1 := filepath.Abs(path)
+	d, err2 := filepath.Abs(dir)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	rel, err := filepath.Rel(d, p)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
+}
+
 func (o Options) check() error {
 	if o.OutDir == "" {
 		return errors.New("no output directory (--out)")
+	}
+	// The output is mounted into the agent's container; inside the state
+	// dir it would hand the agent the CA key and the xDS tokens.
+	if within(o.OutDir, o.StateDir) || within(o.StateDir, o.OutDir) {
+		return fmt.Errorf("--out %s overlaps the state dir %s, which holds keys the agent must never see", o.OutDir, o.StateDir)
 	}
 	for _, f := range []struct{ flag, value string }{{"--proxy-url", o.ProxyURL}, {"--ca-path", o.CAPath}} {
 		if strings.ContainsAny(f.value, "\r\n\x00") || strings.TrimSpace(f.value) != f.value {

@@ -213,6 +213,8 @@ func TestRefusals(t *testing.T) {
 	}{
 		{"no out", func(o *Options) { o.OutDir = "" }, "--out"},
 		{"relative ca path", func(o *Options) { o.CAPath = "ca.pem" }, "--ca-path"},
+		{"out inside the state dir", func(o *Options) { o.OutDir = filepath.Join(o.StateDir, "agent") }, "overlaps the state dir"},
+		{"state dir inside out", func(o *Options) { o.StateDir = filepath.Join(o.OutDir, "state") }, "overlaps the state dir"},
 		{"line break", func(o *Options) { o.ProxyURL = "http://egress:3128\nOPENAI_API_KEY=x" }, "--proxy-url"},
 		{"not a proxy URL", func(o *Options) { o.ProxyURL = "egress:3128" }, "--proxy-url"},
 	}

@@ -5,7 +5,7 @@
 # Docker's default bridge. Exits non-zero if Docker cannot be had.
 set -euo pipefail
 
-if docker info >/dev/null 2>&1; then
+if timeout 10 docker info >/dev/null 2>&1; then
 	echo "docker: daemon already running"
 	exit 0
 fi
@@ -21,7 +21,7 @@ fi
 log="${TMPDIR:-/tmp}/egressgate-dockerd.log"
 nohup dockerd >"${log}" 2>&1 &
 for _ in $(seq 1 60); do
-	if docker info >/dev/null 2>&1; then
+	if timeout 5 docker info >/dev/null 2>&1; then
 		echo "docker: daemon started (log ${log})"
 		exit 0
 	fi

@@ -61,7 +61,6 @@ writes STATE_DIR/<bottle>/envoy.yaml and STATE_DIR/tokens/<bottle>.jwt for them.
 	f := cmd.Flags()
 	f.StringArrayVar(&o.Manifests, "manifest", nil, "bottle manifest, or a directory of them (repeatable)")
 	commonFlags(f, &o.Common, &logLevel)
-
 	f.StringVar(&o.ExtProcAddress, "extproc-address", "127.0.0.1:9001", "address of each bottle's ext_proc sidecar, as its Envoy sees it")
 	f.StringVar(&o.EnvoyAdmin, "envoy-admin", "127.0.0.1:9901", "Envoy admin address written into the bootstraps")
 	_ = cmd.MarkFlagRequired("manifest")

@@ -26,10 +26,11 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/egressgate/egressgate/internal/securefile"
 )
 
 func main() {
@@ -50,7 +51,7 @@ func run() error {
 		return err
 	}
 	if *caOut != "" {
-		if err := writeAtomic(*caOut, caPEM); err != nil {
+		if err := securefile.WriteAtomic(*caOut, caPEM, 0o644); err != nil {
 			return err
 		}
 	}
@@ -129,24 +130,4 @@ func mint(hosts []string) (tls.Certificate, []byte, error) {
 	}
 	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
 	return tls.Certificate{Certificate: [][]byte{leafDER}, PrivateKey: key}, caPEM, nil
-}
-
-func writeAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".standin-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
