@@ -15,6 +15,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"sigs.k8s.io/yaml"
 
 	"github.com/egressgate/egressgate/internal/testenv"
 )
@@ -44,8 +45,22 @@ func TestComposeStack(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), composeUpTimeout)
 	defer cancel()
 
-	out, err := run(ctx, "config", "-q")
+	out, err := run(ctx, "config")
 	require.NoError(t, err, "compose config:\n%s", out)
+	var cfg struct {
+		Services map[string]struct {
+			Volumes []any `json:"volumes"`
+		} `json:"services"`
+	}
+	require.NoError(t, yaml.Unmarshal([]byte(out), &cfg))
+	// What the agent talks to, and the agent itself, never see the keys in
+	// the state dir or the host's Codex login.
+	for _, svc := range []string{"envoy", "agent"} {
+		mounts := fmt.Sprint(cfg.Services[svc].Volumes)
+		require.NotEmpty(t, cfg.Services[svc].Volumes, svc)
+		assert.NotContains(t, mounts, "/state", "%s mounts the state dir", svc)
+		assert.NotContains(t, mounts, "/codex", "%s mounts the Codex home", svc)
+	}
 
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

@@ -41,7 +41,7 @@ func RunControl(ctx context.Context, o ControlOptions) error {
 		if err != nil {
 			return err
 		}
-		if _, err := writeBootstrap(o.StateDir, p.Name, xdsAddr, o.EnvoyAdmin, token); err != nil {
+		if _, err := writeBootstrap(o.BootstrapDir, p.Name, xdsAddr, o.EnvoyAdmin, token); err != nil {
 			return fmt.Errorf("bootstrap for %s: %w", p.Name, err)
 		}
 		logSlots(log, p)

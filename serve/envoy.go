@@ -16,10 +16,10 @@ import (
 )
 
 // writeBootstrap renders the bootstrap of node's Envoy into
-// STATE_DIR/<node>/envoy.yaml (so several bottles can share a state dir),
+// <bootDir>/<node>/envoy.yaml (so several bottles can share a directory),
 // mode 0600 because it holds the bottle's xDS token.
-func writeBootstrap(stateDir, node, xdsAddr, adminAddr, token string) (string, error) {
-	dir := filepath.Join(stateDir, node)
+func writeBootstrap(bootDir, node, xdsAddr, adminAddr, token string) (string, error) {
+	dir := filepath.Join(bootDir, node)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
 	}
@@ -44,7 +44,7 @@ func startEnvoy(ctx context.Context, o *Options, node, xdsAddr, token string) (*
 	if err != nil {
 		return nil, err
 	}
-	bootPath, err := writeBootstrap(o.StateDir, node, xdsAddr, o.EnvoyAdmin, token)
+	bootPath, err := writeBootstrap(o.BootstrapDir, node, xdsAddr, o.EnvoyAdmin, token)
 	if err != nil {
 		return nil, err
 	}

@@ -20,6 +20,11 @@ type Common struct {
 	XDSAddress string
 	// Admin serves /healthz, /readyz, /metrics and /status; "" disables it.
 	Admin string
+	// BootstrapDir receives each bottle's Envoy bootstrap, as
+	// <dir>/<bottle>/envoy.yaml (default: the state dir). A separate
+	// directory lets an Envoy in another container mount its bootstrap
+	// without the state dir's keys.
+	BootstrapDir string
 	// ProxyListen is where each bottle's Envoy accepts the agent's proxy
 	// connections.
 	ProxyListen string // default 127.0.0.1:3128
@@ -64,6 +69,7 @@ type ControlOptions struct {
 
 func (c *Common) setDefaults() {
 	def(&c.StateDir, ".egressgate")
+	def(&c.BootstrapDir, c.StateDir)
 	def(&c.Listen, "127.0.0.1:18000")
 	def(&c.ProxyListen, "127.0.0.1:3128")
 	def(&c.SystemCAFile, "/etc/ssl/certs/ca-certificates.crt")
@@ -73,8 +79,10 @@ func (c *Common) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	if abs, err := filepath.Abs(c.StateDir); err == nil {
-		c.StateDir = abs
+	for _, d := range []*string{&c.StateDir, &c.BootstrapDir} {
+		if abs, err := filepath.Abs(*d); err == nil {
+			*d = abs
+		}
 	}
 }
 

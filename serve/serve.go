@@ -105,7 +105,7 @@ func (cp *controlPlane) runEnvoy(ctx context.Context, o *Options, node string) (
 		if xdsAddr == "" {
 			xdsAddr = cp.xdsAddr
 		}
-		path, err := writeBootstrap(o.StateDir, node, xdsAddr, o.EnvoyAdmin, token)
+		path, err := writeBootstrap(o.BootstrapDir, node, xdsAddr, o.EnvoyAdmin, token)
 		if err != nil {
 			return nil, err
 		}

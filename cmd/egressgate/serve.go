@@ -98,6 +98,7 @@ receiving the bottle's credential slots over xDS from egressgate control.`,
 // commonFlags are the flags serve and control share.
 func commonFlags(f *pflag.FlagSet, c *serve.Common, logLevel *slog.Level) {
 	f.StringVar(&c.StateDir, "state-dir", ".egressgate", "directory for the bottle CA, xDS keys and tokens, and Envoy's files")
+	f.StringVar(&c.BootstrapDir, "bootstrap-dir", "", "directory for Envoy bootstraps, DIR/BOTTLE/envoy.yaml (default: the state dir)")
 	f.StringVar(&c.Listen, "listen", "127.0.0.1:18000", "xDS (ADS) server address")
 	f.StringVar(&c.XDSAddress, "xds-address", "", "address Envoy dials for xDS, written into its bootstrap (default: the address --listen bound)")
 	f.StringVar(&c.Admin, "admin", defaultAdminAddr, "admin address for /healthz, /readyz, /metrics, /status (\"\" disables)")
