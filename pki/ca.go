@@ -54,10 +54,7 @@ type CA struct {
 // starting together on a fresh dir (serve and control, say) agree on one
 // CA: the first creates both files, the others load them.
 func LoadOrCreateCA(dir string, now time.Time) (*CA, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("state dir: %w", err)
-	}
-	unlock, err := securefile.LockDir(dir)
+	unlock, err := securefile.LockStateDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("state dir: %w", err)
 	}

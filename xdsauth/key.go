@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 
 	"github.com/egressgate/egressgate/internal/securefile"
@@ -44,10 +43,7 @@ type Authority struct {
 // pki.LoadOrCreateCA takes too, so processes starting together on a fresh
 // dir sign with one key.
 func LoadOrCreateKey(stateDir string) (*Authority, error) {
-	if err := os.MkdirAll(stateDir, 0o700); err != nil {
-		return nil, fmt.Errorf("state dir: %w", err)
-	}
-	unlock, err := securefile.LockDir(stateDir)
+	unlock, err := securefile.LockStateDir(stateDir)
 	if err != nil {
 		return nil, fmt.Errorf("state dir: %w", err)
 	}

@@ -105,3 +105,12 @@ func writeSynced(f *os.File, data []byte, perm fs.FileMode) error {
 	}
 	return f.Sync()
 }
+
+// LockStateDir creates dir (0700) when missing and takes its lock: what
+// every loader of state-dir keys does before it looks for them.
+func LockStateDir(dir string) (unlock func(), err error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	return LockDir(dir)
+}
