@@ -305,7 +305,9 @@ func sha256Hex(s string) string {
 func TestContainerTopology(t *testing.T) {
 	containerSuite(t)
 	login := newHostLogin(t, time.Now().Add(time.Hour))
-	routes := []string{"chatgpt.com", "api.example.test"}
+	// Every template host goes to the stand-in: an Envoy cluster for a
+	// real host name would resolve it, and tests talk only to loopback.
+	routes := []string{"chatgpt.com", "auth.openai.com", "api.example.test"}
 	tp := startTopology(t, topologyOptions{
 		login:         login,
 		routes:        routes,
