@@ -1,7 +1,6 @@
 package extproc
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +18,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/test/bufconn"
+
+	"github.com/egressgate/egressgate/internal/testenv"
 )
 
 // Test values. The tokens are distinctive so a grep of logs and bodies
@@ -36,13 +37,13 @@ var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 type harness struct {
 	srv    *Server
 	client extprocv3.ExternalProcessorClient
-	logs   *syncBuffer
+	logs   *testenv.Buffer
 	clock  *clock
 }
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	h := &harness{logs: &syncBuffer{}, clock: &clock{now: t0}}
+	h := &harness{logs: &testenv.Buffer{}, clock: &clock{now: t0}}
 	logger := slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	h.srv = New(logger, h.clock.Now)
 
@@ -153,22 +154,4 @@ func (c *clock) Set(t time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.now = t
-}
-
-// syncBuffer lets concurrent handlers write logs while a test reads them.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

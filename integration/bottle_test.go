@@ -2,7 +2,6 @@ package integration
 
 import (
 	"bufio"
-	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -52,29 +51,11 @@ type bottle struct {
 	admin    string // egressgate's admin address, from the ready line
 	manifest string // the manifest's path
 	cmd      *exec.Cmd
-	stdout   lockedBuffer
-	stderr   lockedBuffer
+	stdout   testenv.Buffer
+	stderr   testenv.Buffer
 	exited   chan struct{}
 	exitErr  error
 	readyCh  chan struct{}
-}
-
-// lockedBuffer collects a child's output while tests read it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func freePort(t testing.TB) string {

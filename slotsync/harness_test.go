@@ -1,7 +1,6 @@
 package slotsync
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -24,6 +23,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/egressgate/egressgate/config"
+	"github.com/egressgate/egressgate/internal/testenv"
 	"github.com/egressgate/egressgate/xds"
 )
 
@@ -169,14 +169,14 @@ func slotSecrets(t *testing.T, values ...string) []types.Resource {
 // sidecar is a running Run, as `egressgate extproc` runs it.
 type sidecar struct {
 	slots *record[[]config.Slot]
-	logs  *syncBuffer
+	logs  *testenv.Buffer
 }
 
 func startSidecar(t *testing.T, addr, token string) *sidecar {
 	t.Helper()
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require.NoError(t, err)
-	sc := &sidecar{slots: newRecord[[]config.Slot](), logs: &syncBuffer{}}
+	sc := &sidecar{slots: newRecord[[]config.Slot](), logs: &testenv.Buffer{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
@@ -220,22 +220,4 @@ func values(slots []config.Slot) []string {
 		out[i] = sl.Value.Reveal()
 	}
 	return out
-}
-
-// syncBuffer is a bytes.Buffer safe for the logger's goroutine and the test.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
