@@ -48,8 +48,10 @@ type Options struct {
 	StateDir string
 	// ProxyURL is the egress proxy as the agent reaches it.
 	ProxyURL string
-	// CAPath is the path of ca.pem as the agent sees it; ca-bundle.pem
-	// sits beside it.
+	// CAPath is where the agent sees the output: the path of ca.pem in
+	// its container (any name ending in .pem or .crt), or the directory the
+	// output is mounted at. Every path the env file names (ca-bundle.pem,
+	// CODEX_HOME) lies in that directory.
 	CAPath string
 	// SystemRoots is the PEM bundle of public roots that ca-bundle.pem
 	// starts with (default: the host's /etc/ssl/certs/ca-certificates.crt).
@@ -78,6 +80,9 @@ func Generate(o Options) (*Result, error) {
 	now := o.Host.Now()
 	p, err := config.Load(o.Manifest, o.Host)
 	if err != nil {
+		return nil, err
+	}
+	if err := p.HostLoginError(); err != nil {
 		return nil, err
 	}
 	ca, err := pki.LoadOrCreateCA(o.StateDir, now)
@@ -148,4 +153,27 @@ func (o Options) check() error {
 		return errors.New("--ca-path: want an absolute path inside the agent container")
 	}
 	return nil
+}
+
+// agentPaths are the paths the env file names, as the agent sees them.
+type agentPaths struct {
+	mount  string // where the output directory is mounted
+	ca     string // ca.pem
+	bundle string // ca-bundle.pem
+	codex  string // CODEX_HOME
+}
+
+// paths resolves CAPath. A file name (.pem, .crt) is ca.pem's own path
+// and its directory the mount point; anything else is the mount point.
+// Either way every other file is found under the mount point, so an env
+// file never points the agent at a directory it was not given.
+func (o Options) paths() agentPaths {
+	mount, ca := path.Clean(o.CAPath), ""
+	switch path.Ext(mount) {
+	case ".pem", ".crt":
+		mount, ca = path.Dir(mount), mount
+	default:
+		ca = path.Join(mount, caFile)
+	}
+	return agentPaths{mount: mount, ca: ca, bundle: path.Join(mount, bundleFile), codex: path.Join(mount, codexDir)}
 }

@@ -184,6 +184,33 @@ func TestCAAndFlags(t *testing.T) {
 	assert.Equal(t, os.FileMode(0o755), fi.Mode().Perm())
 }
 
+// TestCAPathPlacesEveryPath: --ca-path names ca.pem's path or the mount
+// directory, and every path in the env file (the bundle, CODEX_HOME) lies
+// under that directory, so the agent is never pointed at a path it was
+// not given.
+func TestCAPathPlacesEveryPath(t *testing.T) {
+	tests := []struct{ caPath, ca, mount string }{
+		{"/certs/bottle-ca.pem", "/certs/bottle-ca.pem", "/certs"},
+		{"/mnt/egress", "/mnt/egress/ca.pem", "/mnt/egress"},
+		{"/mnt/egress/", "/mnt/egress/ca.pem", "/mnt/egress"},
+		{"/opt/agent/ca.crt", "/opt/agent/ca.crt", "/opt/agent"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.caPath, func(t *testing.T) {
+			h := newFakeHost(t, newHostLogin(t))
+			o := h.options(t, codexManifest(true))
+			o.CAPath = tt.caPath
+			res, err := Generate(o)
+			require.NoError(t, err)
+
+			want := baseEnvWant(DefaultProxyURL, tt.ca)
+			want["CODEX_HOME"] = tt.mount + "/codex"
+			assert.Equal(t, want, readEnv(t, o.OutDir))
+			assert.Contains(t, strings.Join(res.Notes, "\n"), "mounted at "+tt.mount)
+		})
+	}
+}
+
 // TestRerun: a second run replaces the files, and one that no longer
 // forwards the login leaves the old placeholder alone but says so.
 func TestRerun(t *testing.T) {

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"path"
 	"path/filepath"
 	"time"
 
@@ -21,9 +20,10 @@ const (
 	codexDir           = "codex"
 	codexAuthFile      = codexDir + "/auth.json"
 
-	// CodexHome is CODEX_HOME inside the agent container: the output's
-	// codex directory, mounted writable because Codex keeps its sessions
-	// there and rewrites auth.json when it refreshes.
+	// CodexHome is CODEX_HOME inside the agent container when the output
+	// is mounted at MountPoint: the output's codex directory, mounted
+	// writable because Codex keeps its sessions there and rewrites
+	// auth.json when it refreshes.
 	CodexHome = MountPoint + "/" + codexDir
 
 	// ClaudePlaceholderToken is the agent's CLAUDE_CODE_OAUTH_TOKEN. It is
@@ -68,7 +68,7 @@ func build(p *config.Policy, caPEM []byte, o Options, now time.Time) (*bundle, e
 		file{name: bundleFile, data: caBundle(o.SystemRoots, caPEM), mode: 0o644})
 	switch p.Template {
 	case templateCodex:
-		if err := b.addCodex(p, now); err != nil {
+		if err := b.addCodex(p, o.paths().codex, now); err != nil {
 			return nil, err
 		}
 	case templateClaude:
@@ -82,11 +82,8 @@ func build(p *config.Policy, caPEM []byte, o Options, now time.Time) (*bundle, e
 // mountHint says how to hand the output to the agent container: the env
 // file's paths are the container's, not the host's.
 func mountHint(o Options) string {
-	env := filepath.Join(o.OutDir, envFile)
-	if o.CAPath == DefaultCAPath {
-		return fmt.Sprintf("start the agent container with --env-file %s and %s mounted at %s", env, o.OutDir, MountPoint)
-	}
-	return fmt.Sprintf("start the agent container with --env-file %s and %s mounted at %s (ca.pem and ca-bundle.pem)", env, o.OutDir, path.Dir(o.CAPath))
+	return fmt.Sprintf("start the agent container with --env-file %s and %s mounted at %s",
+		filepath.Join(o.OutDir, envFile), o.OutDir, o.paths().mount)
 }
 
 // caBundle is the public roots followed by the bottle CA. The variables
@@ -113,12 +110,12 @@ func baseEnv(o Options) []envVar {
 		{"https_proxy", o.ProxyURL}, {"http_proxy", o.ProxyURL},
 		{"NO_PROXY", noProxy}, {"no_proxy", noProxy},
 	}
+	paths := o.paths()
 	for _, k := range []string{"CODEX_CA_CERTIFICATE", "NODE_EXTRA_CA_CERTS"} {
-		env = append(env, envVar{k, o.CAPath})
+		env = append(env, envVar{k, paths.ca})
 	}
-	bundle := path.Join(path.Dir(o.CAPath), bundleFile)
 	for _, k := range []string{"SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "GIT_SSL_CAINFO"} {
-		env = append(env, envVar{k, bundle})
+		env = append(env, envVar{k, paths.bundle})
 	}
 	return env
 }
@@ -126,7 +123,7 @@ func baseEnv(o Options) []envVar {
 // addCodex writes the placeholder ChatGPT login when the host's is
 // forwarded. Without forwarding there is no host token to mirror, so the
 // agent logs in inside the bottle and keeps its own auth.json.
-func (b *bundle) addCodex(p *config.Policy, now time.Time) error {
+func (b *bundle) addCodex(p *config.Policy, codexHome string, now time.Time) error {
 	if !p.ForwardHostCredentials {
 		b.stale = append(b.stale, codexAuthFile)
 		b.notes = append(b.notes, "no codex/auth.json and no CODEX_HOME: host credentials are not forwarded, so log in inside the bottle (codex login --device-auth)")
@@ -147,8 +144,8 @@ func (b *bundle) addCodex(p *config.Policy, now time.Time) error {
 	// 0600 like Codex's own auth.json: it is a placeholder, but tools and
 	// people treat that file name as a secret, and should.
 	b.files = append(b.files, file{name: codexAuthFile, data: data, mode: 0o600})
-	b.env = append(b.env, envVar{"CODEX_HOME", CodexHome})
-	b.notes = append(b.notes, "codex/auth.json is a placeholder ChatGPT login; "+CodexHome+" must be writable in the container (Codex keeps its sessions there)")
+	b.env = append(b.env, envVar{"CODEX_HOME", codexHome})
+	b.notes = append(b.notes, "codex/auth.json is a placeholder ChatGPT login; "+codexHome+" must be writable in the container (Codex keeps its sessions there)")
 	return nil
 }
 

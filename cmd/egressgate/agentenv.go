@@ -20,7 +20,8 @@ variables, in docker --env-file format), "ca.pem" (the bottle CA), and for the
 codex template with forward_host_credentials a placeholder "codex/auth.json"
 that keeps Codex in ChatGPT mode while holding no real token. The paths in
 "env" are the container's: mount DIR at ` + agentenv.MountPoint + ` (writable, for
-CODEX_HOME) or pass --ca-path. Prints the paths written, never values.`,
+CODEX_HOME), or mount it elsewhere and pass that directory (or ca.pem's path
+in it) as --ca-path. Prints the paths written, never values.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.Host = config.Options{CodexHome: codexHome}
@@ -44,7 +45,7 @@ CODEX_HOME) or pass --ca-path. Prints the paths written, never values.`,
 	f.StringVar(&o.StateDir, "state-dir", agentenv.DefaultStateDir, "egressgate's state directory, holding the bottle CA (as for serve)")
 	f.StringVar(&codexHome, "codex-home", "", "host Codex home holding auth.json (default $CODEX_HOME, then ~/.codex); read only when forwarded")
 	f.StringVar(&o.ProxyURL, "proxy-url", agentenv.DefaultProxyURL, "the egress proxy as the agent reaches it")
-	f.StringVar(&o.CAPath, "ca-path", agentenv.DefaultCAPath, "path of ca.pem inside the agent container")
+	f.StringVar(&o.CAPath, "ca-path", agentenv.DefaultCAPath, "where the agent container mounts DIR, or ca.pem's path there; every path in env lies in that directory")
 	for _, name := range []string{"manifest", "out"} {
 		_ = cmd.MarkFlagRequired(name)
 	}
