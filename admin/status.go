@@ -23,8 +23,17 @@ const (
 // secret by construction: build it only from names, sources, times and
 // redacted forms.
 type Status struct {
-	Mode    string         `json:"mode"` // "serve" | "control" | "extproc"
+	Mode string `json:"mode"` // "serve" | "control" | "extproc"
+	// CA is the bottle CA agents trust; nil in extproc mode, which has none.
+	CA      *CAStatus      `json:"ca,omitempty"`
 	Bottles []BottleStatus `json:"bottles"`
+}
+
+// CAStatus is the bottle CA as an operator needs it: where agents find it
+// and when it stops being worth trusting.
+type CAStatus struct {
+	Path     string    `json:"path"`
+	NotAfter time.Time `json:"not_after"`
 }
 
 // BottleStatus is the live state of one bottle (one Envoy node).
@@ -43,9 +52,12 @@ type BottleStatus struct {
 	// "bottle.md:7: egress.routes[0].tls: ...", or "" when the last reload
 	// succeeded. A failed reload keeps the previous config serving, so this
 	// can be set while ConfigVersion is still healthy.
-	LastReloadError string        `json:"last_reload_error,omitempty"`
-	Routes          []RouteStatus `json:"routes"`
-	Slots           []SlotStatus  `json:"slots"`
+	LastReloadError string `json:"last_reload_error,omitempty"`
+	// LeafRenewal is when the first of the bottle's leaf certificates is
+	// renewed; they are renewed on a timer, with or without reloads.
+	LeafRenewal time.Time     `json:"leaf_renewal,omitzero"`
+	Routes      []RouteStatus `json:"routes"`
+	Slots       []SlotStatus  `json:"slots"`
 }
 
 // RouteStatus is one route as an operator reads it.

@@ -86,6 +86,10 @@ func (c *CA) CertPEM() []byte { return append([]byte(nil), c.certPEM...) }
 // CertPath returns the path of ca.pem, the file the agent trusts.
 func (c *CA) CertPath() string { return c.certPath }
 
+// NotAfter is when the CA itself expires; after it, every agent's trust in
+// ca.pem is worthless and a new CA must be handed out.
+func (c *CA) NotAfter() time.Time { return c.cert.NotAfter }
+
 func newCA(certPath string, certPEM []byte, cert *x509.Certificate, key *ecdsa.PrivateKey) *CA {
 	return &CA{certPath: certPath, certPEM: certPEM, cert: cert, key: key, leaves: map[string]Leaf{}}
 }

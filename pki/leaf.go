@@ -84,6 +84,17 @@ func (c *CA) Leaf(host string, now time.Time) (Leaf, error) {
 	return l, nil
 }
 
+// RenewAt is when Leaf stops handing out l and mints its successor: the
+// moment a caller holding l should ask again. Envoy serves the leaf it was
+// last sent until it is sent another, so whoever delivers leaves must come
+// back by then.
+func (c *CA) RenewAt(l Leaf) time.Time {
+	if l.NotAfter.Equal(c.cert.NotAfter) {
+		return l.NotAfter
+	}
+	return l.NotAfter.Add(-leafRenewBefore)
+}
+
 // fresh reports whether a cached leaf can still be handed out. A leaf
 // already cut short by the CA's own expiry cannot be improved by minting
 // again, so it is kept until it actually expires.
@@ -91,7 +102,7 @@ func (c *CA) fresh(l Leaf, now time.Time) bool {
 	if !now.Before(l.NotAfter) {
 		return false
 	}
-	return l.NotAfter.Sub(now) >= leafRenewBefore || l.NotAfter.Equal(c.cert.NotAfter)
+	return l.NotAfter.Sub(now) > leafRenewBefore || l.NotAfter.Equal(c.cert.NotAfter)
 }
 
 func (c *CA) mint(host string, now time.Time) (Leaf, error) {

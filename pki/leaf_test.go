@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -79,13 +80,16 @@ func TestLeafCacheAndRemint(t *testing.T) {
 	first, err := ca.Leaf("chatgpt.com", t0)
 	require.NoError(t, err)
 
-	// 20 days in, 10 remain: still served from the cache.
-	cached, err := ca.Leaf("chatgpt.com", t0.Add(20*24*time.Hour))
+	// Just under 20 days in, more than 10 remain: still served from the
+	// cache, until RenewAt.
+	renewAt := ca.RenewAt(first)
+	require.Equal(t, first.NotAfter.Add(-10*24*time.Hour), renewAt)
+	cached, err := ca.Leaf("chatgpt.com", renewAt.Add(-time.Nanosecond))
 	require.NoError(t, err)
 	require.Equal(t, first.CertPEM, cached.CertPEM)
 
-	// Just past that, fewer than 10 days remain: a new leaf.
-	later := t0.Add(20*24*time.Hour + time.Minute)
+	// From RenewAt on, 10 days or fewer remain: a new leaf.
+	later := renewAt
 	fresh, err := ca.Leaf("chatgpt.com", later)
 	require.NoError(t, err)
 	require.NotEqual(t, first.CertPEM, fresh.CertPEM)
@@ -111,6 +115,8 @@ func TestLeafNeverOutlivesCA(t *testing.T) {
 	again, err := ca.Leaf("pypi.org", near.Add(time.Hour))
 	require.NoError(t, err)
 	require.Equal(t, l.CertPEM, again.CertPEM)
+	assert.Equal(t, caCert.NotAfter, ca.RenewAt(l), "asked again only when the CA runs out")
+	assert.Equal(t, caCert.NotAfter, ca.NotAfter())
 
 	_, err = ca.Leaf("pypi.org", caCert.NotAfter)
 	require.ErrorContains(t, err, "CA expired")

@@ -23,6 +23,9 @@ type compiled struct {
 	// the same configuration with only the already admitted hosts open on
 	// the proxy listener; nil otherwise.
 	staged *cache.Snapshot
+	// renewLeavesAt is when the first of its leaf certificates is due for
+	// renewal (pki.CA.RenewAt); zero when it holds none.
+	renewLeavesAt time.Time
 }
 
 // version is the Envoy snapshot version, a hash of the Envoy resources.
@@ -33,10 +36,18 @@ func (c *compiled) version() string { return c.snapshot.GetVersion(resource.List
 // nothing. served is what the proxy listener admits now (nil before the
 // first load).
 func compile(cfg planeConfig, ca *pki.CA, manifest string, served map[string]config.TLSMode, now time.Time) (*compiled, error) {
-	p, err := config.Load(manifest, config.Options{CodexHome: cfg.codexHome})
+	p, err := config.Load(manifest, config.Options{CodexHome: cfg.codexHome, Now: func() time.Time { return now }})
 	if err != nil {
 		return nil, err
 	}
+	return build(cfg, ca, p, served, now)
+}
+
+// build translates a loaded policy, with leaf certificates current at now.
+// A leaf renewal rebuilds the served policy this way without re-reading
+// the manifest, so a manifest broken at that moment cannot stop it.
+func build(cfg planeConfig, ca *pki.CA, p *config.Policy, served map[string]config.TLSMode, now time.Time) (*compiled, error) {
+	c := &compiled{policy: p}
 	leaves := map[string]xds.Certificate{}
 	for _, r := range p.Routes {
 		if r.TLS != config.Intercept {
@@ -47,6 +58,9 @@ func compile(cfg planeConfig, ca *pki.CA, manifest string, served map[string]con
 			return nil, fmt.Errorf("certificate for %s: %w", r.Host, err)
 		}
 		leaves[r.Host] = xds.Certificate{CertPEM: leaf.CertPEM, KeyPEM: leaf.KeyPEM}
+		if at := ca.RenewAt(leaf); c.renewLeavesAt.IsZero() || at.Before(c.renewLeavesAt) {
+			c.renewLeavesAt = at
+		}
 	}
 	key, err := cfg.extProcKey(p.Name)
 	if err != nil {
@@ -60,7 +74,6 @@ func compile(cfg planeConfig, ca *pki.CA, manifest string, served map[string]con
 		ExtProcKey:     key,
 		SystemCAFile:   cfg.systemCAFile,
 	}
-	c := &compiled{policy: p}
 	if c.snapshot, err = snapshot(in); err != nil {
 		return nil, err
 	}

@@ -26,6 +26,7 @@ func (p *plane) follow(ctx context.Context, hup <-chan struct{}) error {
 	// and the watch; it publishes nothing when nothing changed.
 	p.watchInputs(w)
 	p.reloadAll(ctx)
+	go p.renewLeavesEvery(ctx, leafCheckInterval)
 	go func() {
 		defer w.Close()
 		for {

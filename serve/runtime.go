@@ -46,7 +46,7 @@ func startControlPlane(ctx context.Context, c *Common, cfg planeConfig, manifest
 	if err != nil {
 		return nil, fmt.Errorf("xds server: %w", err)
 	}
-	p := &plane{cfg: cfg, log: c.Logger, ca: ca, xds: xdsServer}
+	p := &plane{cfg: cfg, log: c.Logger, ca: ca, xds: xdsServer, now: time.Now}
 	// By default each bottle's ext_proc caller key comes from its xDS token,
 	// which a sidecar ext_proc server can derive too.
 	p.cfg.extProcKey = func(bottle string) (string, error) {

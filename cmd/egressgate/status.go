@@ -126,6 +126,10 @@ func dialProblem(err error) string {
 // its bottle: it is the one thing an operator must act on, and the rest of
 // the block describes the older config still being served.
 func printStatus(w io.Writer, st admin.Status, now time.Time) error {
+	if st.CA != nil {
+		exp := st.CA.NotAfter
+		fmt.Fprintf(w, "bottle CA %s: expires %s\n", oneLine(st.CA.Path), expiryText(&exp, now))
+	}
 	if len(st.Bottles) == 0 {
 		_, err := fmt.Fprintf(w, "egressgate %s: no bottles loaded\n", oneLine(st.Mode))
 		return err
@@ -156,6 +160,9 @@ func printBottle(w io.Writer, mode string, b admin.BottleStatus, now time.Time) 
 	fmt.Fprintf(tw, "  config version:\t%s\n", oneLine(b.ConfigVersion))
 	fmt.Fprintf(tw, "  envoy:\t%s\n", envoyText(b))
 	fmt.Fprintf(tw, "  last reload:\t%s\n", reloadText(b, now))
+	if !b.LeafRenewal.IsZero() {
+		fmt.Fprintf(tw, "  leaf certificates:\trenewed %s\n", expiryText(&b.LeafRenewal, now))
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
