@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,35 +31,67 @@ type codexAuthJSON struct {
 	} `json:"tokens"`
 }
 
-// readCodexAuth returns the ChatGPT access token held in the Codex
-// auth.json at path, and its expiry. Errors name the file, the problem and
-// the fix on one line, and never quote the file's contents.
-func (l *loader) readCodexAuth(path string) (Secret, time.Time, error) {
+// codexLogin is what readCodexAuth found in a Codex auth.json.
+type codexLogin struct {
+	path   string
+	value  Secret
+	expiry time.Time
+	// problem, when set, is why the file holds no usable login: one line
+	// naming the file, the problem and the fix, quoting nothing of it.
+	problem string
+}
+
+// startupProblem is why the login cannot be used at now, where that is an
+// error (start-up, validate, agent-env): a problem with the file, or a
+// token already expired. A running egress instead keeps an expired token
+// in its slot, and ext_proc refuses it by its expiry.
+func (c codexLogin) startupProblem(now time.Time) string {
+	switch {
+	case c.problem != "":
+		return c.problem
+	case !now.Before(c.expiry):
+		return codexProblem(c.path, "access token expired at "+c.expiry.Format(time.RFC3339))
+	}
+	return ""
+}
+
+// readCodexAuth reads the ChatGPT access token held in the Codex auth.json
+// at path, and its expiry.
+func (l *loader) readCodexAuth(path string) codexLogin {
+	c := codexLogin{path: path}
+	fail := func(problem string) codexLogin {
+		c.problem = codexProblem(path, problem)
+		return c
+	}
 	data, err := l.opts.ReadFile(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return codexError(path, "not found")
+			return fail("not found")
 		}
-		return codexError(path, "cannot read: "+readProblem(err))
+		return fail("cannot read: " + readProblem(err))
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return fail("is empty")
 	}
 	var f codexAuthJSON
 	if err := json.Unmarshal(data, &f); err != nil {
 		// The decoder's message may quote the bytes it choked on.
 		var syntax *json.SyntaxError
 		if errors.As(err, &syntax) {
-			return codexError(path, "is not valid JSON")
+			return fail("is not valid JSON")
 		}
-		return codexError(path, "is not a Codex auth.json")
+		return fail("is not a Codex auth.json")
 	}
 	access, problem := chatgptAccessToken(f)
 	if problem != "" {
-		return codexError(path, problem)
+		return fail(problem)
 	}
-	exp, problem := checkAccessToken(access, l.opts.Now())
+	exp, problem := checkAccessToken(access)
 	if problem != "" {
-		return codexError(path, problem)
+		return fail(problem)
 	}
-	return NewSecret(access), exp, nil
+	c.value, c.expiry = NewSecret(access), exp
+	return c
 }
 
 // chatgptAccessToken picks the access token out of a ChatGPT login, or
@@ -84,9 +117,9 @@ func chatgptAccessToken(f codexAuthJSON) (string, string) {
 
 // checkAccessToken reads the access token's claims without verifying its
 // signature (OpenAI signs it, not us; chatgpt.com verifies it), to refuse a
-// token that is expired or names no ChatGPT account before an agent tries
-// it. It returns the expiry.
-func checkAccessToken(token string, now time.Time) (time.Time, string) {
+// token that has no expiry or names no ChatGPT account before an agent
+// tries it. It returns the expiry.
+func checkAccessToken(token string) (time.Time, string) {
 	claims := jwt.MapClaims{}
 	if _, _, err := jwt.NewParser().ParseUnverified(token, claims); err != nil {
 		return time.Time{}, "tokens.access_token is not a JWT"
@@ -94,9 +127,6 @@ func checkAccessToken(token string, now time.Time) (time.Time, string) {
 	exp, err := claims.GetExpirationTime()
 	if err != nil || exp == nil {
 		return time.Time{}, "access token has no expiry (exp)"
-	}
-	if !now.Before(exp.Time) {
-		return time.Time{}, "access token expired at " + exp.UTC().Format(time.RFC3339)
 	}
 	if !hasChatGPTAccount(claims) {
 		return time.Time{}, "access token names no ChatGPT account (" + chatgptAuthClaim + " chatgpt_account_id)"
@@ -114,6 +144,6 @@ func hasChatGPTAccount(claims jwt.MapClaims) bool {
 	return ok && id != ""
 }
 
-func codexError(path, problem string) (Secret, time.Time, error) {
-	return Secret{}, time.Time{}, fmt.Errorf("%s: %s; %s", path, problem, codexFix)
+func codexProblem(path, problem string) string {
+	return fmt.Sprintf("%s: %s; %s", path, problem, codexFix)
 }

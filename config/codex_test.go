@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -95,6 +96,7 @@ func TestCodexAuthJSONRejected(t *testing.T) {
 		problem string
 	}{
 		{"missing", "", "not found"},
+		{"emptied", " \n", "is empty"},
 		{"not JSON", `{"tokens": {"refresh_token": "` + testRefresh + `", x}`, "is not valid JSON"},
 		{"not an object", `["` + testRefresh + `"]`, "is not a Codex auth.json"},
 		{
@@ -151,6 +153,18 @@ func TestCodexAuthJSONRejected(t *testing.T) {
 			got := h.loadErrors(t)
 			want := testManifest + ":4: " + testAuthJSON + ": " + tt.problem + "; run 'codex login --device-auth' on the host"
 			require.Equal(t, []string{want}, got)
+
+			// Running, the same file revokes the login rather than failing
+			// the reload: the slot is empty and says why.
+			p := h.mustLoad(t)
+			slot := p.Slots[0]
+			if tt.name == "expired" {
+				assert.True(t, slot.Present() && slot.Expired(testNow), "an expired login is kept and refused by its expiry")
+			} else {
+				assert.False(t, slot.Present())
+				assert.True(t, slot.LoggedOut())
+				assert.Equal(t, testAuthJSON+": "+tt.problem+"; run 'codex login --device-auth' on the host", slot.Problem)
+			}
 			for _, secret := range []string{testRefresh, expired, "SECRET"} {
 				require.NotContains(t, got[0], secret)
 			}
@@ -220,6 +234,11 @@ func TestCodexExampleError(t *testing.T) {
 		"examples/codex.md": "---\nname: codex\nagent_provider:\n  template: codex\n  forward_host_credentials: true\n---\n",
 		testAuthJSON:        authJSON(t, accessToken(t, time.Date(2026, 11, 28, 8, 30, 0, 0, time.UTC), nil)),
 	}
-	_, err := Load("examples/codex.md", h.options())
+	p, err := Load("examples/codex.md", h.options())
+	require.NoError(t, err, "a login problem is not a manifest problem")
+	assert.Equal(t, Slot{Name: "EGRESS_TOKEN_0", Source: Source{Kind: SourceCodex, Ref: testAuthJSON},
+		Value: p.Slots[0].Value, Expiry: time.Date(2026, 11, 28, 8, 30, 0, 0, time.UTC)}, p.Slots[0],
+		"an expired login keeps its value: ext_proc refuses it by its expiry")
+	err = p.HostLoginError()
 	require.EqualError(t, err, "examples/codex.md:5: /home/u/.codex/auth.json: access token expired at 2026-11-28T08:30:00Z; run 'codex login --device-auth' on the host")
 }

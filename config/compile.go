@@ -24,13 +24,15 @@ func (l *loader) compile(m manifest) *Policy {
 	routes := l.merge(l.templateRoutes(m), m.routes)
 	slots, namedAt := assignSlots(routes)
 	bindAnswers(routes)
-	l.fillSlots(slots, namedAt)
+	loginErrs := l.fillSlots(slots, namedAt)
 	p := &Policy{
 		Name:                   m.name,
 		Template:               m.template,
 		ForwardHostCredentials: m.forward,
+		RefreshHostCredentials: m.refresh,
 		Slots:                  slots,
 	}
+	p.hostLoginErrors = loginErrs
 	for _, r := range routes {
 		p.Routes = append(p.Routes, r.route)
 	}
@@ -237,8 +239,11 @@ func assignSlots(routes []routeSpec) (slots []Slot, namedAt []string) {
 }
 
 // fillSlots reads each slot's value from its source, reporting a problem
-// at the key that named the source.
-func (l *loader) fillSlots(slots []Slot, namedAt []string) {
+// at the key that named the source. A host login that cannot be used
+// leaves its slot empty with a Problem, and is returned as an error at
+// that key for the callers that must refuse it (Policy.HostLoginError).
+func (l *loader) fillSlots(slots []Slot, namedAt []string) []Error {
+	var loginErrs []Error
 	for i := range slots {
 		s := &slots[i]
 		switch s.Source.Kind {
@@ -250,12 +255,15 @@ func (l *loader) fillSlots(slots []Slot, namedAt []string) {
 		case SourceFile:
 			s.Value = l.readTokenFile(namedAt[i], s.Source.Ref)
 		case SourceCodex:
-			value, exp, err := l.readCodexAuth(s.Source.Ref)
-			if err != nil {
-				l.errs.add(l.doc.line(namedAt[i]), "%v", err)
-				continue
+			login := l.readCodexAuth(s.Source.Ref)
+			s.Value, s.Expiry = login.value, login.expiry
+			if login.problem != "" {
+				s.Value, s.Problem = Secret{}, login.problem
 			}
-			s.Value, s.Expiry = value, exp
+			if msg := login.startupProblem(l.opts.Now()); msg != "" {
+				loginErrs = append(loginErrs, Error{File: l.errs.file, Line: l.doc.line(namedAt[i]), Msg: msg})
+			}
 		}
 	}
+	return loginErrs
 }

@@ -92,6 +92,11 @@ func (h *fakeHost) mustLoad(t *testing.T) *Policy {
 func (h *fakeHost) loadErrors(t *testing.T) []string {
 	t.Helper()
 	p, err := h.load()
+	if err == nil {
+		// A host login problem is not a load error but a start-up one.
+		err = p.HostLoginError()
+		p = nil
+	}
 	require.Error(t, err)
 	require.Nil(t, p)
 	var errs *Errors

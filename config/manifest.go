@@ -23,6 +23,7 @@ type rawManifest struct {
 type rawProvider struct {
 	Template               string `yaml:"template"`
 	ForwardHostCredentials bool   `yaml:"forward_host_credentials"`
+	RefreshHostCredentials bool   `yaml:"refresh_host_credentials"`
 	AuthToken              string `yaml:"auth_token"`
 }
 

@@ -115,7 +115,7 @@ func TestShapeErrors(t *testing.T) {
 		{
 			name: "unknown provider key",
 			text: "name: demo\nagent_provider:\n  template: codex\n  forward: true\n",
-			want: []string{`:4: agent_provider: unknown key "forward"; allowed: template, forward_host_credentials, auth_token`},
+			want: []string{`:4: agent_provider: unknown key "forward"; allowed: template, forward_host_credentials, refresh_host_credentials, auth_token`},
 		},
 		{
 			name: "unknown route key",

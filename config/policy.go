@@ -19,6 +19,9 @@ type Policy struct {
 	Template string
 	// ForwardHostCredentials mirrors agent_provider.forward_host_credentials.
 	ForwardHostCredentials bool
+	// RefreshHostCredentials mirrors agent_provider.refresh_host_credentials:
+	// egressgate keeps the host's Codex login fresh itself.
+	RefreshHostCredentials bool
 	// Routes are sorted by Host; hosts are unique.
 	Routes []Route
 	// Slots are in slot order: Slots[i].Name == SlotName(i).
@@ -30,6 +33,24 @@ type Policy struct {
 	// token_file (missing ones too, so their appearance is seen) and the
 	// Codex auth.json while it is forwarded.
 	Inputs []string
+
+	// hostLoginErrors are the host login problems as start-up errors, at
+	// the manifest line naming the login (see HostLoginError).
+	hostLoginErrors []Error
+}
+
+// HostLoginError reports a forwarded host login that cannot be used now
+// (gone, expired, not a ChatGPT login) as *Errors at the manifest line
+// that forwards it, or nil. Load does not fail for it: a running egress
+// must revoke a login that goes away, not keep serving the last one, so
+// the slot is just empty (Slot.Problem says why). Starting up, validating
+// and writing an agent's files are different: there, a login that cannot
+// work is an error the person fixes first.
+func (p *Policy) HostLoginError() error {
+	if len(p.hostLoginErrors) == 0 {
+		return nil
+	}
+	return &Errors{List: slices.Clone(p.hostLoginErrors)}
 }
 
 // TLSMode says whether Envoy terminates TLS for a host or tunnels it.
@@ -169,6 +190,11 @@ type Slot struct {
 	Value  Secret
 	// Expiry is when Value stops being valid; zero when unknown.
 	Expiry time.Time
+	// Problem, for an empty slot whose source is there but unusable (a
+	// host login deleted, logged out, switched to an API key, unreadable),
+	// is why, for the host's operator: it may name host paths, so it goes
+	// to logs and status, never to the agent.
+	Problem string
 }
 
 // SlotName returns the name of the i-th slot.
@@ -181,6 +207,11 @@ func (s Slot) Present() bool { return !s.Value.Empty() }
 func (s Slot) Expired(now time.Time) bool {
 	return !s.Expiry.IsZero() && !now.Before(s.Expiry)
 }
+
+// LoggedOut reports whether the slot is empty because its source, a host
+// login, went away or became unusable: the person must log in again on the
+// host, rather than set something for the first time.
+func (s Slot) LoggedOut() bool { return !s.Present() && s.Problem != "" }
 
 // String is the slot as it may appear in logs, status and errors.
 func (s Slot) String() string {

@@ -16,6 +16,7 @@ const (
 // Paths of manifest keys that errors about the template point at.
 const (
 	forwardPath   = "agent_provider.forward_host_credentials"
+	refreshPath   = "agent_provider.refresh_host_credentials"
 	authTokenPath = "agent_provider.auth_token"
 )
 
@@ -25,6 +26,7 @@ type manifest struct {
 	name      string
 	template  string // "" when the manifest names no valid template
 	forward   bool
+	refresh   bool
 	authToken string
 	routes    []routeSpec
 }
@@ -63,6 +65,7 @@ func (l *loader) manifest() manifest {
 		name:      raw.Name,
 		template:  l.template(p.Template),
 		forward:   p.ForwardHostCredentials,
+		refresh:   p.RefreshHostCredentials,
 		authToken: p.AuthToken,
 	}
 	l.name(raw.Name)
@@ -110,6 +113,9 @@ func (l *loader) provider(m manifest) {
 		} else {
 			l.envName(authTokenPath, m.authToken)
 		}
+	}
+	if m.refresh && (m.template != templateCodex || !m.forward) {
+		l.errorf(refreshPath, "only a codex bottle with forward_host_credentials: true has a host login to refresh")
 	}
 	if !m.forward {
 		return

@@ -24,6 +24,9 @@ type plane struct {
 	ca      *pki.CA
 	xds     *xds.Server
 	metrics *admin.Metrics
+	// now is the plane's clock: leaf certificates and credential expiry
+	// are judged by it.
+	now func() time.Time
 	// localSlots hands a bottle's slots to the in-process ext_proc server
 	// (serve); nil in control mode, where slots travel over xDS.
 	localSlots func(bottle string, slots []config.Slot)
@@ -106,7 +109,7 @@ func (p *plane) apply(ctx context.Context, b *bottle) error {
 
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	b.lastReload = time.Now()
+	b.lastReload = p.now()
 	if err != nil {
 		b.lastErr = err
 		p.metrics.ReloadFailed(b.label())
@@ -137,9 +140,16 @@ func (p *plane) compileChecked(manifest string, current *compiled, name string, 
 	if current != nil {
 		served = xds.Admitted(current.policy)
 	}
-	next, err := compile(p.cfg, p.ca, manifest, served, time.Now())
+	next, err := compile(p.cfg, p.ca, manifest, served, p.now())
 	if err != nil {
 		return nil, err
+	}
+	if current == nil {
+		// Starting up, a host login that cannot work is the person's to
+		// fix first; once running, one that goes away empties its slot.
+		if err := next.policy.HostLoginError(); err != nil {
+			return nil, err
+		}
 	}
 	newName := next.policy.Name
 	if name != "" && newName != name {
@@ -225,7 +235,7 @@ func (p *plane) policies() []*config.Policy {
 func (p *plane) status() admin.Status {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	st := admin.Status{Mode: p.cfg.mode}
+	st := admin.Status{Mode: p.cfg.mode, CA: &admin.CAStatus{Path: p.ca.CertPath(), NotAfter: p.ca.NotAfter().UTC()}}
 	for _, b := range p.bottles {
 		bs := admin.BottleStatus{Name: b.name, Manifest: b.manifest, LastReload: b.lastReload}
 		if b.lastErr != nil {
@@ -233,6 +243,7 @@ func (p *plane) status() admin.Status {
 		}
 		if c := b.current; c != nil {
 			bs.ConfigVersion = c.version()
+			bs.LeafRenewal = c.renewLeavesAt.UTC()
 			bs.AckedVersion = p.xds.Acked(b.name)
 			bs.EnvoyConnected = p.xds.Connected(b.name)
 			bs.Routes = admin.RouteStatuses(c.policy.Routes)

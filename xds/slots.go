@@ -26,6 +26,9 @@ const (
 	slotKeySourceKind = "source_kind"
 	slotKeySourceRef  = "source_ref"
 	slotKeyExpiry     = "expiry"
+	// slotKeyProblem says why an empty slot's host login is unusable, so
+	// the sidecar refuses its routes as "logged out", not as "not set".
+	slotKeyProblem = "problem"
 )
 
 // SlotSecrets encodes a policy's slots as SDS generic secrets for the
@@ -57,6 +60,9 @@ func slotSecret(sl config.Slot) (*tlsv3.Secret, error) {
 	}
 	if sl.Present() {
 		fields[slotKeyValue] = inlineBytes([]byte(sl.Value.Reveal()))
+	}
+	if sl.Problem != "" {
+		fields[slotKeyProblem] = inlineString(sl.Problem)
 	}
 	if !sl.Expiry.IsZero() {
 		// Nanosecond precision so the ext_proc side expires the slot at the
@@ -115,6 +121,13 @@ func decodeSlotFields(name string, fields map[string]*corev3.DataSource) (config
 		if sl.Expiry, err = decodeExpiry(ds); err != nil {
 			return sl, err
 		}
+	}
+	if ds, ok := fields[slotKeyProblem]; ok {
+		v, err := inlineData(ds)
+		if err != nil {
+			return sl, fmt.Errorf("%s: %w", slotKeyProblem, err)
+		}
+		sl.Problem = string(v)
 	}
 	return sl, nil
 }

@@ -21,6 +21,7 @@ func slotPolicy() *config.Policy {
 		{Name: "EGRESS_TOKEN_0", Source: config.Source{Kind: config.SourceCodex, Ref: "/home/u/.codex/auth.json"}, Value: config.NewSecret("codex-secret"), Expiry: exp},
 		{Name: "EGRESS_TOKEN_1", Source: config.Source{Kind: config.SourceEnv, Ref: "GITHUB_TOKEN"}, Value: config.NewSecret("env-secret")},
 		{Name: "EGRESS_TOKEN_2", Source: config.Source{Kind: "file", Ref: "/run/tokens/gitlab"}},
+		{Name: "EGRESS_TOKEN_3", Source: config.Source{Kind: config.SourceCodex, Ref: "/home/v/.codex/auth.json"}, Problem: "/home/v/.codex/auth.json: not found; run 'codex login --device-auth' on the host"},
 	}}
 }
 
@@ -40,6 +41,8 @@ func TestSlotSecretsRoundTrip(t *testing.T) {
 		require.Equal(t, want.Value.Reveal(), got.Value.Reveal())
 		require.True(t, want.Expiry.Equal(got.Expiry), "expiry %v, want %v", got.Expiry, want.Expiry)
 		require.Equal(t, want.Expiry.IsZero(), got.Expiry.IsZero())
+		require.Equal(t, want.Problem, got.Problem)
+		require.Equal(t, want.LoggedOut(), got.LoggedOut())
 	}
 }
 

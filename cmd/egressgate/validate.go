@@ -22,6 +22,9 @@ func validateCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := p.HostLoginError(); err != nil {
+				return err
+			}
 			return describe(cmd.OutOrStdout(), p)
 		},
 	}
