@@ -8,5 +8,8 @@ package securefile
 // half-created, but never runs with files that are not on disk.
 func LockDir(string) (unlock func(), err error) { return func() {}, nil }
 
+// LockFile locks nothing where flock(2) is not available.
+func LockFile(string) (unlock func(), err error) { return func() {}, nil }
+
 // syncDir does nothing: only Unix can sync a directory.
 func syncDir(string) error { return nil }

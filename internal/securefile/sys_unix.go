@@ -38,6 +38,24 @@ func LockDir(dir string) (unlock func(), err error) {
 	return func() { f.Close() }, nil
 }
 
+// LockFile takes an exclusive lock on the existing file at path, the same
+// way LockDir does, without creating or writing anything. It serialises
+// the processes that read, then replace, a file they share (the host's
+// Codex auth.json). A writer that replaces the file by renaming leaves the
+// lock on the old inode, so a holder must re-read the file by its path
+// after locking.
+func LockFile(path string) (unlock func(), err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := flock(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return func() { f.Close() }, nil
+}
+
 func flock(f *os.File) error {
 	for {
 		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX)

@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"bytes"
+	"log/slog"
 	"sync"
 )
 
@@ -22,4 +23,10 @@ func (b *Buffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// Logger is a debug-level JSON logger writing into b, for tests that grep
+// what was logged.
+func Logger(b *Buffer) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
