@@ -22,8 +22,8 @@ const authClaimName = "https://api.openai.com/auth"
 // Claims are the non-secret facts of the host's access token that the
 // placeholders copy.
 type Claims struct {
-	// Expiry is the host token's exp. The placeholder expires with it, so
-	// Codex asks for a refresh once the host token has been replaced.
+	// Expiry is the host token's exp. Placeholders are refused for an
+	// expired host login, but do not copy it (see PlaceholderLifetime).
 	Expiry time.Time
 	// AccountID is chatgpt_account_id; chatgpt.com wants it in the
 	// chatgpt-account-id header, which Codex fills from auth.json.

@@ -127,19 +127,22 @@ func TestClaimsErrorsNeverQuoteTheToken(t *testing.T) {
 // and chatgpt.com would see them and round-trips their claims.
 func TestPlaceholdersCarryTheHostFacts(t *testing.T) {
 	m, tok := mint(t, testClaims())
+	placeholderExp := testNow.Add(PlaceholderLifetime)
+	want := testClaims()
+	want.Expiry = placeholderExp
 
 	c, err := ClaimsFromAccessToken(tok.AccessToken)
 	require.NoError(t, err)
-	assert.Equal(t, testClaims(), c, "access token round trip")
+	assert.Equal(t, want, c, "access token round trip")
 	c, err = ClaimsFromAccessToken(tok.IDToken)
 	require.NoError(t, err)
-	assert.Equal(t, testClaims(), c, "id token round trip")
+	assert.Equal(t, want, c, "id token round trip")
 
 	access := verify(t, m, tok.AccessToken)
 	assert.Equal(t, "egressgate-placeholder", access["iss"])
 	assert.Equal(t, []any{"https://api.openai.com/v1"}, access["aud"])
 	assert.Equal(t, float64(testNow.Unix()), access["iat"])
-	assert.Equal(t, float64(testExp.Unix()), access["exp"])
+	assert.Equal(t, float64(placeholderExp.Unix()), access["exp"])
 	assert.NotEmpty(t, access["sub"])
 	assert.Equal(t, true, access["egressgate_placeholder"])
 	assert.Equal(t, map[string]any{"chatgpt_account_id": testAccount, "chatgpt_plan_type": testPlan, "chatgpt_user_id": testUser}, access[authClaimName])
@@ -147,7 +150,7 @@ func TestPlaceholdersCarryTheHostFacts(t *testing.T) {
 	id := verify(t, m, tok.IDToken)
 	assert.Equal(t, "agent@bottle.invalid", id["email"])
 	assert.Equal(t, access[authClaimName], id[authClaimName])
-	assert.Equal(t, float64(testExp.Unix()), id["exp"])
+	assert.Equal(t, float64(placeholderExp.Unix()), id["exp"])
 
 	assert.True(t, strings.HasPrefix(tok.RefreshToken, PlaceholderRefreshPrefix))
 	_, again := mint(t, testClaims())
@@ -191,6 +194,21 @@ func TestPlaceholdersHoldNoHostTokenBytes(t *testing.T) {
 		}
 		assert.Empty(t, leakcheck.Leak(out, host, copied...), "%s holds a piece of the host token", name)
 	}
+}
+
+// TestPlaceholdersNeverNearExpiry: whatever the host token has left, a
+// placeholder starts with its whole lifetime, far outside the few minutes
+// in which Codex refreshes before every request.
+func TestPlaceholdersNeverNearExpiry(t *testing.T) {
+	for _, left := range []time.Duration{time.Second, time.Minute, 2 * time.Minute, 5 * time.Minute, 10 * 24 * time.Hour} {
+		c := testClaims()
+		c.Expiry = testNow.Add(left)
+		_, tok := mint(t, c)
+		got, err := ClaimsFromAccessToken(tok.AccessToken)
+		require.NoError(t, err)
+		assert.Equal(t, testNow.Add(PlaceholderLifetime), got.Expiry, "host token %s from expiry", left)
+	}
+	assert.GreaterOrEqual(t, PlaceholderLifetime, time.Hour)
 }
 
 func TestTokensRefusesClaimsItCannotStandFor(t *testing.T) {

@@ -32,6 +32,17 @@ const (
 	email   = "agent@bottle.invalid"
 
 	refreshRandomBytes = 24
+
+	// PlaceholderLifetime is how long a placeholder login lasts, from the
+	// moment it is minted. It does not follow the host token's expiry:
+	// the egress injects whatever the host holds when a request passes,
+	// so the placeholder's exp decides nothing upstream. What it decides
+	// is when Codex refreshes, and Codex refreshes a token with less than
+	// a few minutes left before every request: a placeholder copying a
+	// host token near expiry made Codex refresh hundreds of times a
+	// minute. Eight hours is a working day of requests per refresh and
+	// still brings a changed account or plan to the agent the same day.
+	PlaceholderLifetime = 8 * time.Hour
 )
 
 // Minter signs placeholder tokens with a key of its own. The key is
@@ -74,8 +85,8 @@ type idClaims struct {
 }
 
 // Tokens mints a placeholder login for the account c describes, issued at
-// now and expiring with the host token. It refuses claims a placeholder
-// cannot honestly stand for: no account, or a token already expired.
+// now and lasting PlaceholderLifetime. It refuses claims a placeholder
+// cannot honestly stand for: no account, or a host token already expired.
 func (m *Minter) Tokens(c Claims, now time.Time) (Tokens, error) {
 	if err := c.check(now); err != nil {
 		return Tokens{}, err
@@ -115,7 +126,7 @@ func (m *Minter) accessClaims(c Claims, now time.Time) accessClaims {
 			Subject:   subject,
 			Audience:  jwt.ClaimStrings{audience},
 			IssuedAt:  jwt.NewNumericDate(now),
-			ExpiresAt: jwt.NewNumericDate(c.Expiry),
+			ExpiresAt: jwt.NewNumericDate(now.Add(PlaceholderLifetime)),
 		},
 		Auth:        authClaim{AccountID: c.AccountID, PlanType: c.PlanType, UserID: c.UserID},
 		Placeholder: true,
