@@ -167,8 +167,33 @@ func (s Source) String() string {
 	}
 }
 
+// Describe names the source for the agent and the person reading its
+// output: what it is, never where on the host it lives.
+func (s Source) Describe() string {
+	switch s.Kind {
+	case SourceEnv:
+		return "the host variable " + s.Ref
+	case SourceCodex:
+		return "the host's Codex login"
+	case SourceFile:
+		return "the host's token file"
+	default:
+		return "the host credential"
+	}
+}
+
+// AgentFix is Fix for the agent's eyes: refusal bodies carry it, so it
+// names no host path (and, like Fix, no secret).
+func (s Source) AgentFix() string {
+	if s.Kind == SourceFile {
+		return "write the token to the token_file the bottle's manifest names, on the host"
+	}
+	return s.Fix()
+}
+
 // Fix is the one thing a person does on the host to give this source a
-// valid value. It is shown to the agent in 503 bodies, so it names no secret.
+// valid value, for the host's logs and status; it may name a host path.
+// It names no secret.
 func (s Source) Fix() string {
 	switch s.Kind {
 	case SourceEnv:

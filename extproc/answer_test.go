@@ -8,6 +8,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/stretchr/testify/require"
 
+	"github.com/egressgate/egressgate/codexauth"
 	"github.com/egressgate/egressgate/config"
 )
 
@@ -38,13 +39,36 @@ func TestAnswerCodexRefresh(t *testing.T) {
 	require.NoError(t, err)
 	gotExp, err := claims.GetExpirationTime()
 	require.NoError(t, err)
-	require.Equal(t, exp, gotExp.UTC())
+	require.Equal(t, t0.Add(codexauth.PlaceholderLifetime), gotExp.UTC(), "the placeholder's own lifetime, not the host token's")
 	require.Equal(t, "acct-42", claims["https://api.openai.com/auth"].(map[string]any)["chatgpt_account_id"])
 	require.NotEmpty(t, tokens.RefreshToken)
 
 	// An expired host login is refused, not papered over with placeholders.
 	h.srv.SetSlots([]config.Slot{codexSlot(host, t0.Add(-time.Minute))})
-	requireDenied(t, h.headers(t, md), 503, codeExpired, "codex login --device-auth")
+	requireRefused(t, h.headers(t, md), codeExpired, "codex login --device-auth")
+}
+
+// TestRefreshAnswersBounded: a bottle refreshing in a loop gets its burst
+// of answers, then refusals that say why, then one answer per interval.
+func TestRefreshAnswersBounded(t *testing.T) {
+	exp := t0.Add(2 * time.Hour)
+	host, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"exp": exp.Unix(), "https://api.openai.com/auth": map[string]any{"chatgpt_account_id": "acct-42"},
+	}).SignedString([]byte("host-key"))
+	require.NoError(t, err)
+	h := newHarness(t)
+	h.srv.SetSlots([]config.Slot{codexSlot(host, exp)})
+	md := []string{MetadataHost, "auth.openai.com", MetadataAnswer, config.AnswerCodexRefresh,
+		MetadataSlot, "EGRESS_TOKEN_0", MetadataSource, codexSlot("", time.Time{}).Source.String()}
+
+	for i := range refreshBurst {
+		require.EqualValues(t, 200, h.headers(t, md).GetImmediateResponse().GetStatus().GetCode(), "answer %d", i)
+	}
+	body := requireRefused(t, h.headers(t, md), codeRefreshLimited, "too many token refreshes")
+	require.NotContains(t, body, host)
+	h.clock.Set(t0.Add(refreshEvery))
+	require.EqualValues(t, 200, h.headers(t, md).GetImmediateResponse().GetStatus().GetCode())
+	requireRefused(t, h.headers(t, md), codeRefreshLimited)
 }
 
 func TestAnswerFailsClosed(t *testing.T) {
@@ -58,5 +82,5 @@ func TestAnswerFailsClosed(t *testing.T) {
 	h.srv.SetSlots([]config.Slot{codexSlot("not-used", t0.Add(time.Hour))})
 	md := []string{MetadataHost, "auth.openai.com", MetadataAnswer, config.AnswerCodexRefresh,
 		MetadataSlot, "EGRESS_TOKEN_0", MetadataSource, codexSlot("", time.Time{}).Source.String()}
-	requireDenied(t, h.headers(t, md), 503, codeRefreshFailed, "signing key")
+	requireRefused(t, h.headers(t, md), codeRefreshFailed, "signing key")
 }

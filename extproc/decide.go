@@ -3,6 +3,7 @@ package extproc
 import (
 	"context"
 	"log/slog"
+	"strings"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 
@@ -12,9 +13,9 @@ import (
 // requestHeaders decides one request: deny, strip only, or strip and
 // inject. Every outcome removes the agent's credentials, either by mutation
 // or by never forwarding the request at all (invariant 1).
-func (s *Server) requestHeaders(ctx context.Context, b binding, bindErr error) *extprocv3.ProcessingResponse {
+func (s *Server) requestHeaders(ctx context.Context, b binding, bindErr error, h *extprocv3.HttpHeaders) *extprocv3.ProcessingResponse {
 	if bindErr != nil {
-		return s.deny(ctx, b, misconfigured(b, bindErr))
+		return s.deny(ctx, b, h, misconfigured(b, bindErr))
 	}
 	if b.slot == "" {
 		s.logger.DebugContext(ctx, "ext_proc request", "host", b.host, "action", "strip")
@@ -22,11 +23,22 @@ func (s *Server) requestHeaders(ctx context.Context, b binding, bindErr error) *
 		return stripResponse(b.strip)
 	}
 	slot, d := s.usableSlot(b)
-	if d != nil {
-		return s.deny(ctx, b, d)
+	switch {
+	case b.answer != "" && (d == nil || d.code == codeRejected):
+		// A refresh after the upstream refused the host's credential is
+		// Codex recovering from that 401. It gets placeholders, and its
+		// retried request the refusal with the reason: Codex would show
+		// a refused refresh only as its own "sign in again".
+		return s.answerRefresh(ctx, b, slot, h)
+	case b.answer != "" && d.credential:
+		return s.refuseRefresh(ctx, b, d)
+	case d != nil && d.credential && b.host == hostChatGPT:
+		if r := requestOf(h); r.method == "GET" && pathOnly(r.path) == codexRoutingPath && r.account != "" {
+			return s.answerRouting(ctx, b, d, r)
+		}
 	}
-	if b.answer != "" {
-		return s.answerRefresh(ctx, b, slot)
+	if d != nil {
+		return s.deny(ctx, b, h, d)
 	}
 	s.logger.DebugContext(ctx, "ext_proc request", "host", b.host, "slot", b.slot, "action", "inject")
 	s.observe("inject")
@@ -37,31 +49,47 @@ func (s *Server) requestHeaders(ctx context.Context, b binding, bindErr error) *
 // used. The clock is read per request, so a token that expires between
 // reloads is refused from that moment on, not from the next reload.
 func (s *Server) usableSlot(b binding) (config.Slot, *denial) {
-	slot, ok := s.lookup(b.slot)
+	e, ok := s.lookup(b.slot)
+	slot, now := e.slot, s.now()
 	switch {
 	case !ok:
 		return slot, slotMissing(b)
 	case b.source != "" && slot.Source.String() != b.source:
 		return slot, slotMoved(b, slot)
+	case slot.LoggedOut():
+		return slot, slotLoggedOut(b, slot)
 	case !slot.Present():
 		return slot, slotEmpty(b, slot)
-	case slot.Expired(s.now()):
+	case slot.Expired(now):
 		return slot, slotExpired(b, slot)
 	case !validHeaderValue(slot.Value.Reveal()):
 		return slot, slotInvalid(b, slot)
+	}
+	if r, ok := s.rejection(e, now); ok {
+		return slot, slotRejected(b, slot, r)
 	}
 	return slot, nil
 }
 
 // deny logs a refusal at warn (an operator should act on it) and builds the
-// local reply. Only the slot name and reason code are logged.
-func (s *Server) deny(ctx context.Context, b binding, d *denial) *extprocv3.ProcessingResponse {
+// local reply in the shape the agent's client shows (render). Only the
+// slot name and reason code are logged.
+func (s *Server) deny(ctx context.Context, b binding, h *extprocv3.HttpHeaders, d *denial) *extprocv3.ProcessingResponse {
+	resp := render(d, b, requestOf(h))
 	s.observe("deny")
 	s.logger.LogAttrs(ctx, slog.LevelWarn, "ext_proc request denied",
 		slog.String("host", b.host), slog.String("slot", b.slot),
 		slog.String("action", "deny"), slog.String("reason", d.code),
-		slog.Int("status", int(d.status)))
-	return immediateResponse(d)
+		slog.Int("status", int(resp.GetImmediateResponse().GetStatus().GetCode())))
+	return resp
+}
+
+// pathOnly drops the query string.
+func pathOnly(p string) string {
+	if i := strings.IndexByte(p, '?'); i >= 0 {
+		return p[:i]
+	}
+	return p
 }
 
 // validHeaderValue rejects bytes no header value may carry (controls other

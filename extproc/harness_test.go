@@ -36,6 +36,7 @@ var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 // with a client, a settable clock and captured debug logs.
 type harness struct {
 	srv    *Server
+	conn   *grpc.ClientConn
 	client extprocv3.ExternalProcessorClient
 	logs   *testenv.Buffer
 	clock  *clock
@@ -58,6 +59,7 @@ func newHarness(t *testing.T) *harness {
 		grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close() })
+	h.conn = conn
 	h.client = extprocv3.NewExternalProcessorClient(conn)
 	return h
 }
@@ -103,14 +105,14 @@ func (h *harness) headers(t *testing.T, md []string) *extprocv3.ProcessingRespon
 
 // roundTrip is headers without a *testing.T, for worker goroutines (which
 // must not call FailNow).
-func (h *harness) roundTrip(md []string) (*extprocv3.ProcessingResponse, error) {
+func (h *harness) roundTrip(md []string, headers ...string) (*extprocv3.ProcessingResponse, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	stream, err := h.client.Process(metadata.AppendToOutgoingContext(ctx, md...))
 	if err != nil {
 		return nil, err
 	}
-	if err := stream.Send(agentRequest()); err != nil {
+	if err := stream.Send(agentRequest(headers...)); err != nil {
 		return nil, err
 	}
 	resp, err := stream.Recv()
@@ -126,16 +128,30 @@ func (h *harness) roundTrip(md []string) (*extprocv3.ProcessingResponse, error) 
 	return resp, nil
 }
 
-func agentRequest() *extprocv3.ProcessingRequest {
+// agentRequest is a request's headers as Envoy sends them, plus extra
+// key, value pairs.
+func agentRequest(extra ...string) *extprocv3.ProcessingRequest {
 	hv := func(k, v string) *corev3.HeaderValue { return &corev3.HeaderValue{Key: k, RawValue: []byte(v)} }
+	headers := []*corev3.HeaderValue{
+		hv(":authority", "chatgpt.com"),
+		hv("host", "chatgpt.com"),
+		hv("authorization", "Bearer "+agentToken),
+		hv("proxy-authorization", "Basic "+agentToken),
+	}
+	for i := 0; i+1 < len(extra); i += 2 {
+		headers = append(headers, hv(extra[i], extra[i+1]))
+	}
 	return &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestHeaders{
-		RequestHeaders: &extprocv3.HttpHeaders{Headers: &corev3.HeaderMap{Headers: []*corev3.HeaderValue{
-			hv(":authority", "chatgpt.com"),
-			hv("host", "chatgpt.com"),
-			hv("authorization", "Bearer "+agentToken),
-			hv("proxy-authorization", "Basic "+agentToken),
-		}}, EndOfStream: true},
+		RequestHeaders: &extprocv3.HttpHeaders{Headers: &corev3.HeaderMap{Headers: headers}, EndOfStream: true},
 	}}
+}
+
+// headersWith is headers for a request that also carries extra headers.
+func (h *harness) headersWith(t *testing.T, md []string, extra ...string) *extprocv3.ProcessingResponse {
+	t.Helper()
+	resp, err := h.roundTrip(md, extra...)
+	require.NoError(t, err)
+	return resp
 }
 
 // clock is a settable time source shared with the server.

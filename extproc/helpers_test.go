@@ -6,6 +6,7 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/egressgate/egressgate/config"
@@ -81,4 +82,39 @@ func requireDenied(t *testing.T, resp *extprocv3.ProcessingResponse, status int,
 		require.Contains(t, body, w)
 	}
 	return body
+}
+
+// requireRefused asserts an immediate response with details code whose
+// body holds every string in want, whatever its status and format, and
+// returns the body.
+func requireRefused(t *testing.T, resp *extprocv3.ProcessingResponse, code string, want ...string) string {
+	t.Helper()
+	ir := resp.GetImmediateResponse()
+	require.NotNil(t, ir, "want an immediate response, got %v", resp)
+	require.Equal(t, code, ir.GetDetails())
+	body := string(ir.GetBody())
+	for _, w := range want {
+		require.Contains(t, body, w)
+	}
+	return body
+}
+
+// header returns the value an immediate response sets for key.
+func header(resp *extprocv3.ProcessingResponse, key string) string {
+	for _, h := range resp.GetImmediateResponse().GetHeaders().GetSetHeaders() {
+		if h.GetHeader().GetKey() == key {
+			return string(h.GetHeader().GetRawValue())
+		}
+	}
+	return ""
+}
+
+// hostAccessToken is a ChatGPT-shaped host access token expiring at exp.
+func hostAccessToken(t *testing.T, exp time.Time) string {
+	t.Helper()
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"exp": exp.Unix(), "https://api.openai.com/auth": map[string]any{"chatgpt_account_id": "acct-42", "chatgpt_plan_type": "pro"},
+	}).SignedString([]byte("host-key"))
+	require.NoError(t, err)
+	return s
 }

@@ -5,7 +5,6 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
-	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 
 	"github.com/egressgate/egressgate/config"
 )
@@ -64,25 +63,6 @@ func overwrite(key, v string) *corev3.HeaderValueOption {
 	return &corev3.HeaderValueOption{
 		Header:       &corev3.HeaderValue{Key: key, RawValue: []byte(v)},
 		AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
-	}
-}
-
-// immediateResponse answers the agent directly with a plain-text reason;
-// the request never reaches the upstream. details becomes Envoy's response
-// code details (access logs), so it is a short code without spaces.
-func immediateResponse(d *denial) *extprocv3.ProcessingResponse {
-	return &extprocv3.ProcessingResponse{
-		Response: &extprocv3.ProcessingResponse_ImmediateResponse{
-			ImmediateResponse: &extprocv3.ImmediateResponse{
-				Status: &typev3.HttpStatus{Code: d.status},
-				Headers: &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{
-					overwrite("content-type", "text/plain; charset=utf-8"),
-					overwrite("cache-control", "no-store"),
-				}},
-				Body:    []byte(d.body),
-				Details: d.code,
-			},
-		},
 	}
 }
 

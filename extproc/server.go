@@ -12,10 +12,13 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
+	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/service/accesslog/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -28,12 +31,21 @@ type Server struct {
 	logger *slog.Logger
 	now    func() time.Time
 	slots  atomic.Pointer[slotTable]
+	// setSlots serialises SetSlots, which reads the old table to carry
+	// over when each value was first seen.
+	setSlots sync.Mutex
+	// rejected holds the credential values upstreams refused.
+	rejected atomic.Pointer[rejections]
 	// observe counts decisions (inject, strip, deny, answer) for metrics;
-	// set once before serving.
-	observe func(action string)
+	// onRejected is told of each new rejection. Both are set once before
+	// serving.
+	observe    func(action string)
+	onRejected func(Rejection)
 	// minter signs the placeholder tokens of refresh answers with a key
 	// that lives and dies with this process.
 	minter *codexauth.Minter
+	// refreshes bounds the refresh answers given to the bottle's agents.
+	refreshes *rate.Limiter
 }
 
 var _ extprocv3.ExternalProcessorServer = (*Server)(nil)
@@ -54,16 +66,26 @@ func New(logger *slog.Logger, now func() time.Time) *Server {
 		// answers fail closed and everything else works.
 		logger.Error("cannot make a placeholder signing key; codex token refreshes will be refused", "error", err)
 	}
-	return &Server{logger: logger, now: now, observe: func(string) {}, minter: minter}
+	return &Server{
+		logger: logger, now: now, minter: minter,
+		observe: func(string) {}, onRejected: func(Rejection) {},
+		refreshes: rate.NewLimiter(refreshRate, refreshBurst),
+	}
 }
 
 // SetObserver makes every decision call observe with its action ("inject",
-// "strip" or "deny"). Call it before Register.
+// "strip", "deny" or "answer"). Call it before Register.
 func (s *Server) SetObserver(observe func(action string)) { s.observe = observe }
 
-// Register registers the ExternalProcessor service on g.
+// OnRejected makes every new rejection of a host credential by its
+// upstream call f. Call it before Register.
+func (s *Server) OnRejected(f func(Rejection)) { s.onRejected = f }
+
+// Register registers the ExternalProcessor service on g, and the access
+// log service through which Envoy reports upstreams refusing a credential.
 func (s *Server) Register(g *grpc.Server) {
 	extprocv3.RegisterExternalProcessorServer(g, s)
+	accesslogv3.RegisterAccessLogServiceServer(g, s)
 }
 
 // Process serves one ext_proc stream. The binding is read once from the
@@ -100,8 +122,8 @@ func endOfStream(ctx context.Context, err error) error {
 // never waits on us. A message with no phase at all is a protocol error,
 // which Envoy (failing closed) turns into a refused request.
 func (s *Server) respond(ctx context.Context, b binding, bindErr error, req *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, error) {
-	if _, ok := req.GetRequest().(*extprocv3.ProcessingRequest_RequestHeaders); ok {
-		return s.requestHeaders(ctx, b, bindErr), nil
+	if h, ok := req.GetRequest().(*extprocv3.ProcessingRequest_RequestHeaders); ok {
+		return s.requestHeaders(ctx, b, bindErr, h.RequestHeaders), nil
 	}
 	if resp := continueOther(req); resp != nil {
 		return resp, nil

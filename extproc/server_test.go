@@ -47,33 +47,46 @@ func TestInject(t *testing.T) {
 	}
 }
 
+// TestDenyUnusableSlot: a credential that cannot be sent is refused with
+// what is wrong and the fix, as a 403 a client shows rather than retries,
+// and never with a host path or a value.
 func TestDenyUnusableSlot(t *testing.T) {
 	codexFix := "run `codex login --device-auth` on the host"
+	loggedOut := codexSlot("", time.Time{})
+	loggedOut.Problem = "/root/.codex/auth.json: not found; run 'codex login --device-auth' on the host"
 	tests := []struct {
-		name  string
-		slots []config.Slot
-		code  string
-		want  []string
+		name   string
+		slots  []config.Slot
+		status int
+		code   string
+		want   []string
 	}{
-		{"missing", nil, codeMissing,
-			[]string{"chatgpt.com", "EGRESS_TOKEN_0", "egressgate status"}},
-		{"empty", []config.Slot{codexSlot("", time.Time{})}, codeEmpty,
-			[]string{"chatgpt.com", "EGRESS_TOKEN_0", "codex /root/.codex/auth.json", "is empty", codexFix}},
-		{"expired", []config.Slot{codexSlot(tokenA, t0)}, codeExpired,
-			[]string{"chatgpt.com", "EGRESS_TOKEN_0", "codex /root/.codex/auth.json", "expired at 2026-03-01T12:00:00Z", codexFix}},
-		{"expired long ago", []config.Slot{codexSlot(tokenA, t0.Add(-time.Hour))}, codeExpired,
+		{"missing", nil, 503, codeMissing,
+			[]string{"api.example.test", "EGRESS_TOKEN_0", "egressgate status"}},
+		{"empty", []config.Slot{codexSlot("", time.Time{})}, 403, codeEmpty,
+			[]string{"api.example.test", "the host's Codex login (EGRESS_TOKEN_0) is not set", codexFix}},
+		{"logged out", []config.Slot{loggedOut}, 403, codeLoggedOut,
+			[]string{"api.example.test", "the host's Codex login is gone", "logged out", codexFix}},
+		{"expired", []config.Slot{codexSlot(tokenA, t0)}, 403, codeExpired,
+			[]string{"api.example.test", "the host's Codex login (EGRESS_TOKEN_0) expired at 2026-03-01T12:00:00Z", codexFix}},
+		{"expired long ago", []config.Slot{codexSlot(tokenA, t0.Add(-time.Hour))}, 403, codeExpired,
 			[]string{"expired at 2026-03-01T11:00:00Z", codexFix}},
-		{"not a header value", []config.Slot{codexSlot(tokenA+"\r\nx-evil: 1", time.Time{})}, codeInvalid,
-			[]string{"EGRESS_TOKEN_0", "codex /root/.codex/auth.json", codexFix}},
+		{"not a header value", []config.Slot{codexSlot(tokenA+"\r\nx-evil: 1", time.Time{})}, 403, codeInvalid,
+			[]string{"EGRESS_TOKEN_0", codexFix}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t)
 			h.srv.SetSlots(tt.slots)
-			body := requireDenied(t, h.headers(t, route("chatgpt.com", "EGRESS_TOKEN_0", "Bearer")), 503, tt.code, tt.want...)
+			resp := h.headers(t, route("api.example.test", "EGRESS_TOKEN_0", "Bearer"))
+			body := requireDenied(t, resp, tt.status, tt.code, tt.want...)
 			require.NotContains(t, body, tokenA)
 			require.NotContains(t, body, agentToken)
+			require.NotContains(t, body, "/root/.codex", "no host path reaches the agent")
 			require.LessOrEqual(t, strings.Count(body, "\n"), 2, "one or two lines")
+			if tt.status == 403 {
+				require.Equal(t, "false", header(resp, "x-should-retry"), "SDKs that honour it must not retry")
+			}
 		})
 	}
 }
@@ -81,8 +94,8 @@ func TestDenyUnusableSlot(t *testing.T) {
 func TestDenyEnvSourceNamesFix(t *testing.T) {
 	h := newHarness(t)
 	h.srv.SetSlots([]config.Slot{envSlot("")})
-	requireDenied(t, h.headers(t, route("api.github.com", "EGRESS_TOKEN_1", "token")), 503, codeEmpty,
-		"api.github.com", "EGRESS_TOKEN_1", "env GITHUB_TOKEN", "set GITHUB_TOKEN in egressgate's environment")
+	requireDenied(t, h.headers(t, route("api.github.com", "EGRESS_TOKEN_1", "token")), 403, codeEmpty,
+		"api.github.com", "EGRESS_TOKEN_1", "the host variable GITHUB_TOKEN", "set GITHUB_TOKEN in egressgate's environment")
 }
 
 func TestNoSlotsBeforeFirstSetSlots(t *testing.T) {
@@ -142,7 +155,7 @@ func TestExpiryFollowsClock(t *testing.T) {
 
 	requireInjected(t, h.headers(t, md), "Bearer "+tokenA)
 	h.clock.Set(t0.Add(time.Minute))
-	requireDenied(t, h.headers(t, md), 503, codeExpired)
+	requireDenied(t, h.headers(t, md), 400, codeExpired)
 }
 
 func TestOtherPhasesContinue(t *testing.T) {
@@ -215,11 +228,11 @@ func TestLogsNeverContainValues(t *testing.T) {
 		codexSlot(tokenA, t0.Add(-time.Second)), // expired: deny while holding a value
 		envSlot(tokenB),
 	})
-	requireDenied(t, h.headers(t, route("chatgpt.com", "EGRESS_TOKEN_0", "Bearer")), 503, codeExpired)
+	requireDenied(t, h.headers(t, route("chatgpt.com", "EGRESS_TOKEN_0", "Bearer")), 400, codeExpired)
 	requireInjected(t, h.headers(t, route("api.github.com", "EGRESS_TOKEN_1", "token")), "token "+tokenB)
 	requireStripped(t, h.headers(t, route("pypi.org", "", "")))
 	h.srv.SetSlots([]config.Slot{codexSlot(tokenA+"\n", time.Time{})})
-	requireDenied(t, h.headers(t, route("chatgpt.com", "EGRESS_TOKEN_0", "Bearer")), 503, codeInvalid)
+	requireDenied(t, h.headers(t, route("chatgpt.com", "EGRESS_TOKEN_0", "Bearer")), 400, codeInvalid)
 
 	logs := h.logs.String()
 	for _, want := range []string{
@@ -301,7 +314,7 @@ func TestSourceMismatchRefused(t *testing.T) {
 	moved.Name = "EGRESS_TOKEN_0"
 	h.srv.SetSlots([]config.Slot{moved})
 	md := append(route("chatgpt.com", "EGRESS_TOKEN_0", "Bearer"), MetadataSource, codexSlot("", time.Time{}).Source.String())
-	body := requireDenied(t, h.headers(t, md), 503, codeMoved, "EGRESS_TOKEN_0", "env GITHUB_TOKEN", "retry")
+	body := requireDenied(t, h.headers(t, md), 503, codeMoved, "EGRESS_TOKEN_0", "retry")
 	require.NotContains(t, body, tokenB)
 
 	// The same route with the matching source is served.

@@ -24,14 +24,7 @@ const extProcMessageTimeout = 2 * time.Second
 // ext_proc server. Every choice here fails closed.
 func extProcFilter(callerKey string) (*hcmv3.HttpFilter, error) {
 	cfg, err := toAny(&extprocv3.ExternalProcessor{
-		GrpcService: &corev3.GrpcService{
-			TargetSpecifier: &corev3.GrpcService_EnvoyGrpc_{
-				EnvoyGrpc: &corev3.GrpcService_EnvoyGrpc{ClusterName: extProcCluster},
-			},
-			// The ext_proc server answers with credentials, so it answers
-			// only callers presenting this bottle's key.
-			InitialMetadata: []*corev3.HeaderValue{{Key: extproc.MetadataCallerKey, Value: callerKey}},
-		},
+		GrpcService:      extProcService(callerKey),
 		FailureModeAllow: false,
 		ProcessingMode: &extprocv3.ProcessingMode{
 			RequestHeaderMode:   extprocv3.ProcessingMode_SEND,

@@ -9,6 +9,8 @@ import (
 	tlsinspectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+
+	"github.com/egressgate/egressgate/config"
 )
 
 // proxyListener is what the agent's HTTPS_PROXY points at. It only routes:
@@ -47,12 +49,13 @@ func proxyListener(addr string) (*listenerv3.Listener, error) {
 // leaf certificate and its route configuration. A connection opened for
 // one host can never reach another host's cluster or credential, and
 // adding or removing a host never touches another host's listener.
-func mitmListener(host, extProcKey string) (*listenerv3.Listener, error) {
+func mitmListener(p *config.Policy, r config.Route, extProcKey string) (*listenerv3.Listener, error) {
+	host := r.Host
 	inspector, err := toAny(&tlsinspectorv3.TlsInspector{})
 	if err != nil {
 		return nil, err
 	}
-	chain, err := mitmFilterChain(host, extProcKey)
+	chain, err := mitmFilterChain(p, r, extProcKey)
 	if err != nil {
 		return nil, err
 	}
@@ -69,7 +72,8 @@ func mitmListener(host, extProcKey string) (*listenerv3.Listener, error) {
 	}, nil
 }
 
-func mitmFilterChain(host, extProcKey string) (*listenerv3.FilterChain, error) {
+func mitmFilterChain(p *config.Policy, r config.Route, extProcKey string) (*listenerv3.FilterChain, error) {
+	host := r.Host
 	hcm := &hcmv3.HttpConnectionManager{
 		StatPrefix: "mitm",
 		CodecType:  hcmv3.HttpConnectionManager_AUTO,
@@ -87,6 +91,13 @@ func mitmFilterChain(host, extProcKey string) (*listenerv3.FilterChain, error) {
 	extProc, err := extProcFilter(extProcKey)
 	if err != nil {
 		return nil, err
+	}
+	if r.Auth != nil {
+		log, err := credentialLog(p, r, extProcKey)
+		if err != nil {
+			return nil, err
+		}
+		hcm.AccessLog = append(hcm.AccessLog, log)
 	}
 	filters, err := httpFilters(hcm, extProc)
 	if err != nil {

@@ -93,7 +93,7 @@ func Translate(in Input) (*Resources, error) {
 			continue
 		}
 		intercepted++
-		l, err := mitmListener(r.Host, in.ExtProcKey)
+		l, err := mitmListener(p, r, in.ExtProcKey)
 		add(&out.Listeners, l, err)
 		add(&out.Clusters, mitmCluster(r.Host), nil)
 		rc, err := mitmRoutes(p, r)
