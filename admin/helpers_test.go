@@ -20,6 +20,8 @@ func testSlots() []config.Slot {
 		{Name: "EGRESS_TOKEN_1", Source: config.Source{Kind: config.SourceCodex, Ref: "/home/u/.codex/auth.json"}, Value: config.NewSecret(testToken), Expiry: testNow.Add(time.Hour)},
 		{Name: "EGRESS_TOKEN_2", Source: config.Source{Kind: config.SourceEnv, Ref: "OLD_TOKEN"}, Value: config.NewSecret(testToken), Expiry: testNow.Add(-3 * time.Minute)},
 		{Name: "EGRESS_TOKEN_3", Source: config.Source{Kind: config.SourceEnv, Ref: "UNSET_TOKEN"}},
+		{Name: "EGRESS_TOKEN_4", Source: config.Source{Kind: config.SourceCodex, Ref: "/home/v/.codex/auth.json"}, Problem: "/home/v/.codex/auth.json: not found; run 'codex login --device-auth' on the host"},
+		{Name: "EGRESS_TOKEN_5", Source: config.Source{Kind: config.SourceEnv, Ref: "REVOKED_TOKEN"}, Value: config.NewSecret(testToken)},
 	}
 }
 
@@ -51,7 +53,7 @@ func testStatus() Status {
 			LastReload:      testNow,
 			LastReloadError: "demo.md:7: egress.routes[0].tls: \"passthru\" is not intercept or passthrough",
 			Routes:          RouteStatuses(testRoutes()),
-			Slots:           SlotStatuses(testSlots()),
+			Slots:           SlotStatuses(testSlots(), nil, testNow),
 		}},
 	}
 }

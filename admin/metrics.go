@@ -14,6 +14,7 @@ const (
 	ActionInject = "inject"
 	ActionStrip  = "strip"
 	ActionDeny   = "deny"
+	ActionAnswer = "answer"
 )
 
 // Reload results, the "result" label of egressgate_reloads_total.
@@ -27,6 +28,8 @@ const (
 type BottleSlots struct {
 	Bottle string
 	Slots  []config.Slot
+	// Facts are what egressgate learned about the slots at run time.
+	Facts map[string]SlotFacts
 }
 
 // Metrics records egressgate's own events. Its methods are safe for
@@ -36,6 +39,8 @@ type Metrics struct {
 	lastSuccess     *prometheus.GaugeVec
 	lastSuccessTime *prometheus.GaugeVec
 	extproc         *prometheus.CounterVec
+	rejections      *prometheus.CounterVec
+	refreshes       *prometheus.CounterVec
 }
 
 // NewMetrics registers egressgate's metrics with reg. The registry is
@@ -59,17 +64,39 @@ func NewMetrics(reg prometheus.Registerer, slots func() []BottleSlots) *Metrics 
 		}, []string{"bottle"}),
 		extproc: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "egressgate_extproc_requests_total",
-			Help: "ext_proc request decisions by action (inject, strip, deny).",
+			Help: "ext_proc request decisions by action (inject, strip, deny, answer).",
 		}, []string{"action"}),
 	}
+	m.rejections = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "egressgate_credential_rejections_total",
+		Help: "Upstream refusals (401) of an injected host credential, by bottle, slot and host; each stops the slot's routes until the host credential changes.",
+	}, []string{"bottle", "slot", "host"})
+	m.refreshes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "egressgate_host_login_refreshes_total",
+		Help: "Refreshes of the host's Codex login by egressgate (refresh_host_credentials), by login file and result (success, failure, skipped: someone else had refreshed).",
+	}, []string{"login", "result"})
 	// Start every action at zero so rate() and alerts on deny work before
 	// the first denial rather than from the scrape after it.
-	for _, a := range []string{ActionInject, ActionStrip, ActionDeny} {
+	for _, a := range []string{ActionInject, ActionStrip, ActionDeny, ActionAnswer} {
 		m.extproc.WithLabelValues(a)
 	}
-	reg.MustRegister(m.reloads, m.lastSuccess, m.lastSuccessTime, m.extproc,
+	reg.MustRegister(m.reloads, m.lastSuccess, m.lastSuccessTime, m.extproc, m.rejections, m.refreshes,
 		newSlotCollector(slots, time.Now))
 	return m
+}
+
+// CredentialRejected counts an upstream's refusal of bottle's slot.
+func (m *Metrics) CredentialRejected(bottle, slot, host string) {
+	m.rejections.WithLabelValues(bottle, slot, host).Inc()
+}
+
+// HostLoginRefreshed counts one outcome of the host login refresher for
+// the login file at login.
+func (m *Metrics) HostLoginRefreshed(login, result string) {
+	for _, r := range []string{"success", "failure", "skipped"} {
+		m.refreshes.WithLabelValues(login, r)
+	}
+	m.refreshes.WithLabelValues(login, result).Inc()
 }
 
 // ReloadSucceeded records a reload of bottle that compiled and was applied.

@@ -9,10 +9,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/egressgate/egressgate/hostlogin"
 )
 
 func demoSlots() []BottleSlots {
-	return []BottleSlots{{Bottle: "demo", Slots: testSlots()}}
+	return []BottleSlots{{Bottle: "demo", Slots: testSlots(), Facts: map[string]SlotFacts{
+		"EGRESS_TOKEN_1": {Refresh: &hostlogin.State{Login: "/home/u/.codex/auth.json", Error: "the token endpoint answered 503"}},
+		"EGRESS_TOKEN_5": {Rejected: &Rejected{Host: "api.example.test", Status: 401, At: testNow}},
+	}}}
 }
 
 // The collector reads the clock at scrape time: a future expiry is a
@@ -31,6 +36,43 @@ egressgate_credential_present{bottle="demo",slot="EGRESS_TOKEN_0",source="env GI
 egressgate_credential_present{bottle="demo",slot="EGRESS_TOKEN_1",source="codex /home/u/.codex/auth.json"} 1
 egressgate_credential_present{bottle="demo",slot="EGRESS_TOKEN_2",source="env OLD_TOKEN"} 1
 egressgate_credential_present{bottle="demo",slot="EGRESS_TOKEN_3",source="env UNSET_TOKEN"} 0
+egressgate_credential_present{bottle="demo",slot="EGRESS_TOKEN_4",source="codex /home/v/.codex/auth.json"} 0
+egressgate_credential_present{bottle="demo",slot="EGRESS_TOKEN_5",source="env REVOKED_TOKEN"} 1
+# HELP egressgate_credential_state 1 for the slot's current state: ok (its credential is sent), empty, logged_out, expired or rejected (by its upstream).
+# TYPE egressgate_credential_state gauge
+egressgate_credential_state{bottle="demo",slot="EGRESS_TOKEN_0",source="env GITHUB_TOKEN",state="empty"} 0
+egressgate_credential_state{bottle="demo",slot="EGRESS_TOKEN_0",source="env GITHUB_TOKEN",state="expired"} 0
+egressgate_credential_state{bottle="demo",slot="EGRESS_TOKEN_0",source="env GITHUB_TOKEN",state="logged_out"} 0
+egressgate_credential_state{bottle="demo",slot="EGRESS_TOKEN_0",source="env GITHUB_TOKEN",state="ok"} 1
+egressgate_credential_state{bottle="demo",slot="EGRESS_TOKEN_0",source="env GITHUB_TOKEN",state="rejected"} 0
+egressgate_credential_state{bottle="demo",slot="EGRESS_TOKEN_1",source="codex /home/u/.codex/auth.json",state="empty"} 0
+egressgate_credential_state{bottle="demo",slot="EGRESS_TOKEN_1",source="codex /home/u/.codex/auth.json",state="expired"} 0
+egressgate_credential_state{bottle="demo",slot="EGRESS_TOKEN_1",source="codex /home/u/.codex/auth.json",state="logged_out"} 0
+egressgate_credential_state{bottle="demo",slot="EGRESS_TOKEN_1",source="codex /home/u/.codex/auth.json",state="ok"} 1
+egressgate_credential_state{bottle="demo",slot="EGRESS_TOKEN_1",source="codex /home/u/.codex/auth.json",state="rejected"} 0
+egressgate_credential_state{bottle="demo",slot="EGRESS_TOKEN_2",source="env OLD_TOKEN",state="empty"} 0
+egressgate_credential_state{bottle="demo",slot="EGRESS_TOKEN_2",source="env OLD_TOKEN",state="expired"} 1
+egressgate_credential_state{bottle="demo",slot="EGRESS_TOKEN_2",source="env OLD_TOKEN",state="logged_out"} 0
+egressgate_credential_state{bottle="demo",slot="EGRESS_TOKEN_2",source="env OLD_TOKEN",state="ok"} 0
+egressgate_credential_state{bottle="demo",slot="EGRESS_TOKEN_2",source="env OLD_TOKEN",state="rejected"} 0
+egressgate_credential_state{bottle="demo",slot="EGRESS_TOKEN_3",source="env UNSET_TOKEN",state="empty"} 1
+egressgate_credential_state{bottle="demo",slot="EGRESS_TOKEN_3",source="env UNSET_TOKEN",state="expired"} 0
+egressgate_credential_state{bottle="demo",slot="EGRESS_TOKEN_3",source="env UNSET_TOKEN",state="logged_out"} 0
+egressgate_credential_state{bottle="demo",slot="EGRESS_TOKEN_3",source="env UNSET_TOKEN",state="ok"} 0
+egressgate_credential_state{bottle="demo",slot="EGRESS_TOKEN_3",source="env UNSET_TOKEN",state="rejected"} 0
+egressgate_credential_state{bottle="demo",slot="EGRESS_TOKEN_4",source="codex /home/v/.codex/auth.json",state="empty"} 0
+egressgate_credential_state{bottle="demo",slot="EGRESS_TOKEN_4",source="codex /home/v/.codex/auth.json",state="expired"} 0
+egressgate_credential_state{bottle="demo",slot="EGRESS_TOKEN_4",source="codex /home/v/.codex/auth.json",state="logged_out"} 1
+egressgate_credential_state{bottle="demo",slot="EGRESS_TOKEN_4",source="codex /home/v/.codex/auth.json",state="ok"} 0
+egressgate_credential_state{bottle="demo",slot="EGRESS_TOKEN_4",source="codex /home/v/.codex/auth.json",state="rejected"} 0
+egressgate_credential_state{bottle="demo",slot="EGRESS_TOKEN_5",source="env REVOKED_TOKEN",state="empty"} 0
+egressgate_credential_state{bottle="demo",slot="EGRESS_TOKEN_5",source="env REVOKED_TOKEN",state="expired"} 0
+egressgate_credential_state{bottle="demo",slot="EGRESS_TOKEN_5",source="env REVOKED_TOKEN",state="logged_out"} 0
+egressgate_credential_state{bottle="demo",slot="EGRESS_TOKEN_5",source="env REVOKED_TOKEN",state="ok"} 0
+egressgate_credential_state{bottle="demo",slot="EGRESS_TOKEN_5",source="env REVOKED_TOKEN",state="rejected"} 1
+# HELP egressgate_host_login_refresh_failing 1 while egressgate's refreshes of the slot's host login fail (refresh_host_credentials), 0 otherwise.
+# TYPE egressgate_host_login_refresh_failing gauge
+egressgate_host_login_refresh_failing{bottle="demo",slot="EGRESS_TOKEN_1",source="codex /home/u/.codex/auth.json"} 1
 `
 	require.NoError(t, testutil.CollectAndCompare(c, strings.NewReader(want)))
 	problems, err := testutil.CollectAndLint(c)
@@ -76,6 +118,9 @@ func TestMetricsRecordEvents(t *testing.T) {
 	m.ExtProcDecision(ActionInject)
 	m.ExtProcDecision(ActionDeny)
 	m.ExtProcDecision(ActionDeny)
+	m.CredentialRejected("demo", "EGRESS_TOKEN_0", "chatgpt.com")
+	m.HostLoginRefreshed("/home/u/.codex/auth.json", "failure")
+	m.HostLoginRefreshed("/home/u/.codex/auth.json", "success")
 
 	want := `
 # HELP egressgate_reloads_total Policy reloads by bottle and result (success or failure).
@@ -88,14 +133,24 @@ egressgate_reloads_total{bottle="other",result="success"} 1
 # TYPE egressgate_last_reload_success gauge
 egressgate_last_reload_success{bottle="demo"} 0
 egressgate_last_reload_success{bottle="other"} 1
-# HELP egressgate_extproc_requests_total ext_proc request decisions by action (inject, strip, deny).
+# HELP egressgate_extproc_requests_total ext_proc request decisions by action (inject, strip, deny, answer).
 # TYPE egressgate_extproc_requests_total counter
+egressgate_extproc_requests_total{action="answer"} 0
 egressgate_extproc_requests_total{action="deny"} 2
 egressgate_extproc_requests_total{action="inject"} 1
 egressgate_extproc_requests_total{action="strip"} 0
+# HELP egressgate_credential_rejections_total Upstream refusals (401) of an injected host credential, by bottle, slot and host; each stops the slot's routes until the host credential changes.
+# TYPE egressgate_credential_rejections_total counter
+egressgate_credential_rejections_total{bottle="demo",host="chatgpt.com",slot="EGRESS_TOKEN_0"} 1
+# HELP egressgate_host_login_refreshes_total Refreshes of the host's Codex login by egressgate (refresh_host_credentials), by login file and result (success, failure, skipped: someone else had refreshed).
+# TYPE egressgate_host_login_refreshes_total counter
+egressgate_host_login_refreshes_total{login="/home/u/.codex/auth.json",result="failure"} 1
+egressgate_host_login_refreshes_total{login="/home/u/.codex/auth.json",result="skipped"} 0
+egressgate_host_login_refreshes_total{login="/home/u/.codex/auth.json",result="success"} 1
 `
 	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(want),
-		"egressgate_reloads_total", "egressgate_last_reload_success", "egressgate_extproc_requests_total"))
+		"egressgate_reloads_total", "egressgate_last_reload_success", "egressgate_extproc_requests_total",
+		"egressgate_credential_rejections_total", "egressgate_host_login_refreshes_total"))
 
 	n, err := testutil.GatherAndCount(reg, "egressgate_last_reload_timestamp_seconds")
 	require.NoError(t, err)

@@ -21,6 +21,8 @@ type slotCollector struct {
 	now     func() time.Time
 	expiry  *prometheus.Desc
 	present *prometheus.Desc
+	state   *prometheus.Desc
+	failing *prometheus.Desc
 }
 
 func newSlotCollector(slots func() []BottleSlots, now func() time.Time) *slotCollector {
@@ -34,12 +36,24 @@ func newSlotCollector(slots func() []BottleSlots, now func() time.Time) *slotCol
 		present: prometheus.NewDesc("egressgate_credential_present",
 			"1 if the slot holds a credential, 0 if it is empty.",
 			labels, nil),
+		state: prometheus.NewDesc("egressgate_credential_state",
+			"1 for the slot's current state: ok (its credential is sent), empty, logged_out, expired or rejected (by its upstream).",
+			append(labels, "state"), nil),
+		failing: prometheus.NewDesc("egressgate_host_login_refresh_failing",
+			"1 while egressgate's refreshes of the slot's host login fail (refresh_host_credentials), 0 otherwise.",
+			labels, nil),
 	}
 }
+
+// slotStates are every state, so that each slot reports all of them (one
+// at 1) and an alert sees a state go from 0 to 1.
+var slotStates = []string{SlotOK, SlotEmpty, SlotLoggedOut, SlotExpired, SlotRejected}
 
 func (c *slotCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.expiry
 	ch <- c.present
+	ch <- c.state
+	ch <- c.failing
 }
 
 func (c *slotCollector) Collect(ch chan<- prometheus.Metric) {
@@ -49,18 +63,33 @@ func (c *slotCollector) Collect(ch chan<- prometheus.Metric) {
 	now := c.now()
 	for _, b := range c.slots() {
 		for _, s := range b.Slots {
-			c.collectSlot(ch, now, b.Bottle, s)
+			c.collectSlot(ch, now, b.Bottle, s, b.Facts[s.Name])
 		}
 	}
 }
 
-func (c *slotCollector) collectSlot(ch chan<- prometheus.Metric, now time.Time, bottle string, s config.Slot) {
+func (c *slotCollector) collectSlot(ch chan<- prometheus.Metric, now time.Time, bottle string, s config.Slot, f SlotFacts) {
 	labels := []string{bottle, s.Name, s.Source.String()}
 	present := 0.0
 	if s.Present() {
 		present = 1
 	}
 	ch <- prometheus.MustNewConstMetric(c.present, prometheus.GaugeValue, present, labels...)
+	current, _ := SlotState(s, f, now)
+	for _, state := range slotStates {
+		v := 0.0
+		if state == current {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.state, prometheus.GaugeValue, v, append(labels, state)...)
+	}
+	if f.Refresh != nil {
+		failing := 0.0
+		if f.Refresh.Error != "" {
+			failing = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.failing, prometheus.GaugeValue, failing, labels...)
+	}
 	// An empty slot with a leftover expiry would read as a live countdown;
 	// expiry describes a value, so without one there is nothing to report.
 	if s.Expiry.IsZero() || !s.Present() {

@@ -6,10 +6,12 @@
 package admin
 
 import (
+	"fmt"
 	"strings"
 	"time"
 
 	"github.com/egressgate/egressgate/config"
+	"github.com/egressgate/egressgate/hostlogin"
 )
 
 // Modes a process reports in Status.Mode.
@@ -80,23 +82,74 @@ type SlotStatus struct {
 	Name    string `json:"name"`
 	Source  string `json:"source"`
 	Present bool   `json:"present"`
+	// State is whether the slot's credential is sent: SlotOK, or why not.
+	State string `json:"state"`
+	// Detail says why a slot is not SlotOK, with the fix. It is for the
+	// host's operator and may name host paths.
+	Detail string `json:"detail,omitempty"`
 	// Expiry is nil when the source gives no expiry (an env var).
 	Expiry *time.Time `json:"expiry,omitempty"`
 	// Display is config.Slot.String(), e.g. "<redacted:EGRESS_TOKEN_0 exp=...>".
 	Display string `json:"display"`
+	// Refresh is the host login refresher's state, when it is on.
+	Refresh *hostlogin.State `json:"refresh,omitempty"`
 }
 
-// SlotStatuses describes slots. It reads a slot's value only through
-// Present, so the result cannot hold the credential.
-func SlotStatuses(slots []config.Slot) []SlotStatus {
+// Slot states: whether egressgate sends the slot's credential, or why not.
+const (
+	SlotOK        = "ok"
+	SlotEmpty     = "empty"      // never set: an unset variable, a missing token file
+	SlotLoggedOut = "logged_out" // a host login that went away or became unusable
+	SlotExpired   = "expired"
+	SlotRejected  = "rejected" // the upstream refused the value (401)
+)
+
+// SlotFacts are what egressgate learned about a slot at run time, beyond
+// its policy.
+type SlotFacts struct {
+	// Rejected is the upstream's refusal of the slot's current value.
+	Rejected *Rejected
+	// Refresh is the host login refresher's state.
+	Refresh *hostlogin.State
+}
+
+// Rejected is an upstream refusing a slot's value.
+type Rejected struct {
+	Host   string
+	Status int
+	At     time.Time
+}
+
+// SlotState is the state of s at now, and the detail an operator needs.
+func SlotState(s config.Slot, f SlotFacts, now time.Time) (state, detail string) {
+	switch {
+	case s.LoggedOut():
+		return SlotLoggedOut, s.Problem
+	case !s.Present():
+		return SlotEmpty, s.Source.Fix()
+	case s.Expired(now):
+		return SlotExpired, "expired at " + s.Expiry.UTC().Format(time.RFC3339) + "; " + s.Source.Fix()
+	case f.Rejected != nil:
+		return SlotRejected, fmt.Sprintf("%s answered %d to it at %s; %s",
+			f.Rejected.Host, f.Rejected.Status, f.Rejected.At.UTC().Format(time.RFC3339), s.Source.Fix())
+	}
+	return SlotOK, ""
+}
+
+// SlotStatuses describes slots at now. It reads a slot's value only
+// through Present, so the result cannot hold the credential.
+func SlotStatuses(slots []config.Slot, facts map[string]SlotFacts, now time.Time) []SlotStatus {
 	out := make([]SlotStatus, 0, len(slots))
 	for _, s := range slots {
+		f := facts[s.Name]
 		st := SlotStatus{
 			Name:    s.Name,
 			Source:  s.Source.String(),
 			Present: s.Present(),
 			Display: s.String(),
+			Refresh: f.Refresh,
 		}
+		st.State, st.Detail = SlotState(s, f, now)
 		if !s.Expiry.IsZero() {
 			exp := s.Expiry.UTC()
 			st.Expiry = &exp

@@ -21,23 +21,32 @@ func TestRouteStatuses(t *testing.T) {
 }
 
 func TestSlotStatuses(t *testing.T) {
-	got := SlotStatuses(testSlots())
-	require.Len(t, got, 4)
+	rejectedAt := testNow.Add(-time.Minute)
+	facts := map[string]SlotFacts{"EGRESS_TOKEN_5": {Rejected: &Rejected{Host: "api.example.test", Status: 401, At: rejectedAt}}}
+	got := SlotStatuses(testSlots(), facts, testNow)
+	require.Len(t, got, 6)
 	tests := []struct {
 		name    string
 		source  string
 		present bool
+		state   string
+		detail  string
 		expiry  *time.Time
 		display string
 	}{
-		{"EGRESS_TOKEN_0", "env GITHUB_TOKEN", true, nil, "<redacted:EGRESS_TOKEN_0>"},
-		{"EGRESS_TOKEN_1", "codex /home/u/.codex/auth.json", true, new(testNow.Add(time.Hour)), "<redacted:EGRESS_TOKEN_1 exp=2026-03-01T13:00:00Z>"},
-		{"EGRESS_TOKEN_2", "env OLD_TOKEN", true, new(testNow.Add(-3 * time.Minute)), "<redacted:EGRESS_TOKEN_2 exp=2026-03-01T11:57:00Z>"},
-		{"EGRESS_TOKEN_3", "env UNSET_TOKEN", false, nil, "<empty:EGRESS_TOKEN_3>"},
+		{"EGRESS_TOKEN_0", "env GITHUB_TOKEN", true, SlotOK, "", nil, "<redacted:EGRESS_TOKEN_0>"},
+		{"EGRESS_TOKEN_1", "codex /home/u/.codex/auth.json", true, SlotOK, "", new(testNow.Add(time.Hour)), "<redacted:EGRESS_TOKEN_1 exp=2026-03-01T13:00:00Z>"},
+		{"EGRESS_TOKEN_2", "env OLD_TOKEN", true, SlotExpired, "expired at 2026-03-01T11:57:00Z; set OLD_TOKEN in egressgate's environment on the host and restart egressgate",
+			new(testNow.Add(-3 * time.Minute)), "<redacted:EGRESS_TOKEN_2 exp=2026-03-01T11:57:00Z>"},
+		{"EGRESS_TOKEN_3", "env UNSET_TOKEN", false, SlotEmpty, "set UNSET_TOKEN in egressgate's environment on the host and restart egressgate", nil, "<empty:EGRESS_TOKEN_3>"},
+		{"EGRESS_TOKEN_4", "codex /home/v/.codex/auth.json", false, SlotLoggedOut, "/home/v/.codex/auth.json: not found; run 'codex login --device-auth' on the host", nil, "<empty:EGRESS_TOKEN_4>"},
+		{"EGRESS_TOKEN_5", "env REVOKED_TOKEN", true, SlotRejected,
+			"api.example.test answered 401 to it at 2026-03-01T11:59:00Z; set REVOKED_TOKEN in egressgate's environment on the host and restart egressgate", nil, "<redacted:EGRESS_TOKEN_5>"},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			assert.Equal(t, SlotStatus{Name: tt.name, Source: tt.source, Present: tt.present, Expiry: tt.expiry, Display: tt.display}, got[i])
+			assert.Equal(t, SlotStatus{Name: tt.name, Source: tt.source, Present: tt.present, State: tt.state, Detail: tt.detail,
+				Expiry: tt.expiry, Display: tt.display}, got[i])
 		})
 	}
 }

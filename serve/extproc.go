@@ -58,11 +58,12 @@ func RunExtProc(ctx context.Context, o ExtProcOptions) error {
 
 	obs := newObservability()
 	slots := &slotHolder{}
-	metrics := admin.NewMetrics(obs.registry, func() []admin.BottleSlots {
-		return []admin.BottleSlots{{Bottle: o.Node, Slots: slots.get()}}
-	})
 	ep := extproc.New(o.Logger.With("component", "extproc"), time.Now)
+	metrics := admin.NewMetrics(obs.registry, func() []admin.BottleSlots {
+		return []admin.BottleSlots{{Bottle: o.Node, Slots: slots.get(), Facts: rejectionFacts(ep.Rejections())}}
+	})
 	ep.SetObserver(metrics.ExtProcDecision)
+	ep.OnRejected(func(r extproc.Rejection) { metrics.CredentialRejected(o.Node, r.Slot, r.Host) })
 	addr, stop, err := serveGRPC(o.Listen, ep.Register, o.Logger,
 		grpc.StreamInterceptor(extproc.CallerKeyInterceptor(xdsauth.ExtProcKey(token))))
 	if err != nil {
@@ -102,7 +103,7 @@ func RunExtProc(ctx context.Context, o ExtProcOptions) error {
 		return nil
 	}
 	status := func() admin.Status {
-		return admin.Status{Mode: "extproc", Bottles: []admin.BottleStatus{{Name: o.Node, Slots: admin.SlotStatuses(slots.get())}}}
+		return admin.Status{Mode: "extproc", Bottles: []admin.BottleStatus{{Name: o.Node, Slots: admin.SlotStatuses(slots.get(), rejectionFacts(ep.Rejections()), time.Now())}}}
 	}
 	adminAddr, err := obs.serveAdmin(ctx, o.Admin, status, o.Logger)
 	if err != nil {
@@ -130,4 +131,13 @@ func (h *slotHolder) get() []config.Slot {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.slots
+}
+
+// rejectionFacts turns ext_proc's rejections into status facts.
+func rejectionFacts(rs map[string]extproc.Rejection) map[string]admin.SlotFacts {
+	facts := make(map[string]admin.SlotFacts, len(rs))
+	for name, r := range rs {
+		facts[name] = admin.SlotFacts{Rejected: &admin.Rejected{Host: r.Host, Status: r.Status, At: r.At}}
+	}
+	return facts
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/egressgate/egressgate/admin"
 	"github.com/egressgate/egressgate/config"
+	"github.com/egressgate/egressgate/extproc"
 	"github.com/egressgate/egressgate/pki"
 	"github.com/egressgate/egressgate/xds"
 )
@@ -30,6 +31,10 @@ type plane struct {
 	// localSlots hands a bottle's slots to the in-process ext_proc server
 	// (serve); nil in control mode, where slots travel over xDS.
 	localSlots func(bottle string, slots []config.Slot)
+	// rejections reports the upstream refusals the in-process ext_proc
+	// server has seen (serve); nil in control mode, where the sidecar
+	// sees them and shows them in its own status.
+	rejections func(bottle string) map[string]extproc.Rejection
 
 	// reloading serialises loads and reloads, which may wait for Envoy;
 	// mu guards the bottles' fields only briefly, so status and metrics
@@ -40,6 +45,10 @@ type plane struct {
 	// watched is the file set the watcher follows; only follow's goroutine
 	// touches it once following has started.
 	watched []string
+	// refreshers keep host Codex logins fresh, by auth.json path. Its
+	// own lock, so status (under mu) can read refresher states.
+	refreshersMu sync.Mutex
+	refreshers   map[string]*hostRefresher
 }
 
 // planeConfig is what every bottle's translation shares.
@@ -77,7 +86,11 @@ func (p *plane) loadAll(ctx context.Context) error {
 	for _, b := range p.bottles {
 		errs = append(errs, p.apply(ctx, b))
 	}
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	p.syncRefreshers(ctx)
+	return nil
 }
 
 // reloadAll recompiles every bottle. A bottle whose new generation fails
@@ -91,6 +104,7 @@ func (p *plane) reloadAll(ctx context.Context) {
 			p.log.Error("reload failed; keeping the previous configuration", "manifest", b.manifest, "error", err)
 		}
 	}
+	p.syncRefreshers(ctx)
 }
 
 // apply compiles b afresh and, only if that succeeds, serves it. Slots go
@@ -102,7 +116,7 @@ func (p *plane) apply(ctx context.Context, b *bottle) error {
 	current, name, others := b.current, b.name, p.otherNames(b)
 	p.mu.Unlock()
 
-	next, err := p.compileChecked(b.manifest, current, name, others)
+	next, err := p.compileChecked(ctx, b.manifest, current, name, others)
 	if err == nil {
 		err = p.publish(ctx, next)
 	}
@@ -135,7 +149,7 @@ func (p *plane) otherNames(b *bottle) map[string]string {
 	return names
 }
 
-func (p *plane) compileChecked(manifest string, current *compiled, name string, others map[string]string) (*compiled, error) {
+func (p *plane) compileChecked(ctx context.Context, manifest string, current *compiled, name string, others map[string]string) (*compiled, error) {
 	var served map[string]config.TLSMode
 	if current != nil {
 		served = xds.Admitted(current.policy)
@@ -145,9 +159,7 @@ func (p *plane) compileChecked(manifest string, current *compiled, name string, 
 		return nil, err
 	}
 	if current == nil {
-		// Starting up, a host login that cannot work is the person's to
-		// fix first; once running, one that goes away empties its slot.
-		if err := next.policy.HostLoginError(); err != nil {
+		if next, err = p.checkStartLogin(ctx, manifest, next); err != nil {
 			return nil, err
 		}
 	}
@@ -159,6 +171,26 @@ func (p *plane) compileChecked(manifest string, current *compiled, name string, 
 		return nil, fmt.Errorf("%s: bottle name %s is already used by %s", manifest, newName, other)
 	}
 	return next, nil
+}
+
+// checkStartLogin refuses to start a bottle whose host login cannot work:
+// starting up, that is the person's to fix first (once running, a login
+// that goes away empties its slot). A login egressgate keeps fresh is
+// refreshed first if it is due, and the bottle compiled again.
+func (p *plane) checkStartLogin(ctx context.Context, manifest string, c *compiled) (*compiled, error) {
+	changed, err := p.refreshBeforeStart(ctx, c.policy)
+	if err != nil && c.policy.HostLoginError() != nil {
+		return nil, fmt.Errorf("%w\n(egressgate could not refresh it: %v)", c.policy.HostLoginError(), err)
+	}
+	if changed {
+		if c, err = compile(p.cfg, p.ca, manifest, nil, p.now()); err != nil {
+			return nil, err
+		}
+	}
+	if err := c.policy.HostLoginError(); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // publish makes c the served generation, in an order that never lets a
@@ -247,7 +279,7 @@ func (p *plane) status() admin.Status {
 			bs.AckedVersion = p.xds.Acked(b.name)
 			bs.EnvoyConnected = p.xds.Connected(b.name)
 			bs.Routes = admin.RouteStatuses(c.policy.Routes)
-			bs.Slots = admin.SlotStatuses(c.policy.Slots)
+			bs.Slots = admin.SlotStatuses(c.policy.Slots, p.slotFacts(c.policy), p.now())
 		}
 		st.Bottles = append(st.Bottles, bs)
 	}
@@ -258,7 +290,7 @@ func (p *plane) status() admin.Status {
 func (p *plane) slots() []admin.BottleSlots {
 	var out []admin.BottleSlots
 	for _, pol := range p.policies() {
-		out = append(out, admin.BottleSlots{Bottle: pol.Name, Slots: pol.Slots})
+		out = append(out, admin.BottleSlots{Bottle: pol.Name, Slots: pol.Slots, Facts: p.slotFacts(pol)})
 	}
 	return out
 }

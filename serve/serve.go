@@ -39,6 +39,12 @@ func Run(ctx context.Context, o Options) error {
 		// translation, so it starts before the first compile.
 		ep := extproc.New(log.With("component", "extproc"), time.Now)
 		ep.SetObserver(cp.metrics.ExtProcDecision)
+		ep.OnRejected(func(r extproc.Rejection) {
+			for _, pol := range cp.policies() {
+				cp.metrics.CredentialRejected(pol.Name, r.Slot, r.Host)
+			}
+		})
+		cp.rejections = func(string) map[string]extproc.Rejection { return ep.Rejections() }
 		// Envoy and this server live and die together: a key of this
 		// process's own is enough.
 		key := rand.Text()

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/egressgate/egressgate/admin"
+	"github.com/egressgate/egressgate/hostlogin"
 )
 
 // defaultAdminAddr is where `serve --admin` listens and `status --admin`
@@ -161,7 +162,7 @@ func printBottle(w io.Writer, mode string, b admin.BottleStatus, now time.Time) 
 	fmt.Fprintf(tw, "  envoy:\t%s\n", envoyText(b))
 	fmt.Fprintf(tw, "  last reload:\t%s\n", reloadText(b, now))
 	if !b.LeafRenewal.IsZero() {
-		fmt.Fprintf(tw, "  leaf certificates:\trenewed %s\n", expiryText(&b.LeafRenewal, now))
+		fmt.Fprintf(tw, "  leaf certificates:\trenewed %s\n", whenText(b.LeafRenewal, now))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -193,15 +194,66 @@ func printSlots(w io.Writer, slots []admin.SlotStatus, now time.Time) error {
 		return nil
 	}
 	tw := newTable(w)
-	fmt.Fprintln(tw, "    NAME\tSOURCE\tPRESENT\tEXPIRY")
+	fmt.Fprintln(tw, "    NAME\tSOURCE\tPRESENT\tSTATE\tEXPIRY")
 	for _, s := range slots {
 		present := "no"
 		if s.Present {
 			present = "yes"
 		}
-		fmt.Fprintf(tw, "    %s\t%s\t%s\t%s\n", oneLine(s.Name), oneLine(s.Source), present, expiryText(s.Expiry, now))
+		fmt.Fprintf(tw, "    %s\t%s\t%s\t%s\t%s\n", oneLine(s.Name), oneLine(s.Source), present, stateText(s.State), expiryText(s.Expiry, now))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	// What to do about a slot that is not sent, and the refresher's news,
+	// under the table: they are sentences, not cells.
+	for _, s := range slots {
+		if s.Detail != "" {
+			fmt.Fprintf(w, "    %s %s: %s\n", oneLine(s.Name), stateText(s.State), oneLine(s.Detail))
+		}
+		if s.Refresh != nil {
+			fmt.Fprintf(w, "    %s refresh: %s\n", oneLine(s.Name), refreshText(s.Refresh, now))
+		}
+	}
+	return nil
+}
+
+// stateText is a slot state for people ("logged out", not "logged_out").
+func stateText(state string) string {
+	if state == "" {
+		return "-"
+	}
+	return strings.ReplaceAll(oneLine(state), "_", " ")
+}
+
+// refreshText is the host login refresher's state in a line.
+func refreshText(r *hostlogin.State, now time.Time) string {
+	var parts []string
+	if r.Error != "" {
+		parts = append(parts, "FAILING since "+whenText(r.FailingSince, now)+": "+oneLine(r.Error))
+	}
+	if !r.LastRefresh.IsZero() {
+		parts = append(parts, "last refreshed "+whenText(r.LastRefresh, now))
+	}
+	switch {
+	case r.Stopped:
+		parts = append(parts, "stopped until the host logs in again")
+	case !r.NextRefresh.IsZero():
+		parts = append(parts, "next "+whenText(r.NextRefresh, now))
+	default:
+		parts = append(parts, "waiting for a login on the host")
+	}
+	return strings.Join(parts, "; ")
+}
+
+// whenText is a moment relative to now, then absolute.
+func whenText(t, now time.Time) string {
+	d := t.Sub(now)
+	rel := "in " + shortDuration(d)
+	if d <= 0 {
+		rel = shortDuration(-d) + " ago"
+	}
+	return rel + " (" + t.UTC().Format(time.RFC3339) + ")"
 }
 
 func newTable(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 2, 4, 2, ' ', 0) }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/egressgate/egressgate/admin"
 	"github.com/egressgate/egressgate/config"
+	"github.com/egressgate/egressgate/hostlogin"
 )
 
 const statusTestToken = "tok-should-not-appear"
@@ -28,22 +29,31 @@ func statusFixture() admin.Status {
 		{Name: "EGRESS_TOKEN_0", Source: config.Source{Kind: config.SourceEnv, Ref: "GITHUB_TOKEN"}, Value: config.NewSecret(statusTestToken)},
 		{Name: "EGRESS_TOKEN_1", Source: config.Source{Kind: config.SourceCodex, Ref: "/home/u/.codex/auth.json"}, Value: config.NewSecret(statusTestToken), Expiry: statusTestNow.Add(42 * time.Minute)},
 		{Name: "EGRESS_TOKEN_2", Source: config.Source{Kind: config.SourceEnv, Ref: "OLD_TOKEN"}, Value: config.NewSecret(statusTestToken), Expiry: statusTestNow.Add(-3 * time.Minute)},
+		{Name: "EGRESS_TOKEN_3", Source: config.Source{Kind: config.SourceCodex, Ref: "/home/v/.codex/auth.json"},
+			Problem: "/home/v/.codex/auth.json: not found; run 'codex login --device-auth' on the host"},
+	}
+	facts := map[string]admin.SlotFacts{
+		"EGRESS_TOKEN_0": {Rejected: &admin.Rejected{Host: "api.github.com", Status: 401, At: statusTestNow.Add(-time.Minute)}},
+		"EGRESS_TOKEN_1": {Refresh: &hostlogin.State{Login: "/home/u/.codex/auth.json",
+			LastRefresh: statusTestNow.Add(-10 * time.Minute), NextRefresh: statusTestNow.Add(20 * time.Minute)}},
 	}
 	routes := []config.Route{
 		{Host: "api.github.com", TLS: config.Intercept, Auth: &config.Auth{Scheme: "Bearer", Slot: "EGRESS_TOKEN_0"},
 			Matches: []config.Match{{Methods: []string{"GET"}, Paths: []config.PathMatch{{Type: config.PathPrefix, Value: "/repos/"}}}}},
 		{Host: "pypi.org", TLS: config.Passthrough},
 	}
-	return admin.Status{Mode: admin.ModeServe, Bottles: []admin.BottleStatus{
-		{
-			Name: "demo", Manifest: "/work/demo.md", ConfigVersion: "3", AckedVersion: "3", EnvoyConnected: true,
-			LastReload:      statusTestNow.Add(-5 * time.Minute),
-			LastReloadError: "demo.md:7: egress.routes[0].tls: bad\ndemo.md:9: egress.routes[1].host: bad",
-			Routes:          admin.RouteStatuses(routes),
-			Slots:           admin.SlotStatuses(slots),
-		},
-		{Name: "idle", ConfigVersion: "1"},
-	}}
+	return admin.Status{Mode: admin.ModeServe, CA: &admin.CAStatus{Path: "/work/.egressgate/ca.pem", NotAfter: statusTestNow.Add(3650 * 24 * time.Hour)},
+		Bottles: []admin.BottleStatus{
+			{
+				Name: "demo", Manifest: "/work/demo.md", ConfigVersion: "3", AckedVersion: "3", EnvoyConnected: true,
+				LastReload:      statusTestNow.Add(-5 * time.Minute),
+				LastReloadError: "demo.md:7: egress.routes[0].tls: bad\ndemo.md:9: egress.routes[1].host: bad",
+				Routes:          admin.RouteStatuses(routes),
+				LeafRenewal:     statusTestNow.Add(20 * 24 * time.Hour),
+				Slots:           admin.SlotStatuses(slots, facts, statusTestNow),
+			},
+			{Name: "idle", ConfigVersion: "1"},
+		}}
 }
 
 // adminServer serves the fixture the way serve will: through admin.Handler.
@@ -70,23 +80,30 @@ func runStatus(t *testing.T, args ...string) (string, error) {
 func TestPrintStatus(t *testing.T) {
 	var out bytes.Buffer
 	require.NoError(t, printStatus(&out, statusFixture(), statusTestNow))
-	want := `bottle demo (mode serve)
+	want := `bottle CA /work/.egressgate/ca.pem: expires in 3650d0h (2036-02-27T12:00:00Z)
+bottle demo (mode serve)
   LAST RELOAD FAILED; still serving config version 3:
     demo.md:7: egress.routes[0].tls: bad
     demo.md:9: egress.routes[1].host: bad
-  manifest:        /work/demo.md
-  config version:  3
-  envoy:           connected, acked version 3 (current)
-  last reload:     2026-03-01T11:55:00Z (5m ago), FAILED (above)
+  manifest:           /work/demo.md
+  config version:     3
+  envoy:              connected, acked version 3 (current)
+  last reload:        2026-03-01T11:55:00Z (5m ago), FAILED (above)
+  leaf certificates:  renewed in 20d0h (2026-03-21T12:00:00Z)
   routes:
     HOST            TLS          AUTH                   ALLOW         UPSTREAM
     api.github.com  intercept    Bearer EGRESS_TOKEN_0  GET /repos/*  api.github.com:443
     pypi.org        passthrough  -                      tunnel        pypi.org:443
   slots:
-    NAME            SOURCE                          PRESENT  EXPIRY
-    EGRESS_TOKEN_0  env GITHUB_TOKEN                yes      unknown
-    EGRESS_TOKEN_1  codex /home/u/.codex/auth.json  yes      in 42m (2026-03-01T12:42:00Z)
-    EGRESS_TOKEN_2  env OLD_TOKEN                   yes      expired 3m ago (2026-03-01T11:57:00Z)
+    NAME            SOURCE                          PRESENT  STATE       EXPIRY
+    EGRESS_TOKEN_0  env GITHUB_TOKEN                yes      rejected    unknown
+    EGRESS_TOKEN_1  codex /home/u/.codex/auth.json  yes      ok          in 42m (2026-03-01T12:42:00Z)
+    EGRESS_TOKEN_2  env OLD_TOKEN                   yes      expired     expired 3m ago (2026-03-01T11:57:00Z)
+    EGRESS_TOKEN_3  codex /home/v/.codex/auth.json  no       logged out  unknown
+    EGRESS_TOKEN_0 rejected: api.github.com answered 401 to it at 2026-03-01T11:59:00Z; set GITHUB_TOKEN in egressgate's environment on the host and restart egressgate
+    EGRESS_TOKEN_1 refresh: last refreshed 10m ago (2026-03-01T11:50:00Z); next in 20m (2026-03-01T12:20:00Z)
+    EGRESS_TOKEN_2 expired: expired at 2026-03-01T11:57:00Z; set OLD_TOKEN in egressgate's environment on the host and restart egressgate
+    EGRESS_TOKEN_3 logged out: /home/v/.codex/auth.json: not found; run 'codex login --device-auth' on the host
 
 bottle idle (mode serve)
   config version:  1
