@@ -31,9 +31,15 @@ const (
 	// minLead is how long before expiry a login is refreshed at the
 	// latest, for tokens that live long enough to allow it.
 	minLead = 10 * time.Minute
-	// minInterval keeps an endpoint that hands out tokens already due
-	// from driving a loop: never two refreshes closer than this.
+	// minInterval bounds how soon after a refresh the next may come: half
+	// the new token's remaining life, but at least a second and at most
+	// this. With tokens that live hours the schedule is hours anyway; it
+	// only ever matters for tokens that live minutes or less.
 	minInterval = 30 * time.Second
+	// minUseful is the least life a refreshed token must have to count as
+	// a success; an endpoint handing out tokens already (nearly) expired
+	// is failing, and backs off like any other failure.
+	minUseful = 2 * time.Second
 	// Failures back off from firstBackoff, doubling up to maxBackoff.
 	firstBackoff = 30 * time.Second
 	maxBackoff   = 10 * time.Minute
@@ -90,6 +96,8 @@ type Refresher struct {
 	// attempt is made with it again.
 	refused  string
 	failures int
+	// notBefore is the earliest the next refresh may come.
+	notBefore time.Time
 }
 
 // New returns a refresher for the auth.json at path. A nil logger
@@ -171,24 +179,21 @@ func (r *Refresher) step(ctx context.Context, changed func()) time.Duration {
 	if rewrote {
 		changed()
 	}
-	if err != nil {
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		if r.refused != "" {
-			return idleCheck
-		}
-		return max(r.st.NextRefresh.Sub(r.now()), minInterval)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case err != nil && r.refused != "":
+		return idleCheck
+	case r.st.NextRefresh.IsZero():
+		return minInterval
 	}
-	return minInterval
+	return min(max(r.st.NextRefresh.Sub(r.now()), time.Second), idleCheck)
 }
 
 // dueAt is when f's login is refreshed next, given past failures. Callers
 // hold r.mu.
 func (r *Refresher) dueAt(f *authFile) time.Time {
-	due := refreshAt(f.access.issued, f.access.expires)
-	if !r.st.LastRefresh.IsZero() {
-		due = maxTime(due, r.st.LastRefresh.Add(minInterval))
-	}
+	due := maxTime(refreshAt(f.access.issued, f.access.expires), r.notBefore)
 	if r.failures > 0 {
 		due = maxTime(due, r.st.NextRefresh)
 	}
@@ -240,6 +245,10 @@ func (r *Refresher) Refresh(ctx context.Context) (rewrote bool, err error) {
 		r.succeeded(false)
 		return true, nil
 	}
+	fresh, _ := readAccessToken(answer.AccessToken) // checked by refresh
+	if fresh.expires.Sub(now) < minUseful {
+		return false, r.failed(fmt.Errorf("the token endpoint answered with a token that expires at %s", fresh.expires.Format(time.RFC3339)))
+	}
 	data, err := f.withTokens(answer, now)
 	if err == nil {
 		err = securefile.WriteAtomic(r.path, data, 0o600)
@@ -247,12 +256,10 @@ func (r *Refresher) Refresh(ctx context.Context) (rewrote bool, err error) {
 	if err != nil {
 		return false, r.failed(fmt.Errorf("%s: writing the refreshed login failed: %w", r.path, err))
 	}
-	next, _ := parseAuthFile(r.path, data)
 	r.succeeded(true)
-	if next != nil {
-		r.st.NextRefresh = maxTime(refreshAt(next.access.issued, next.access.expires), now.Add(minInterval))
-		r.log.Info("refreshed the host's Codex login", "login", r.path, "expires", next.access.expires, "next_refresh", r.st.NextRefresh)
-	}
+	r.notBefore = now.Add(min(max(fresh.expires.Sub(now)/2, time.Second), minInterval))
+	r.st.NextRefresh = maxTime(refreshAt(fresh.issued, fresh.expires), r.notBefore)
+	r.log.Info("refreshed the host's Codex login", "login", r.path, "expires", fresh.expires, "next_refresh", r.st.NextRefresh)
 	return true, nil
 }
 

@@ -315,3 +315,31 @@ func hostRefresh(t *testing.T, f *fixture) {
 	require.Equal(t, http.StatusOK, status)
 	require.NoError(t, os.WriteFile(f.path, f.oauth.AuthJSON(tok, f.clock.now()), 0o600))
 }
+
+// TestUselessTokensBackOff: an endpoint that hands out tokens already
+// expired would have the refresher ask again at once, forever; it is a
+// failure and backs off like one.
+func TestUselessTokensBackOff(t *testing.T) {
+	f := newFixture(t)
+	f.makeDue(t)
+	f.oauth.Life = -time.Minute
+	wait := f.r.step(context.Background(), func() {})
+	assert.Equal(t, firstBackoff, wait)
+	assert.Contains(t, f.r.State().Error, "answered with a token that expires at")
+	assert.Equal(t, map[string]int{"failure": 1}, f.outcomes())
+}
+
+// TestShortLivedLoginsRefreshedHalfway: a login that lives seconds (a
+// test's, or a very strict provider's) is refreshed half-way through, not
+// held back by the interval that protects long-lived ones.
+func TestShortLivedLoginsRefreshedHalfway(t *testing.T) {
+	f := newFixture(t)
+	f.oauth.Life = 8 * time.Second
+	require.NoError(t, os.WriteFile(f.path, f.oauth.AuthJSON(f.oauth.Login(), f.clock.now()), 0o600))
+	f.makeDue(t)
+	changed := false
+	wait := f.r.step(context.Background(), func() { changed = true })
+	require.True(t, changed)
+	assert.Equal(t, f.clock.now().Add(4*time.Second).Truncate(time.Second), f.r.State().NextRefresh.Truncate(time.Second))
+	assert.LessOrEqual(t, wait, minInterval)
+}

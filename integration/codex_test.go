@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"crypto/rand"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -32,6 +33,9 @@ func newHostLogin(t testing.TB, exp time.Time) *hostLogin {
 	access := fakeJWT(t, jwt.MapClaims{
 		"exp": exp.Unix(),
 		"sub": "user-test",
+		// Unique per login, as real tokens are, so that two logins made
+		// within one second are two values.
+		"jti": rand.Text(),
 		"https://api.openai.com/auth": map[string]any{
 			"chatgpt_account_id": "acct-test-123",
 			"chatgpt_plan_type":  "pro",

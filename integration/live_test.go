@@ -180,12 +180,13 @@ func TestExpiredHostTokenRefusedWithFix(t *testing.T) {
 		defer resp.Body.Close()
 		return resp.StatusCode, readAll(t, resp.Body)
 	}
+	// 400 with a text body: what Codex prints at once instead of retrying.
 	eventually(t, propagation, "the expired token to be refused", func() bool {
 		status, _ := send("/backend-api/until-expiry")
-		return status == http.StatusServiceUnavailable
+		return status == http.StatusBadRequest
 	})
 	status, body := send("/backend-api/after-expiry")
-	assert.Equal(t, http.StatusServiceUnavailable, status)
+	assert.Equal(t, http.StatusBadRequest, status)
 	assert.Contains(t, body, "expired")
 	assert.Contains(t, body, "codex login --device-auth")
 	for _, r := range up.requests() {

@@ -11,12 +11,14 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/egressgate/egressgate/codexauth"
 )
 
-// TestCodexRefreshAnsweredLocally: after the host's login is refreshed,
-// the agent's placeholder expires and Codex posts its placeholder refresh
-// token to auth.openai.com. The egress answers with placeholders carrying
-// the host's new expiry; the stand-in for auth.openai.com receives nothing.
+// TestCodexRefreshAnsweredLocally: when the agent's placeholder runs out,
+// Codex posts its placeholder refresh token to auth.openai.com. The egress
+// answers with placeholders of its own lifetime, mirroring the host's
+// current login; the stand-in for auth.openai.com receives nothing.
 func TestCodexRefreshAnsweredLocally(t *testing.T) {
 	pki := newUpstreamPKI(t, testHosts...)
 	up := newUpstream(t, pki)
@@ -47,7 +49,8 @@ func TestCodexRefreshAnsweredLocally(t *testing.T) {
 	require.NoError(t, err)
 	exp, err := claims.GetExpirationTime()
 	require.NoError(t, err)
-	assert.Equal(t, time.Now().Add(3*time.Hour).Unix()/60, exp.Unix()/60, "the placeholder carries the host's new expiry")
+	assert.WithinDuration(t, time.Now().Add(codexauth.PlaceholderLifetime), exp.Time, time.Minute,
+		"the placeholder lasts its own lifetime, far from Codex's refresh window, whatever the host token has left")
 	for _, tok := range []string{tokens.IDToken, tokens.AccessToken, tokens.RefreshToken} {
 		assert.NotContains(t, tok, rotated.accessToken)
 		assert.NotContains(t, tok, "rt-host-refresh-secret")

@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/egressgate/egressgate/internal/standin"
 )
 
 // seenRequest is what an upstream stand-in recorded of one request.
@@ -27,6 +30,11 @@ type upstream struct {
 	srv  *httptest.Server
 	mu   sync.Mutex
 	seen []seenRequest
+	// revoked are Authorization values the upstream answers 401, as a
+	// provider does for a revoked or expired token.
+	revoked map[string]bool
+	// oauth, when set, answers auth.openai.com/oauth/token.
+	oauth *standin.OAuth
 }
 
 // sseEvents is what the stand-in streams for a Codex responses call, in
@@ -52,24 +60,82 @@ func newUpstream(t testing.TB, pki *upstreamPKI) *upstream {
 	return u
 }
 
+// revoke makes the upstream answer 401 to requests carrying authz.
+func (u *upstream) revoke(authz string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.revoked == nil {
+		u.revoked = map[string]bool{}
+	}
+	u.revoked[authz] = true
+}
+
 func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 	u.mu.Lock()
 	u.seen = append(u.seen, seenRequest{Host: r.Host, Method: r.Method, Path: r.URL.Path, Proto: r.Proto, Header: r.Header.Clone()})
+	revoked := u.revoked[r.Header.Get("Authorization")]
 	u.mu.Unlock()
-	if websocket.IsWebSocketUpgrade(r) {
+	host, _, _ := strings.Cut(r.Host, ":")
+	switch {
+	case host == "auth.openai.com" && u.oauth != nil:
+		u.oauth.ServeHTTP(w, r)
+	case revoked:
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		fmt.Fprintln(w, `{"error":{"message":"Your authentication token has been invalidated.","type":"invalid_request_error","code":"token_invalidated"}}`)
+	case host == "chatgpt.com" && r.URL.Path == "/backend-api/codex/responses" && websocket.IsWebSocketUpgrade(r):
+		// Codex tries its Responses WebSocket first; 426 sends it to the
+		// SSE POST at once and in silence, as a backend without it would.
+		http.Error(w, "upgrade not supported here", http.StatusUpgradeRequired)
+	case websocket.IsWebSocketUpgrade(r):
 		u.echoWebSocket(w, r)
-		return
-	}
-	if r.URL.Path != "/backend-api/codex/responses" {
+	case host == "chatgpt.com" && r.URL.Path == "/backend-api/wham/accounts/check":
+		// Codex's workspace routing discovery: it sends no turn without
+		// its account listed here.
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"accounts":[{"id":%q,"workspace_backend_origin":"https://chatgpt.com","account_routing_override":"NO_CONSTRAINT"}]}`+"\n",
+			r.Header.Get("chatgpt-account-id"))
+	case host == "api.anthropic.com" && r.URL.Path == "/v1/messages":
+		anthropicStream(w)
+	case host == "api.anthropic.com" && strings.HasPrefix(r.URL.Path, "/api/"):
+		http.NotFound(w, r) // Claude Code's start-up settings: optional
+	case r.URL.Path == "/backend-api/codex/responses":
+		codexStream(w)
+	default:
 		fmt.Fprintf(w, "ok %s %s\n", r.Host, r.URL.Path)
-		return
 	}
-	// A Codex-like server-sent event stream, flushed event by event so
-	// that buffering anywhere on the path would show.
+}
+
+// codexStream answers a Codex turn with a Responses API event stream.
+func codexStream(w http.ResponseWriter) {
+	// Flushed event by event so that buffering anywhere on the path
+	// would show.
 	w.Header().Set("Content-Type", "text/event-stream")
 	flusher := w.(http.Flusher)
 	for _, e := range sseEvents {
 		fmt.Fprintf(w, "event: %s\ndata: %s\n\n", e, sseData[e])
+		flusher.Flush()
+	}
+}
+
+// anthropicReply is the text a Claude turn through the stand-in prints.
+const anthropicReply = "hello from the anthropic stand-in"
+
+// anthropicStream answers a Claude turn with a Messages API event stream,
+// the smallest one Claude Code prints and exits 0 on.
+func anthropicStream(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "text/event-stream")
+	flusher := w.(http.Flusher)
+	events := []struct{ name, data string }{
+		{"message_start", `{"type":"message_start","message":{"id":"msg_standin","type":"message","role":"assistant","model":"claude-standin","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":1,"output_tokens":1}}}`},
+		{"content_block_start", `{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}`},
+		{"content_block_delta", `{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"` + anthropicReply + `"}}`},
+		{"content_block_stop", `{"type":"content_block_stop","index":0}`},
+		{"message_delta", `{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":5}}`},
+		{"message_stop", `{"type":"message_stop"}`},
+	}
+	for _, e := range events {
+		fmt.Fprintf(w, "event: %s\ndata: %s\n\n", e.name, e.data)
 		flusher.Flush()
 	}
 }
