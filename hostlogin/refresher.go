@@ -46,6 +46,10 @@ const (
 	// idleCheck is how often an idle refresher looks at the file even
 	// when nobody pokes it.
 	idleCheck = time.Hour
+	// recoverEvery spaces refreshes out of schedule (Recover): a provider
+	// that rejects every new token must not make each rejected request
+	// cost a refresh.
+	recoverEvery = 10 * time.Minute
 )
 
 // refreshAt is when a token issued at issued and expiring at expires is
@@ -98,6 +102,10 @@ type Refresher struct {
 	failures int
 	// notBefore is the earliest the next refresh may come.
 	notBefore time.Time
+	// recover asks for a refresh now, due or not: the provider rejected
+	// the access token. lastRecover is when that was last granted.
+	recover     bool
+	lastRecover time.Time
 }
 
 // New returns a refresher for the auth.json at path. A nil logger
@@ -130,6 +138,23 @@ func (r *Refresher) Poke() {
 	case r.poke <- struct{}{}:
 	default:
 	}
+}
+
+// Recover asks for a refresh now, due or not, as Codex does when the
+// provider answers 401 to its access token: the access token may be
+// revoked while the login itself still holds. It is asked once per call
+// (egressgate calls it once per rejected value), and never sooner than
+// recoverEvery since the last such refresh.
+func (r *Refresher) Recover() {
+	r.mu.Lock()
+	now := r.now()
+	if !r.lastRecover.IsZero() && now.Sub(r.lastRecover) < recoverEvery {
+		r.mu.Unlock()
+		return
+	}
+	r.recover, r.lastRecover = true, now
+	r.mu.Unlock()
+	r.Poke()
 }
 
 // Run refreshes the login whenever it is due, until ctx ends. changed is
@@ -194,6 +219,9 @@ func (r *Refresher) step(ctx context.Context, changed func()) time.Duration {
 // hold r.mu.
 func (r *Refresher) dueAt(f *authFile) time.Time {
 	due := maxTime(refreshAt(f.access.issued, f.access.expires), r.notBefore)
+	if r.recover {
+		due = time.Time{}
+	}
 	if r.failures > 0 {
 		due = maxTime(due, r.st.NextRefresh)
 	}
@@ -218,7 +246,9 @@ func (r *Refresher) Refresh(ctx context.Context) (rewrote bool, err error) {
 		return false, r.failed(err)
 	}
 	now := r.now()
-	if now.Before(refreshAt(f.access.issued, f.access.expires)) {
+	recovering := r.recover
+	r.recover = false
+	if now.Before(refreshAt(f.access.issued, f.access.expires)) && !recovering {
 		r.observe("skipped")
 		r.st.NextRefresh = refreshAt(f.access.issued, f.access.expires)
 		return false, nil

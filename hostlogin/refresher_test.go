@@ -343,3 +343,31 @@ func TestShortLivedLoginsRefreshedHalfway(t *testing.T) {
 	assert.Equal(t, f.clock.now().Add(4*time.Second).Truncate(time.Second), f.r.State().NextRefresh.Truncate(time.Second))
 	assert.LessOrEqual(t, wait, minInterval)
 }
+
+// TestRecoverRefreshesAtOnce: after the provider rejects the access token,
+// the login is refreshed at once, not at its scheduled time, and once.
+func TestRecoverRefreshesAtOnce(t *testing.T) {
+	f := newFixture(t)
+	f.r.Recover()
+	changed := 0
+	f.r.step(context.Background(), func() { changed++ })
+	assert.Equal(t, 1, changed)
+	assert.Equal(t, 1, f.oauth.Refreshes())
+	f.r.step(context.Background(), func() { changed++ })
+	assert.Equal(t, 1, f.oauth.Refreshes(), "recovering is asked once")
+}
+
+// TestRecoverSpaced: a provider rejecting every new token gets one
+// out-of-schedule refresh per recoverEvery, not one per rejection.
+func TestRecoverSpaced(t *testing.T) {
+	f := newFixture(t)
+	for range 3 {
+		f.r.Recover()
+		f.r.step(context.Background(), func() {})
+	}
+	assert.Equal(t, 1, f.oauth.Refreshes())
+	f.clock.set(f.clock.now().Add(recoverEvery))
+	f.r.Recover()
+	f.r.step(context.Background(), func() {})
+	assert.Equal(t, 2, f.oauth.Refreshes())
+}

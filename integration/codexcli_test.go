@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,63 +17,111 @@ import (
 	"github.com/egressgate/egressgate/internal/testenv"
 )
 
-// TestRealCodexCLI runs the pinned Codex CLI, configured only with what
-// `egressgate agent-env` wrote, through the egress to a stand-in for
-// chatgpt.com. Every request the stand-in receives carries the host's
-// token; none carries the agent's placeholder.
-func TestRealCodexCLI(t *testing.T) {
-	codex := testenv.CodexBinary(t)
-	pki := newUpstreamPKI(t, testHosts...)
-	up := newUpstream(t, pki)
-	login := newHostLogin(t, time.Now().Add(time.Hour))
-	b := startBottle(t, bottleOptions{manifest: codexManifest(true, up, pki), codexHome: login.home})
+// codexReply is the text of a turn the chatgpt.com stand-in completes.
+const codexReply = "hello from the stand-in"
 
-	out := t.TempDir()
-	code, stdout, stderr := runEgressgate(t, "agent-env", "--manifest", b.manifest, "--out", out,
-		"--state-dir", b.stateDir, "--codex-home", login.home,
-		"--proxy-url", "http://"+b.proxy, "--ca-path", filepath.Join(out, "ca.pem"))
-	require.Zero(t, code, "agent-env: %s%s", stdout, stderr)
-	placeholder := placeholderAccessToken(t, filepath.Join(out, "codex", "auth.json"))
-
-	// The agent's whole environment: the env file, its Codex home on this
-	// machine (a container would mount it at CODEX_HOME), and a scratch HOME.
-	env := append(envFileLines(t, filepath.Join(out, "env")),
-		"CODEX_HOME="+filepath.Join(out, "codex"), "HOME="+t.TempDir(), "PATH="+os.Getenv("PATH"))
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, codex, "exec", "--skip-git-repo-check", "say hello")
-	cmd.Env, cmd.Dir = env, t.TempDir()
-	output, err := cmd.CombinedOutput()
-	t.Logf("codex exec (err %v):\n%s", err, tail(output, 4<<10))
-
-	var seen []seenRequest
-	for _, r := range up.requests() {
-		if strings.HasPrefix(r.Host, "chatgpt.com") {
-			seen = append(seen, r)
-		}
-	}
-	require.NotEmpty(t, seen, "codex sent nothing to chatgpt.com through the egress")
-	for _, r := range seen {
-		assert.Equal(t, []string{"Bearer " + login.accessToken}, r.Header.Values("Authorization"), "%s %s", r.Method, r.Path)
-		assertNoValueContains(t, r.Header, placeholder)
-	}
-	// Codex 0.171 also asks endpoints the stand-in does not emulate (the
-	// models list, workspace routing), so its turn need not finish; what
-	// matters is that its API calls went out through the egress.
-	assert.True(t, slices.ContainsFunc(seen, func(r seenRequest) bool { return strings.HasPrefix(r.Path, "/backend-api/") }),
-		"codex called no /backend-api/ endpoint")
+// codexAgent is the real Codex CLI set up the way a bottle's agent is:
+// with only what `egressgate agent-env` wrote, the env file as written
+// (its CODEX_HOME included), and a scratch HOME.
+type codexAgent struct {
+	bin string
+	out string // agent-env's output: the agent's mount
+	env []string
 }
 
-func placeholderAccessToken(t *testing.T, authJSON string) string {
+func newCodexAgent(t *testing.T, b *bottle, codexHome string) *codexAgent {
+	t.Helper()
+	bin := testenv.CodexBinary(t)
+	out := t.TempDir()
+	// --ca-path is the directory the agent sees agent-env's output at;
+	// here the agent runs on this machine, so that is out itself.
+	code, stdout, stderr := runEgressgate(t, "agent-env", "--manifest", b.manifest, "--out", out,
+		"--state-dir", b.stateDir, "--codex-home", codexHome, "--proxy-url", "http://"+b.proxy, "--ca-path", out)
+	require.Zero(t, code, "agent-env: %s%s", stdout, stderr)
+	env := append(envFileLines(t, filepath.Join(out, "env")), "HOME="+t.TempDir(), "PATH="+os.Getenv("PATH"))
+	require.Contains(t, env, "CODEX_HOME="+filepath.Join(out, "codex"), "the env file points Codex at the home agent-env wrote")
+	return &codexAgent{bin: bin, out: out, env: env}
+}
+
+// turn runs one `codex exec` and returns its combined output and how long
+// it took. A turn that does not end within limit is a failure: Codex
+// retrying in silence is what these tests are about.
+func (a *codexAgent) turn(t *testing.T, limit time.Duration) (string, time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, a.bin, "exec", "--skip-git-repo-check", "say hello")
+	cmd.Env, cmd.Dir = a.env, t.TempDir()
+	start := time.Now()
+	output, err := cmd.CombinedOutput()
+	took := time.Since(start)
+	require.NoError(t, ctx.Err(), "codex exec still running after %s:\n%s", limit, tail(output, 4<<10))
+	if err != nil {
+		t.Logf("codex exec ended with %v after %s", err, took.Round(time.Millisecond))
+	}
+	return string(output), took
+}
+
+// placeholderAccess is the access token in the agent's auth.json.
+func (a *codexAgent) placeholderAccess(t *testing.T) string {
 	t.Helper()
 	var f struct {
 		Tokens struct {
 			AccessToken string `json:"access_token"`
 		} `json:"tokens"`
 	}
-	require.NoError(t, json.Unmarshal([]byte(readFile(t, authJSON)), &f))
+	require.NoError(t, json.Unmarshal([]byte(readFile(t, filepath.Join(a.out, "codex", "auth.json"))), &f))
 	require.NotEmpty(t, f.Tokens.AccessToken)
 	return f.Tokens.AccessToken
+}
+
+// TestRealCodexCLI runs the pinned Codex CLI, configured only with what
+// `egressgate agent-env` wrote, through the egress to a stand-in for
+// chatgpt.com. Its turn completes; every request the stand-in receives
+// carries the host's token and none the agent's placeholder.
+func TestRealCodexCLI(t *testing.T) {
+	pki := newUpstreamPKI(t, testHosts...)
+	up := newUpstream(t, pki)
+	login := newHostLogin(t, time.Now().Add(time.Hour))
+	b := startBottle(t, bottleOptions{manifest: codexManifest(true, up, pki), codexHome: login.home})
+	agent := newCodexAgent(t, b, login.home)
+	placeholder := agent.placeholderAccess(t)
+
+	output, took := agent.turn(t, 90*time.Second)
+	t.Logf("codex exec (%s):\n%s", took.Round(time.Millisecond), tail([]byte(output), 4<<10))
+	assert.Contains(t, output, codexReply, "the turn completed")
+
+	seen := requestsTo(up, "chatgpt.com")
+	require.NotEmpty(t, seen, "codex sent nothing to chatgpt.com through the egress")
+	for _, r := range seen {
+		assert.Equal(t, []string{"Bearer " + login.accessToken}, r.Header.Values("Authorization"), "%s %s", r.Method, r.Path)
+		assertNoValueContains(t, r.Header, placeholder)
+	}
+	assert.True(t, containsPath(seen, "/backend-api/codex/responses"), "codex sent no turn")
+	paths := map[string]int{}
+	for _, r := range seen {
+		paths[r.Method+" "+r.Path]++
+	}
+	t.Logf("one turn sent %d requests to chatgpt.com: %v", len(seen), paths)
+}
+
+func requestsTo(up *upstream, host string) []seenRequest {
+	var out []seenRequest
+	for _, r := range up.requests() {
+		if strings.Split(r.Host, ":")[0] == host {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func containsPath(rs []seenRequest, path string) bool {
+	for _, r := range rs {
+		if r.Path == path {
+			return true
+		}
+	}
+	return false
 }
 
 func envFileLines(t *testing.T, path string) []string {

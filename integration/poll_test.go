@@ -69,3 +69,17 @@ func (b *bottle) envoyPID(t *testing.T) int {
 	require.Len(t, kids, 1, "egressgate should have exactly one child, its Envoy")
 	return kids[0]
 }
+
+// fetchStatus is status for goroutines that must not fail the test.
+func fetchStatus(adminAddr string) (admin.Status, error) {
+	var st admin.Status
+	resp, err := http.Get("http://" + adminAddr + "/status")
+	if err != nil {
+		return st, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return st, fmt.Errorf("status %s", resp.Status)
+	}
+	return st, json.NewDecoder(resp.Body).Decode(&st)
+}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/gorilla/websocket"
 
@@ -16,6 +17,7 @@ import (
 
 // seenRequest is what an upstream stand-in recorded of one request.
 type seenRequest struct {
+	At     time.Time
 	Host   string
 	Method string
 	Path   string
@@ -72,7 +74,7 @@ func (u *upstream) revoke(authz string) {
 
 func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 	u.mu.Lock()
-	u.seen = append(u.seen, seenRequest{Host: r.Host, Method: r.Method, Path: r.URL.Path, Proto: r.Proto, Header: r.Header.Clone()})
+	u.seen = append(u.seen, seenRequest{At: time.Now(), Host: r.Host, Method: r.Method, Path: r.URL.Path, Proto: r.Proto, Header: r.Header.Clone()})
 	revoked := u.revoked[r.Header.Get("Authorization")]
 	u.mu.Unlock()
 	host, _, _ := strings.Cut(r.Host, ":")
@@ -95,6 +97,11 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprintf(w, `{"accounts":[{"id":%q,"workspace_backend_origin":"https://chatgpt.com","account_routing_override":"NO_CONSTRAINT"}]}`+"\n",
 			r.Header.Get("chatgpt-account-id"))
+	case host == "chatgpt.com" && codexOptional(r.URL.Path):
+		// What a Codex turn asks but can do without (models list,
+		// plugins, MCP, settings, analytics); answered as a backend
+		// without them would, so Codex does not retry them.
+		http.NotFound(w, r)
 	case host == "api.anthropic.com" && r.URL.Path == "/v1/messages":
 		anthropicStream(w)
 	case host == "api.anthropic.com" && strings.HasPrefix(r.URL.Path, "/api/"):
@@ -104,6 +111,16 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 	default:
 		fmt.Fprintf(w, "ok %s %s\n", r.Host, r.URL.Path)
 	}
+}
+
+func codexOptional(path string) bool {
+	for _, prefix := range []string{"/backend-api/codex/models", "/backend-api/ps/", "/backend-api/wham/settings/",
+		"/backend-api/codex/analytics-events/", "/backend-api/plugins/"} {
+		if strings.HasPrefix(path, prefix) {
+			return true
+		}
+	}
+	return false
 }
 
 // codexStream answers a Codex turn with a Responses API event stream.

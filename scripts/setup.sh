@@ -5,8 +5,10 @@
 set -euo pipefail
 
 STATICCHECK_VERSION="${STATICCHECK_VERSION:-v0.8.2}"
-# The real Codex CLI, for the test that runs it through the egress.
+# The real Codex CLI and Claude Code, for the tests that run them through
+# the egress.
 CODEX_VERSION="${CODEX_VERSION:-0.171.0}"
+CLAUDE_VERSION="${CLAUDE_VERSION:-2.1.332}"
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bin="${repo_root}/.tools/bin"
@@ -38,6 +40,21 @@ if ! "${bin}/codex" --version 2>/dev/null | grep -q "${CODEX_VERSION}"; then
 	fi
 fi
 [[ -x "${bin}/codex" ]] && echo "codex ${CODEX_VERSION} at ${bin}/codex"
+
+# Claude Code ships a native binary through an optional npm dependency.
+claude_dir="${repo_root}/.tools/claude"
+if ! "${bin}/claude" --version 2>/dev/null | grep -q "${CLAUDE_VERSION}"; then
+	if command -v npm >/dev/null; then
+		npm install --silent --no-audit --no-fund --prefix "${claude_dir}" "@anthropic-ai/claude-code@${CLAUDE_VERSION}" >&2
+		ln -sf "${claude_dir}/node_modules/.bin/claude" "${bin}/claude"
+	elif [[ -n "${CI:-}" ]]; then
+		echo "setup: npm is required for the Claude Code test (apt-get install npm)" >&2
+		exit 1
+	else
+		echo "setup: no npm; the Claude Code test will be skipped" >&2
+	fi
+fi
+[[ -x "${bin}/claude" ]] && echo "claude ${CLAUDE_VERSION} at ${bin}/claude"
 
 # Docker, for the container tests. Under CI a missing Docker fails the run;
 # elsewhere the container tests skip themselves and say why.

@@ -141,3 +141,22 @@ func (p *plane) slotFacts(pol *config.Policy) map[string]admin.SlotFacts {
 	}
 	return facts
 }
+
+// recoverLogin asks the refresher of the Codex login held in slot, when
+// egressgate keeps it fresh, to refresh now: its upstream has just
+// rejected the access token, which may be revoked while the login holds.
+func (p *plane) recoverLogin(slot string) {
+	for _, pol := range p.policies() {
+		login, ok := codexLogin(pol)
+		if !ok || login.Name != slot {
+			continue
+		}
+		p.refreshersMu.Lock()
+		hr := p.refreshers[login.Source.Ref]
+		p.refreshersMu.Unlock()
+		if hr != nil {
+			p.log.Info("the host's Codex login was rejected upstream; refreshing it now", "bottle", pol.Name, "slot", slot)
+			hr.r.Recover()
+		}
+	}
+}

@@ -43,6 +43,7 @@ func Run(ctx context.Context, o Options) error {
 			for _, pol := range cp.policies() {
 				cp.metrics.CredentialRejected(pol.Name, r.Slot, r.Host)
 			}
+			cp.recoverLogin(r.Slot)
 		})
 		cp.rejections = func(string) map[string]extproc.Rejection { return ep.Rejections() }
 		// Envoy and this server live and die together: a key of this

@@ -10,7 +10,7 @@ import (
 )
 
 // setupHint tells a developer how to get an Envoy binary for the tests.
-const setupHint = "run scripts/setup.sh (installs .tools/bin/envoy and .tools/bin/codex) or set $ENVOY_BIN / $CODEX_BIN"
+const setupHint = "run scripts/setup.sh (installs .tools/bin/envoy, codex and claude) or set $ENVOY_BIN / $CODEX_BIN / $CLAUDE_BIN"
 
 // EnvoyBinary returns the Envoy binary tests should run: $ENVOY_BIN if set,
 // else <module root>/.tools/bin/envoy. Without one, a test is skipped on a
@@ -27,6 +27,14 @@ func EnvoyBinary(t testing.TB) string {
 func CodexBinary(t testing.TB) string {
 	t.Helper()
 	return tool(t, "CODEX_BIN", "codex")
+}
+
+// ClaudeBinary returns the pinned Claude Code CLI: $CLAUDE_BIN if set, else
+// <module root>/.tools/bin/claude (installed by scripts/setup.sh), failing
+// under CI and skipping elsewhere when missing.
+func ClaudeBinary(t testing.TB) string {
+	t.Helper()
+	return tool(t, "CLAUDE_BIN", "claude")
 }
 
 func tool(t testing.TB, envVar, name string) string {
