@@ -146,6 +146,7 @@ func TestClaude(t *testing.T) {
 			want := baseEnvWant(DefaultProxyURL, DefaultCAPath)
 			if tt.wantToken {
 				want["CLAUDE_CODE_OAUTH_TOKEN"] = ClaudePlaceholderToken
+				want["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] = "1"
 			}
 			assert.Equal(t, want, readEnv(t, o.OutDir))
 			assert.Contains(t, strings.Join(res.Notes, "\n"), tt.wantNote)

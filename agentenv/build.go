@@ -178,12 +178,17 @@ func placeholderAuthJSON(c codexauth.Claims, now time.Time) ([]byte, error) {
 func (b *bundle) addClaude(p *config.Policy) {
 	r, ok := p.Route(claudeAPIHost)
 	if !ok || r.Auth == nil {
-		b.notes = append(b.notes, "no CLAUDE_CODE_OAUTH_TOKEN: the manifest forwards no host token for "+claudeAPIHost+" (forward_host_credentials and auth_token)")
+		b.notes = append(b.notes, "no CLAUDE_CODE_OAUTH_TOKEN: the manifest forwards no host login for "+claudeAPIHost+" (forward_host_credentials)")
 		return
 	}
-	b.env = append(b.env, envVar{"CLAUDE_CODE_OAUTH_TOKEN", ClaudePlaceholderToken})
+	// The bottle reaches only its routes: Claude Code's telemetry, error
+	// reports and self-update would be refused at the egress (or, for its
+	// telemetry to api.anthropic.com, sent under the host's login), so it
+	// is told not to try.
+	b.env = append(b.env, envVar{"CLAUDE_CODE_OAUTH_TOKEN", ClaudePlaceholderToken},
+		envVar{"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1"})
 	if s, ok := p.Slot(r.Auth.Slot); ok && !s.Present() {
-		b.notes = append(b.notes, "the host token is not set yet ("+s.Source.Fix()+"); until then "+claudeAPIHost+" answers 503")
+		b.notes = append(b.notes, "the host token is not set yet ("+s.Source.Fix()+"); until then "+claudeAPIHost+" refuses requests with that reason")
 	}
 }
 

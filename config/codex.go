@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io/fs"
 	"time"
 
@@ -31,36 +30,12 @@ type codexAuthJSON struct {
 	} `json:"tokens"`
 }
 
-// codexLogin is what readCodexAuth found in a Codex auth.json.
-type codexLogin struct {
-	path   string
-	value  Secret
-	expiry time.Time
-	// problem, when set, is why the file holds no usable login: one line
-	// naming the file, the problem and the fix, quoting nothing of it.
-	problem string
-}
-
-// startupProblem is why the login cannot be used at now, where that is an
-// error (start-up, validate, agent-env): a problem with the file, or a
-// token already expired. A running egress instead keeps an expired token
-// in its slot, and ext_proc refuses it by its expiry.
-func (c codexLogin) startupProblem(now time.Time) string {
-	switch {
-	case c.problem != "":
-		return c.problem
-	case !now.Before(c.expiry):
-		return codexProblem(c.path, "access token expired at "+c.expiry.Format(time.RFC3339))
-	}
-	return ""
-}
-
 // readCodexAuth reads the ChatGPT access token held in the Codex auth.json
 // at path, and its expiry.
-func (l *loader) readCodexAuth(path string) codexLogin {
-	c := codexLogin{path: path}
-	fail := func(problem string) codexLogin {
-		c.problem = codexProblem(path, problem)
+func (l *loader) readCodexAuth(path string) hostLogin {
+	c := hostLogin{path: path, fix: codexFix}
+	fail := func(problem string) hostLogin {
+		c.problem = c.problemText(problem)
 		return c
 	}
 	data, err := l.opts.ReadFile(path)
@@ -142,8 +117,4 @@ func hasChatGPTAccount(claims jwt.MapClaims) bool {
 	}
 	id, ok := auth["chatgpt_account_id"].(string)
 	return ok && id != ""
-}
-
-func codexProblem(path, problem string) string {
-	return fmt.Sprintf("%s: %s; %s", path, problem, codexFix)
 }

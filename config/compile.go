@@ -46,7 +46,7 @@ func (l *loader) templateRoutes(m manifest) []routeSpec {
 	case templateCodex:
 		return l.codexRoutes(m.forward)
 	case templateClaude:
-		return claudeRoutes(m)
+		return l.claudeRoutes(m)
 	default:
 		return nil
 	}
@@ -133,12 +133,28 @@ func (l *loader) env(key string) string {
 	return v
 }
 
-func claudeRoutes(m manifest) []routeSpec {
+// claudeRoutes is api.anthropic.com for Claude Code. Forwarded, it carries
+// the host token named by auth_token, or else the host's own Claude Code
+// login; as for Codex, the login is not even located unless forwarded.
+func (l *loader) claudeRoutes(m manifest) []routeSpec {
 	r := routeSpec{template: templateClaude, route: Route{Host: claudeAPIHost, TLS: Intercept}}
-	if m.forward && m.authToken != "" {
+	switch {
+	case m.forward && m.authToken != "":
 		r.auth = &authSpec{scheme: "Bearer", source: Source{Kind: SourceEnv, Ref: m.authToken}, path: authTokenPath}
+	case m.forward:
+		if path, ok := l.claudeCredentials(); ok {
+			r.auth = &authSpec{scheme: "Bearer", source: Source{Kind: SourceClaude, Ref: path}, path: forwardPath}
+		}
 	}
 	return []routeSpec{r}
+}
+
+// readLogin reads a host login file of either kind.
+func (l *loader) readLogin(s Source) hostLogin {
+	if s.Kind == SourceClaude {
+		return l.readClaudeLogin(s.Ref)
+	}
+	return l.readCodexAuth(s.Ref)
 }
 
 // merge returns the template's routes, each merged with the manifest route
@@ -254,8 +270,8 @@ func (l *loader) fillSlots(slots []Slot, namedAt []string) []Error {
 			s.Value = NewSecret(l.env(s.Source.Ref))
 		case SourceFile:
 			s.Value = l.readTokenFile(namedAt[i], s.Source.Ref)
-		case SourceCodex:
-			login := l.readCodexAuth(s.Source.Ref)
+		case SourceCodex, SourceClaude:
+			login := l.readLogin(s.Source)
 			s.Value, s.Expiry = login.value, login.expiry
 			if login.problem != "" {
 				s.Value, s.Problem = Secret{}, login.problem

@@ -33,7 +33,7 @@ func inputs(manifest string, p *Policy) []string {
 		}
 	}
 	for _, s := range p.Slots {
-		if s.Source.Kind == SourceFile || s.Source.Kind == SourceCodex {
+		if s.Source.Kind == SourceFile || s.Source.Kind == SourceCodex || s.Source.Kind == SourceClaude {
 			files = append(files, s.Source.Ref)
 		}
 	}

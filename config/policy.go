@@ -143,6 +143,9 @@ const (
 	SourceCodex SourceKind = "codex"
 	// SourceFile is a host file holding only the token, named by token_file.
 	SourceFile SourceKind = "file"
+	// SourceClaude is the host's Claude Code login
+	// ($CLAUDE_CONFIG_DIR/.credentials.json).
+	SourceClaude SourceKind = "claude"
 )
 
 // Source identifies one host credential source. Routes naming the same
@@ -162,6 +165,8 @@ func (s Source) String() string {
 		return "codex " + s.Ref
 	case SourceFile:
 		return "file " + s.Ref
+	case SourceClaude:
+		return "claude " + s.Ref
 	default:
 		return string(s.Kind) + " " + s.Ref
 	}
@@ -177,6 +182,8 @@ func (s Source) Describe() string {
 		return "the host's Codex login"
 	case SourceFile:
 		return "the host's token file"
+	case SourceClaude:
+		return "the host's Claude Code login"
 	default:
 		return "the host credential"
 	}
@@ -200,6 +207,8 @@ func (s Source) Fix() string {
 		return fmt.Sprintf("set %s in egressgate's environment on the host and restart egressgate", s.Ref)
 	case SourceCodex:
 		return "run `codex login --device-auth` on the host"
+	case SourceClaude:
+		return claudeFix
 	case SourceFile:
 		// No restart: the file is watched, so writing it is enough.
 		return fmt.Sprintf("write the token to %s on the host", s.Ref)

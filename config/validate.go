@@ -123,10 +123,6 @@ func (l *loader) provider(m manifest) {
 	switch m.template {
 	case templateNone:
 		l.errorf(forwardPath, "template none has no host credentials to forward; set template to codex or claude")
-	case templateClaude:
-		if m.authToken == "" && !l.doc.isBad(authTokenPath) {
-			l.errorf(authTokenPath, "required when template is claude and forward_host_credentials is true")
-		}
 	}
 }
 

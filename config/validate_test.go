@@ -38,9 +38,14 @@ func TestValidation(t *testing.T) {
 			[]string{`:4: agent_provider.auth_token: must name a host environment variable (A-Z, 0-9 and _, not starting with a digit), never hold the token itself`},
 		},
 		{
-			"claude forwarding without auth_token",
+			"claude forwarding without auth_token, nowhere to find the login",
 			"name: demo\nagent_provider:\n  template: claude\n  forward_host_credentials: true\n",
-			[]string{`:2: agent_provider.auth_token: required when template is claude and forward_host_credentials is true`},
+			[]string{`:4: agent_provider.forward_host_credentials: cannot find Claude Code's login: set CLAUDE_CONFIG_DIR or HOME, or name a host variable in auth_token`},
+		},
+		{
+			"refresh without codex forwarding",
+			"name: demo\nagent_provider:\n  template: claude\n  auth_token: TOKEN\n  forward_host_credentials: true\n  refresh_host_credentials: true\n",
+			[]string{`:6: agent_provider.refresh_host_credentials: only a codex bottle with forward_host_credentials: true has a host login to refresh`},
 		},
 		{
 			"forwarding with no template",

@@ -134,10 +134,16 @@ func TestRestartKeepsCAAndBootstrapValidates(t *testing.T) {
 
 func runEgressgate(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
+	return runEgressgateEnv(t, nil, args...)
+}
+
+// runEgressgateEnv is runEgressgate with extra KEY=VALUE environment.
+func runEgressgateEnv(t *testing.T, env []string, args ...string) (int, string, string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, egressgateBin, args...)
-	cmd.Env = append(os.Environ(), "ENVOY_BIN="+testenv.EnvoyBinary(t))
+	cmd.Env = append(append(os.Environ(), "ENVOY_BIN="+testenv.EnvoyBinary(t)), env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
