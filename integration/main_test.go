@@ -12,6 +12,12 @@ import (
 var egressgateBin string
 
 func TestMain(m *testing.M) {
+	// A prebuilt egressgate (EGRESSGATE_BIN), to run the benchmarks
+	// against another build in the same conditions.
+	if bin := os.Getenv("EGRESSGATE_BIN"); bin != "" {
+		egressgateBin = bin
+		os.Exit(m.Run())
+	}
 	dir, err := os.MkdirTemp("", "egressgate-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
