@@ -132,6 +132,9 @@ func (p *plane) apply(ctx context.Context, b *bottle) error {
 	if current == nil || current.version() != next.version() {
 		p.log.Info("configuration applied", "bottle", next.policy.Name, "version", next.version())
 	}
+	if current != nil {
+		logSlotChanges(p.log, current.policy, next.policy)
+	}
 	b.name, b.current, b.lastErr = next.policy.Name, next, nil
 	p.metrics.ReloadSucceeded(b.name)
 	return nil
@@ -307,6 +310,24 @@ func logSlots(log *slog.Logger, p *config.Policy) {
 			log.Warn("credential has expired", "bottle", p.Name, "slot", s.Name, "source", s.Source.String(), "fix", s.Source.Fix())
 		default:
 			log.Info("credential slot loaded", "bottle", p.Name, "slot", s.String(), "source", s.Source.String())
+		}
+	}
+}
+
+// logSlotChanges says, once per change, when a reload gave a slot a new
+// value (a host login refreshed or renewed) or took its value away (a
+// logout: the slot is revoked). Values are never logged, only that they
+// changed and the slots' redacted forms.
+func logSlotChanges(log *slog.Logger, old, next *config.Policy) {
+	for _, s := range next.Slots {
+		before, ok := old.Slot(s.Name)
+		switch {
+		case !ok || before.Source != s.Source:
+		case before.Present() && !s.Present():
+			log.Warn("credential revoked: its source no longer holds one; its routes are refused",
+				"bottle", next.Name, "slot", s.Name, "source", s.Source.String(), "problem", s.Problem, "fix", s.Source.Fix())
+		case s.Present() && (!before.Present() || before.Value.Reveal() != s.Value.Reveal()):
+			log.Info("credential rotated", "bottle", next.Name, "slot", s.String(), "source", s.Source.String())
 		}
 	}
 }

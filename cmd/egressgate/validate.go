@@ -37,7 +37,11 @@ func validateCommand() *cobra.Command {
 // describe prints what a policy allows. Slots appear only in their redacted
 // form.
 func describe(w io.Writer, p *config.Policy) error {
-	fmt.Fprintf(w, "bottle %s (template %s, host credentials forwarded: %t)\n\nroutes:\n", p.Name, p.Template, p.ForwardHostCredentials)
+	fmt.Fprintf(w, "bottle %s (template %s, host credentials forwarded: %t", p.Name, p.Template, p.ForwardHostCredentials)
+	if p.RefreshHostCredentials {
+		fmt.Fprint(w, ", kept fresh by egressgate")
+	}
+	fmt.Fprint(w, ")\n\nroutes:\n")
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	for _, r := range p.Routes {
 		auth := "-"
