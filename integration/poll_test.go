@@ -43,7 +43,7 @@ func status(t testing.TB, adminAddr string) admin.Status {
 
 // childPIDs lists the children of pid, from every thread's children file:
 // egressgate starts Envoy from a thread of its own.
-func childPIDs(t *testing.T, pid int) []int {
+func childPIDs(t testing.TB, pid int) []int {
 	t.Helper()
 	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
 	require.NoError(t, err)
@@ -63,7 +63,7 @@ func childPIDs(t *testing.T, pid int) []int {
 }
 
 // envoyPID is the PID of the bottle's Envoy child.
-func (b *bottle) envoyPID(t *testing.T) int {
+func (b *bottle) envoyPID(t testing.TB) int {
 	t.Helper()
 	kids := childPIDs(t, b.cmd.Process.Pid)
 	require.Len(t, kids, 1, "egressgate should have exactly one child, its Envoy")
