@@ -25,6 +25,7 @@ import (
 	grpcstatus "google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/egressgate/egressgate/admin"
 	"github.com/egressgate/egressgate/envoy"
 	"github.com/egressgate/egressgate/extproc"
 	"github.com/egressgate/egressgate/internal/testenv"
@@ -222,6 +223,21 @@ func TestSplitDeployment(t *testing.T) {
 			return resp.StatusCode == http.StatusOK
 		})
 		assert.Equal(t, pid, d.envoy.PID())
+	})
+
+	// Last: it stops the bottle's login. The sidecar is where Envoy
+	// reports the upstream's 401, and its status shows it.
+	t.Run("an upstream rejection stops the login at the sidecar", func(t *testing.T) {
+		client := d.agent(t, false)
+		up.revoke("Bearer " + login.accessToken)
+		code, _ := chatgptTurn(t, client)
+		require.Equal(t, http.StatusUnauthorized, code)
+		eventually(t, propagation, "the sidecar to mark the login rejected", func() bool {
+			return status(t, d.extproc.admin).Bottles[0].Slots[0].State == admin.SlotRejected
+		})
+		code, body := chatgptTurn(t, client)
+		assert.Equal(t, http.StatusBadRequest, code)
+		assert.Contains(t, body, "chatgpt.com rejected the host's Codex login")
 	})
 }
 
