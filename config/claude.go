@@ -34,22 +34,9 @@ type claudeCredentialsJSON struct {
 // $CLAUDE_CONFIG_DIR/.credentials.json, else ~/.claude/.credentials.json,
 // made absolute because the path is shown in status and errors.
 func (l *loader) claudeCredentials() (string, bool) {
-	dir := l.env("CLAUDE_CONFIG_DIR")
-	if dir == "" {
-		if h := l.env("HOME"); h != "" {
-			dir = filepath.Join(h, defaultClaudeSubdir)
-		}
-	}
-	if dir == "" {
-		l.errorf(forwardPath, "cannot find Claude Code's login: set CLAUDE_CONFIG_DIR or HOME, or name a host variable in auth_token")
-		return "", false
-	}
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		l.errorf(forwardPath, "cannot make the Claude config dir %s absolute: %v", dir, err)
-		return "", false
-	}
-	return filepath.Join(abs, claudeCredentialsFile), true
+	dir, ok := l.cliHome("", "CLAUDE_CONFIG_DIR", defaultClaudeSubdir,
+		"cannot find Claude Code's login: set CLAUDE_CONFIG_DIR or HOME, or name a host variable in auth_token")
+	return filepath.Join(dir, claudeCredentialsFile), ok
 }
 
 // readClaudeLogin reads the OAuth access token of the host's Claude Code
@@ -61,14 +48,9 @@ func (l *loader) readClaudeLogin(path string) hostLogin {
 		c.problem = c.problemText(problem)
 		return c
 	}
-	data, err := l.opts.ReadFile(path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return fail("not found")
-	case err != nil:
-		return fail("cannot read: " + readProblem(err))
-	case len(bytes.TrimSpace(data)) == 0:
-		return fail("is empty")
+	data, problem := l.readLoginFile(path)
+	if problem != "" {
+		return fail(problem)
 	}
 	var f claudeCredentialsJSON
 	if err := json.Unmarshal(data, &f); err != nil {
@@ -117,4 +99,19 @@ func (c hostLogin) startupProblem(now time.Time) string {
 		return c.problemText("access token expired at " + c.expiry.Format(time.RFC3339))
 	}
 	return ""
+}
+
+// readLoginFile reads a host login file, or says why there is no login in
+// it: a logged-out host has no file, or an empty one.
+func (l *loader) readLoginFile(path string) ([]byte, string) {
+	data, err := l.opts.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, "not found"
+	case err != nil:
+		return nil, "cannot read: " + readProblem(err)
+	case len(bytes.TrimSpace(data)) == 0:
+		return nil, "is empty"
+	}
+	return data, ""
 }

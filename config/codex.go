@@ -1,10 +1,8 @@
 package config
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
-	"io/fs"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -38,15 +36,9 @@ func (l *loader) readCodexAuth(path string) hostLogin {
 		c.problem = c.problemText(problem)
 		return c
 	}
-	data, err := l.opts.ReadFile(path)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return fail("not found")
-		}
-		return fail("cannot read: " + readProblem(err))
-	}
-	if len(bytes.TrimSpace(data)) == 0 {
-		return fail("is empty")
+	data, problem := l.readLoginFile(path)
+	if problem != "" {
+		return fail(problem)
 	}
 	var f codexAuthJSON
 	if err := json.Unmarshal(data, &f); err != nil {

@@ -104,25 +104,33 @@ func bindAnswers(routes []routeSpec) {
 }
 
 // codexHome is where Codex keeps auth.json, found the way Codex finds it:
-// --codex-home, else $CODEX_HOME, else $HOME/.codex. It is made absolute
-// because the path is shown in status and errors.
+// --codex-home, else $CODEX_HOME, else $HOME/.codex.
 func (l *loader) codexHome() (string, bool) {
-	home := l.opts.CodexHome
+	return l.cliHome(l.opts.CodexHome, "CODEX_HOME", defaultCodexSubdir,
+		"cannot find the Codex home: pass --codex-home, or set CODEX_HOME or HOME")
+}
+
+// cliHome is a CLI's home directory as the CLI finds it: flag, else the
+// environment variable, else that subdirectory of $HOME. It is made
+// absolute because the path is shown in status and errors. missing is
+// the error when none of them is set.
+func (l *loader) cliHome(flag, envVar, subdir, missing string) (string, bool) {
+	home := flag
 	if home == "" {
-		home = l.env("CODEX_HOME")
+		home = l.env(envVar)
 	}
 	if home == "" {
 		if h := l.env("HOME"); h != "" {
-			home = filepath.Join(h, defaultCodexSubdir)
+			home = filepath.Join(h, subdir)
 		}
 	}
 	if home == "" {
-		l.errorf(forwardPath, "cannot find the Codex home: pass --codex-home, or set CODEX_HOME or HOME")
+		l.errorf(forwardPath, "%s", missing)
 		return "", false
 	}
 	abs, err := filepath.Abs(home)
 	if err != nil {
-		l.errorf(forwardPath, "cannot make the Codex home %s absolute: %v", home, err)
+		l.errorf(forwardPath, "cannot make %s absolute: %v", home, err)
 		return "", false
 	}
 	return abs, true

@@ -52,10 +52,7 @@ func TestAnswerCodexRefresh(t *testing.T) {
 // of answers, then refusals that say why, then one answer per interval.
 func TestRefreshAnswersBounded(t *testing.T) {
 	exp := t0.Add(2 * time.Hour)
-	host, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
-		"exp": exp.Unix(), "https://api.openai.com/auth": map[string]any{"chatgpt_account_id": "acct-42"},
-	}).SignedString([]byte("host-key"))
-	require.NoError(t, err)
+	host := hostAccessToken(t, exp)
 	h := newHarness(t)
 	h.srv.SetSlots([]config.Slot{codexSlot(host, exp)})
 	md := []string{MetadataHost, "auth.openai.com", MetadataAnswer, config.AnswerCodexRefresh,

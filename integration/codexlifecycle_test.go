@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -15,7 +14,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/egressgate/egressgate/admin"
-	"github.com/egressgate/egressgate/internal/standin"
 )
 
 // rotationLog records, from outside, when the egress took each host
@@ -118,13 +116,8 @@ func fileToken(path string) (string, time.Time, bool) {
 // refreshes a bounded number of times; and no request carries a host
 // token older than one the egress had already taken.
 func TestRealCodexLifecycle(t *testing.T) {
-	pki := newUpstreamPKI(t, "chatgpt.com", "auth.openai.com")
-	up := newUpstream(t, pki)
-	up.oauth = standin.NewOAuth("acct-test-123", 20*time.Second)
-	home := t.TempDir()
-	authJSON := filepath.Join(home, "auth.json")
-	require.NoError(t, os.WriteFile(authJSON, up.oauth.AuthJSON(up.oauth.Login(), time.Now()), 0o600))
-	b := startBottle(t, bottleOptions{manifest: refreshManifest(up, pki), codexHome: home})
+	rb := startRefreshingBottle(t, 20*time.Second)
+	b, up, home, authJSON := rb.bottle, rb.up, rb.home, rb.authJSON
 	agent := newCodexAgent(t, b, home)
 
 	rotations := &rotationLog{}

@@ -42,14 +42,9 @@ egress:
 // nobody using Codex on the host. The file it leaves behind is one the
 // real Codex CLI takes as a ChatGPT login.
 func TestHostLoginKeptFresh(t *testing.T) {
-	pki := newUpstreamPKI(t, "chatgpt.com", "auth.openai.com")
-	up := newUpstream(t, pki)
 	// Eight-second logins are refreshed half-way, every four seconds.
-	up.oauth = standin.NewOAuth("acct-test-123", 8*time.Second)
-	home := t.TempDir()
-	authJSON := filepath.Join(home, "auth.json")
-	require.NoError(t, os.WriteFile(authJSON, up.oauth.AuthJSON(up.oauth.Login(), time.Now()), 0o600))
-	b := startBottle(t, bottleOptions{manifest: refreshManifest(up, pki), codexHome: home})
+	rb := startRefreshingBottle(t, 8*time.Second)
+	b, up, home, authJSON := rb.bottle, rb.up, rb.home, rb.authJSON
 	client := b.agent(t, false)
 
 	tokens := map[string]bool{}
@@ -88,6 +83,28 @@ func TestHostLoginKeptFresh(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "codex login status: %s", out)
 	assert.Contains(t, string(out), "Logged in using ChatGPT")
+}
+
+// refreshingBottle is a codex bottle whose host login egressgate keeps
+// fresh, at the stand-in's token endpoint.
+type refreshingBottle struct {
+	bottle         *bottle
+	up             *upstream
+	home, authJSON string
+}
+
+// startRefreshingBottle starts a refreshingBottle whose host logins (the
+// first one included) live for life.
+func startRefreshingBottle(t *testing.T, life time.Duration) refreshingBottle {
+	t.Helper()
+	pki := newUpstreamPKI(t, "chatgpt.com", "auth.openai.com")
+	up := newUpstream(t, pki)
+	up.oauth = standin.NewOAuth("acct-test-123", life)
+	home := t.TempDir()
+	authJSON := filepath.Join(home, "auth.json")
+	require.NoError(t, os.WriteFile(authJSON, up.oauth.AuthJSON(up.oauth.Login(), time.Now()), 0o600))
+	b := startBottle(t, bottleOptions{manifest: refreshManifest(up, pki), codexHome: home})
+	return refreshingBottle{bottle: b, up: up, home: home, authJSON: authJSON}
 }
 
 // TestExpiredLoginRefreshedAtStart: a bottle started after its host login

@@ -22,39 +22,35 @@ if ! "${bin}/staticcheck" -version 2>/dev/null | grep -q "${STATICCHECK_VERSION#
 fi
 echo "staticcheck ${STATICCHECK_VERSION} at ${bin}/staticcheck"
 
-codex_dir="${repo_root}/.tools/codex"
-if ! "${bin}/codex" --version 2>/dev/null | grep -q "${CODEX_VERSION}"; then
+# install_npm_cli NAME PACKAGE VERSION: installs PACKAGE@VERSION into
+# .tools/NAME and links its NAME binary into .tools/bin, unless that
+# version is there already. Without npm it installs it from Debian when
+# root, fails under CI and skips elsewhere (the test that needs it skips).
+install_npm_cli() {
+	local name="$1" package="$2" version="$3" dir="${repo_root}/.tools/$1"
+	if "${bin}/${name}" --version 2>/dev/null | grep -q "${version}"; then
+		echo "${name} ${version} at ${bin}/${name}"
+		return
+	fi
 	if ! command -v npm >/dev/null && [[ "$(id -u)" -eq 0 ]] && command -v apt-get >/dev/null; then
-		echo "setup: installing npm (for the Codex CLI test)" >&2
+		echo "setup: installing npm (for the ${name} test)" >&2
 		DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >&2
 	fi
 	if command -v npm >/dev/null; then
-		npm install --silent --no-audit --no-fund --prefix "${codex_dir}" "@openai/codex@${CODEX_VERSION}" >&2
-		ln -sf "${codex_dir}/node_modules/.bin/codex" "${bin}/codex"
+		npm install --silent --no-audit --no-fund --prefix "${dir}" "${package}@${version}" >&2
+		ln -sf "${dir}/node_modules/.bin/${name}" "${bin}/${name}"
+		echo "${name} ${version} at ${bin}/${name}"
 	elif [[ -n "${CI:-}" ]]; then
-		echo "setup: npm is required for the Codex CLI test (apt-get install npm)" >&2
+		echo "setup: npm is required for the ${name} test (apt-get install npm)" >&2
 		exit 1
 	else
-		echo "setup: no npm; the Codex CLI test will be skipped" >&2
+		echo "setup: no npm; the ${name} test will be skipped" >&2
 	fi
-fi
-[[ -x "${bin}/codex" ]] && echo "codex ${CODEX_VERSION} at ${bin}/codex"
-
+}
+install_npm_cli codex "@openai/codex" "${CODEX_VERSION}"
 # Claude Code ships a native binary through an optional npm dependency.
-claude_dir="${repo_root}/.tools/claude"
-if ! "${bin}/claude" --version 2>/dev/null | grep -q "${CLAUDE_VERSION}"; then
-	if command -v npm >/dev/null; then
-		npm install --silent --no-audit --no-fund --prefix "${claude_dir}" "@anthropic-ai/claude-code@${CLAUDE_VERSION}" >&2
-		ln -sf "${claude_dir}/node_modules/.bin/claude" "${bin}/claude"
-	elif [[ -n "${CI:-}" ]]; then
-		echo "setup: npm is required for the Claude Code test (apt-get install npm)" >&2
-		exit 1
-	else
-		echo "setup: no npm; the Claude Code test will be skipped" >&2
-	fi
-fi
-[[ -x "${bin}/claude" ]] && echo "claude ${CLAUDE_VERSION} at ${bin}/claude"
+install_npm_cli claude "@anthropic-ai/claude-code" "${CLAUDE_VERSION}"
 
 # Docker, for the container tests. Under CI a missing Docker fails the run;
 # elsewhere the container tests skip themselves and say why.
