@@ -152,6 +152,9 @@ func (o Options) check() error {
 	if !path.IsAbs(o.CAPath) {
 		return errors.New("--ca-path: want an absolute path inside the agent container")
 	}
+	if name := path.Base(o.paths().ca); name == bundleFile || name == envFile {
+		return fmt.Errorf("--ca-path: %s is another file agent-env writes; name the CA ca.pem, or give the directory", name)
+	}
 	return nil
 }
 

@@ -208,6 +208,13 @@ func TestCAPathPlacesEveryPath(t *testing.T) {
 			want["CODEX_HOME"] = tt.mount + "/codex"
 			assert.Equal(t, want, readEnv(t, o.OutDir))
 			assert.Contains(t, strings.Join(res.Notes, "\n"), "mounted at "+tt.mount)
+			// Every file the env file names is in the output, where the
+			// mount puts it.
+			for _, k := range []string{"CODEX_CA_CERTIFICATE", "SSL_CERT_FILE", "CODEX_HOME"} {
+				rel := strings.TrimPrefix(want[k], tt.mount+"/")
+				_, err := os.Stat(filepath.Join(o.OutDir, rel))
+				assert.NoError(t, err, "%s=%s is not in the output", k, want[k])
+			}
 		})
 	}
 }
@@ -241,6 +248,7 @@ func TestRefusals(t *testing.T) {
 	}{
 		{"no out", func(o *Options) { o.OutDir = "" }, "--out"},
 		{"relative ca path", func(o *Options) { o.CAPath = "ca.pem" }, "--ca-path"},
+		{"ca path naming the bundle", func(o *Options) { o.CAPath = "/certs/ca-bundle.pem" }, "another file agent-env writes"},
 		{"out inside the state dir", func(o *Options) { o.OutDir = filepath.Join(o.StateDir, "agent") }, "overlaps the state dir"},
 		{"state dir inside out", func(o *Options) { o.StateDir = filepath.Join(o.OutDir, "state") }, "overlaps the state dir"},
 		{"line break", func(o *Options) { o.ProxyURL = "http://egress:3128\nOPENAI_API_KEY=x" }, "--proxy-url"},

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"path"
 	"path/filepath"
 	"time"
 
@@ -66,6 +67,11 @@ func build(p *config.Policy, caPEM []byte, o Options, now time.Time) (*bundle, e
 	b.files = append(b.files,
 		file{name: caFile, data: caPEM, mode: 0o644},
 		file{name: bundleFile, data: caBundle(o.SystemRoots, caPEM), mode: 0o644})
+	if name := path.Base(o.paths().ca); name != caFile {
+		// --ca-path named the CA file otherwise: the mounted directory
+		// must hold it under that name too.
+		b.files = append(b.files, file{name: name, data: caPEM, mode: 0o644})
+	}
 	switch p.Template {
 	case templateCodex:
 		if err := b.addCodex(p, o.paths().codex, now); err != nil {

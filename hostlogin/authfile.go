@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/egressgate/egressgate/internal/securefile"
 )
 
 // authFile is the host's Codex auth.json as the refresher reads and
@@ -136,4 +138,11 @@ func (f *authFile) withTokens(t tokenAnswer, now time.Time) ([]byte, error) {
 	// Indented like Codex writes it, so a person comparing the file
 	// before and after sees only what changed.
 	return json.MarshalIndent(fields, "", "  ")
+}
+
+// writeLogin replaces the login file with data: atomically, mode 0600 as
+// Codex writes it, keeping the file's owner and following a symbolic link
+// to the file it names.
+func writeLogin(path string, data []byte) error {
+	return securefile.ReplaceKeepingOwner(path, data, 0o600)
 }

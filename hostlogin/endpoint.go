@@ -64,7 +64,13 @@ func NewEndpoint(dialAddress string, caPEM []byte) (Endpoint, error) {
 			return dialer.DialContext(ctx, network, addr)
 		},
 	}
-	return Endpoint{URL: TokenURL, Client: &http.Client{Transport: transport, Timeout: requestTimeout}}, nil
+	return Endpoint{URL: TokenURL, Client: &http.Client{
+		Transport: transport,
+		Timeout:   requestTimeout,
+		// A redirect would re-send the refresh token to wherever it
+		// points; the token goes to the token endpoint or nowhere.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}}, nil
 }
 
 // tokenAnswer is what the endpoint answers a refresh with.

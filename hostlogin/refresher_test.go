@@ -3,6 +3,7 @@ package hostlogin
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -217,7 +218,7 @@ func TestReusedTokenStopsUntilNewLogin(t *testing.T) {
 	assert.True(t, st.Stopped)
 	assert.Contains(t, st.Error, "refresh_token_reused")
 	assert.Contains(t, st.Error, "codex login --device-auth")
-	assert.Equal(t, idleCheck, wait)
+	assert.Equal(t, recheck, wait)
 	for range 5 {
 		f.clock.set(f.clock.now().Add(time.Hour))
 		f.r.step(ctx, func() {})
@@ -243,14 +244,23 @@ func TestFailuresBackOff(t *testing.T) {
 	f.oauth.FailWith(http.StatusServiceUnavailable)
 	f.makeDue(t)
 	ctx := context.Background()
-	var waits []time.Duration
-	for range 7 {
+	// Run as Run does, sleeping what step says, and note when the
+	// endpoint is asked.
+	var gaps []time.Duration
+	last := f.clock.now()
+	for f.oauth.Refreshes() < 7 {
+		asked := f.oauth.Refreshes()
 		wait := f.r.step(ctx, func() {})
-		waits = append(waits, wait)
+		assert.LessOrEqual(t, wait, recheck, "never asleep longer than recheck")
+		if f.oauth.Refreshes() > asked && asked > 0 {
+			gaps = append(gaps, f.clock.now().Sub(last))
+		}
+		if f.oauth.Refreshes() > asked {
+			last = f.clock.now()
+		}
 		f.clock.set(f.clock.now().Add(wait))
 	}
-	assert.Equal(t, []time.Duration{30 * time.Second, time.Minute, 2 * time.Minute, 4 * time.Minute, 8 * time.Minute, 10 * time.Minute, 10 * time.Minute}, waits)
-	assert.Equal(t, 7, f.oauth.Refreshes())
+	assert.Equal(t, []time.Duration{30 * time.Second, time.Minute, 2 * time.Minute, 4 * time.Minute, 8 * time.Minute, 10 * time.Minute}, gaps)
 	st := f.r.State()
 	assert.Contains(t, st.Error, "answered 503")
 	assert.Contains(t, st.Error, "codex login --device-auth")
@@ -259,6 +269,7 @@ func TestFailuresBackOff(t *testing.T) {
 
 	// Back up: the next attempt succeeds and clears the failure.
 	f.oauth.FailWith(0)
+	f.clock.set(f.r.State().NextRefresh)
 	changed := false
 	f.r.step(ctx, func() { changed = true })
 	assert.True(t, changed)
@@ -301,7 +312,7 @@ func TestRefreshersShareOneRefresh(t *testing.T) {
 func TestLoggedOutIsIdle(t *testing.T) {
 	f := newFixture(t)
 	require.NoError(t, os.Remove(f.path))
-	assert.Equal(t, idleCheck, f.r.step(context.Background(), func() {}))
+	assert.Equal(t, recheck, f.r.step(context.Background(), func() {}))
 	assert.Zero(t, f.oauth.Refreshes())
 }
 
@@ -370,4 +381,116 @@ func TestRecoverSpaced(t *testing.T) {
 	f.r.Recover()
 	f.r.step(context.Background(), func() {})
 	assert.Equal(t, 2, f.oauth.Refreshes())
+}
+
+// TestGrantedAnswerNeverLost: once the endpoint has granted a refresh,
+// the refresh token in the file is spent. An answer that cannot be
+// written is kept and written on the next attempt, without asking again;
+// asking with the spent token would be refused as reused and lose the
+// host's login.
+func TestGrantedAnswerNeverLost(t *testing.T) {
+	f := newFixture(t)
+	f.makeDue(t)
+	failWrites := true
+	f.r.write = func(path string, data []byte) error {
+		if failWrites {
+			return errors.New("disk full")
+		}
+		return writeLogin(path, data)
+	}
+	ctx := context.Background()
+	f.r.step(ctx, func() {})
+	assert.Contains(t, f.r.State().Error, "disk full")
+	assert.Equal(t, 1, f.oauth.Refreshes())
+
+	failWrites = false
+	f.clock.set(f.r.State().NextRefresh)
+	changed := false
+	f.r.step(ctx, func() { changed = true })
+	assert.True(t, changed)
+	assert.Equal(t, 1, f.oauth.Refreshes(), "the kept answer was written; nothing asked again")
+	assert.Empty(t, f.r.State().Error)
+
+	// The login in the file is the granted one: the endpoint takes it.
+	a, err := readAuthFile(f.path)
+	require.NoError(t, err)
+	_, status, _ := f.oauth.Refresh(a.refresh)
+	assert.Equal(t, http.StatusOK, status)
+}
+
+// TestShortLivedAnswerKept: a granted token that expires too soon to count
+// is still written (the old refresh token is spent) and the next attempt,
+// after the backoff, uses the new refresh token.
+func TestShortLivedAnswerKept(t *testing.T) {
+	f := newFixture(t)
+	f.makeDue(t)
+	f.oauth.Life = time.Second
+	ctx := context.Background()
+	f.r.step(ctx, func() {})
+	assert.Contains(t, f.r.State().Error, "answered with a token that expires at")
+	f.oauth.Life = time.Hour
+	f.clock.set(f.r.State().NextRefresh)
+	f.r.step(ctx, func() {})
+	st := f.r.State()
+	assert.False(t, st.Stopped, "the second attempt used the new refresh token, not the spent one")
+	assert.Empty(t, st.Error)
+	assert.Equal(t, 2, f.oauth.Refreshes())
+}
+
+// TestRecoverNotKeptWhileStopped: a recovery asked while the login is
+// refused for good does not rotate the new login a person makes later.
+func TestRecoverNotKeptWhileStopped(t *testing.T) {
+	f := newFixture(t)
+	a, err := readAuthFile(f.path)
+	require.NoError(t, err)
+	_, _, _ = f.oauth.Refresh(a.refresh) // spent elsewhere
+	f.makeDue(t)
+	ctx := context.Background()
+	f.r.step(ctx, func() {})
+	require.True(t, f.r.State().Stopped)
+	f.r.Recover()
+	require.NoError(t, os.WriteFile(f.path, f.oauth.AuthJSON(f.oauth.Login(), f.clock.now()), 0o600))
+	f.r.step(ctx, func() {})
+	assert.Equal(t, 1, f.oauth.Refreshes(), "a new login that is not due is left alone")
+	assert.False(t, f.r.State().Stopped)
+}
+
+// TestFailureClearedBySomeoneElsesRefresh: after a failure, the host's
+// Codex refreshing the file itself clears the failing state at once.
+func TestFailureClearedBySomeoneElsesRefresh(t *testing.T) {
+	f := newFixture(t)
+	f.oauth.FailWith(http.StatusServiceUnavailable)
+	f.makeDue(t)
+	ctx := context.Background()
+	f.r.step(ctx, func() {})
+	require.NotEmpty(t, f.r.State().Error)
+	f.oauth.FailWith(0)
+	hostRefresh(t, f)
+	f.r.step(ctx, func() {})
+	st := f.r.State()
+	assert.Empty(t, st.Error)
+	assert.True(t, st.FailingSince.IsZero())
+}
+
+// TestRedirectNotFollowed: the refresh token goes to the token endpoint
+// or nowhere, never to where a redirect points.
+func TestRedirectNotFollowed(t *testing.T) {
+	var elsewhere int
+	other := httptest.NewTLSServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { elsewhere++ }))
+	t.Cleanup(other.Close)
+	redirect := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL+"/steal", http.StatusTemporaryRedirect)
+	}))
+	t.Cleanup(redirect.Close)
+	ep, err := NewEndpoint("", nil)
+	require.NoError(t, err)
+	ep.URL = redirect.URL + "/oauth/token"
+	tr := ep.Client.Transport.(*http.Transport)
+	tr.TLSClientConfig = redirect.Client().Transport.(*http.Transport).TLSClientConfig
+	_, err = ep.refresh(context.Background(), "rt-secret")
+	var re *RefreshError
+	require.ErrorAs(t, err, &re)
+	assert.Equal(t, http.StatusTemporaryRedirect, re.Status)
+	assert.False(t, re.Permanent)
+	assert.Zero(t, elsewhere)
 }

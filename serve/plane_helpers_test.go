@@ -36,6 +36,12 @@ type testPlane struct {
 
 func newTestPlane(t *testing.T, manifest string, clock *fakeClock) *testPlane {
 	t.Helper()
+	return newTestPlaneWith(t, manifest, clock, func(*planeConfig) {})
+}
+
+// newTestPlaneWith is newTestPlane with the plane's configuration edited.
+func newTestPlaneWith(t *testing.T, manifest string, clock *fakeClock, edit func(*planeConfig)) *testPlane {
+	t.Helper()
 	dir := t.TempDir()
 	ca, err := pki.LoadOrCreateCA(filepath.Join(dir, "state"), clock.now())
 	require.NoError(t, err)
@@ -53,6 +59,7 @@ func newTestPlane(t *testing.T, manifest string, clock *fakeClock) *testPlane {
 		log: slog.New(slog.DiscardHandler), ca: ca, xds: xds.NewServer(ctx, nil, nil), now: clock.now,
 		localSlots: func(_ string, s []config.Slot) { tp.slots = append(tp.slots, s) },
 	}
+	edit(&tp.cfg)
 	tp.metrics = admin.NewMetrics(prometheus.NewRegistry(), tp.plane.slots)
 	tp.addManifests([]string{path})
 	require.NoError(t, tp.loadAll(ctx))

@@ -2,6 +2,8 @@ package serve
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"time"
 
@@ -35,21 +37,16 @@ func codexLogin(p *config.Policy) (config.Slot, bool) {
 	return config.Slot{}, false
 }
 
-// newRefresher makes the refresher for p's Codex login, talking to the
-// token endpoint as p's auth.openai.com route reaches it.
-func (p *plane) newRefresher(pol *config.Policy, login config.Slot) (*hostlogin.Refresher, error) {
+// loginEndpoint is the token endpoint as pol's auth.openai.com route
+// reaches it, and a key naming where that is (to notice a change).
+func loginEndpoint(pol *config.Policy) (hostlogin.Endpoint, string, error) {
 	route, _ := pol.Route(codexLoginHost)
 	ep, err := hostlogin.NewEndpoint(route.Upstream.Address, route.Upstream.CAPEM)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", codexLoginHost, err)
+		return ep, "", fmt.Errorf("%s: %w", codexLoginHost, err)
 	}
-	path := login.Source.Ref
-	observe := func(result string) {
-		if p.metrics != nil {
-			p.metrics.HostLoginRefreshed(path, result)
-		}
-	}
-	return hostlogin.New(path, ep, p.log.With("component", "hostlogin"), p.now, observe), nil
+	ca := sha256.Sum256(route.Upstream.CAPEM)
+	return ep, route.Upstream.Address + " ca=" + hex.EncodeToString(ca[:8]), nil
 }
 
 // refreshBeforeStart refreshes p's Codex login once, before the first
@@ -71,16 +68,24 @@ func (p *plane) refreshBeforeStart(ctx context.Context, pol *config.Policy) (boo
 }
 
 // syncRefreshers starts a refresher for each Codex login a served bottle
-// asks egressgate to keep fresh, pokes the running ones (their file may
-// have changed) and stops those no bottle asks for any more.
+// asks egressgate to keep fresh, points the running ones at the token
+// endpoint their bottle names now and pokes them (their file may have
+// changed), and stops those no bottle asks for any more.
 func (p *plane) syncRefreshers(ctx context.Context) {
-	wanted := map[string]bool{}
+	wanted := map[string]string{} // login file → the first asking bottle
 	for _, pol := range p.policies() {
 		login, ok := codexLogin(pol)
 		if !ok {
 			continue
 		}
-		wanted[login.Source.Ref] = true
+		path := login.Source.Ref
+		if first, ok := wanted[path]; ok {
+			// One login, one refresher: the first bottle's route says
+			// where it refreshes (logged, since they may disagree).
+			p.log.Debug("bottles share a Codex login; it is refreshed as the first one's auth.openai.com route says", "login", path, "bottle", pol.Name, "first", first)
+			continue
+		}
+		wanted[path] = pol.Name
 		r, err := p.refresherFor(ctx, pol, login)
 		if err != nil {
 			p.log.Error("cannot keep the host's Codex login fresh", "bottle", pol.Name, "error", err)
@@ -91,29 +96,41 @@ func (p *plane) syncRefreshers(ctx context.Context) {
 	p.refreshersMu.Lock()
 	defer p.refreshersMu.Unlock()
 	for path, hr := range p.refreshers {
-		if !wanted[path] {
+		if _, ok := wanted[path]; !ok {
 			hr.stop()
 			delete(p.refreshers, path)
 		}
 	}
 }
 
-// refresherFor returns the running refresher of login's file, starting one.
+// refresherFor returns the running refresher of login's file, starting
+// one, and points it at the token endpoint pol's route names.
 func (p *plane) refresherFor(ctx context.Context, pol *config.Policy, login config.Slot) (*hostlogin.Refresher, error) {
-	p.refreshersMu.Lock()
-	defer p.refreshersMu.Unlock()
-	if hr, ok := p.refreshers[login.Source.Ref]; ok {
-		return hr.r, nil
-	}
-	r, err := p.newRefresher(pol, login)
+	ep, key, err := loginEndpoint(pol)
 	if err != nil {
 		return nil, err
 	}
+	path := login.Source.Ref
+	p.refreshersMu.Lock()
+	defer p.refreshersMu.Unlock()
+	if hr, ok := p.refreshers[path]; ok {
+		if hr.r.SetEndpoint(ep, key) {
+			p.log.Info("the host login refresher follows the new auth.openai.com upstream", "login", path, "bottle", pol.Name)
+		}
+		return hr.r, nil
+	}
+	observe := func(result string) {
+		if p.metrics != nil {
+			p.metrics.HostLoginRefreshed(path, result)
+		}
+	}
+	r := hostlogin.New(path, ep, p.log.With("component", "hostlogin"), p.now, observe)
+	r.SetEndpoint(ep, key)
 	if p.refreshers == nil {
 		p.refreshers = map[string]*hostRefresher{}
 	}
 	runCtx, stop := context.WithCancel(ctx)
-	p.refreshers[login.Source.Ref] = &hostRefresher{r: r, stop: stop}
+	p.refreshers[path] = &hostRefresher{r: r, stop: stop}
 	// A refresh rewrites auth.json, which the file watch turns into a
 	// reload like any other change of the login.
 	go r.Run(runCtx, func() {})
@@ -122,7 +139,8 @@ func (p *plane) refresherFor(ctx context.Context, pol *config.Policy, login conf
 
 // slotFacts is what the plane knows of pol's slots at run time: upstream
 // refusals seen by the in-process ext_proc server, and refresher states.
-// It takes no lock but refreshersMu, so status may call it holding mu.
+// It takes no lock but refreshersMu and the refreshers' own, which are
+// never held across I/O, so status may call it holding mu.
 func (p *plane) slotFacts(pol *config.Policy) map[string]admin.SlotFacts {
 	facts := map[string]admin.SlotFacts{}
 	if p.rejections != nil {

@@ -56,7 +56,24 @@ func ReadPrivate(path string) ([]byte, error) {
 // masked by the umask) whatever mode an old file had, and before any byte
 // is written, so a secret is never readable by others, not even briefly.
 func WriteAtomic(path string, data []byte, perm fs.FileMode) error {
-	return writeTempThen(path, data, perm, os.Rename)
+	return writeTempThen(path, data, perm, nil, os.Rename)
+}
+
+// ReplaceKeepingOwner replaces the existing file at path like WriteAtomic,
+// keeping its owner and group: a file egressgate rewrites in someone
+// else's home (the host's Codex login, when egressgate runs as another
+// user) stays theirs, readable by their tools. A symbolic link at path is
+// followed, so the file it names is replaced and the link kept.
+func ReplaceKeepingOwner(path string, data []byte, perm fs.FileMode) error {
+	target, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return err
+	}
+	fi, err := os.Stat(target)
+	if err != nil {
+		return err
+	}
+	return writeTempThen(target, data, perm, func(f *os.File) error { return keepOwner(f, fi) }, os.Rename)
 }
 
 // CreateExclusive creates path holding data, like WriteAtomic, unless path
@@ -65,7 +82,7 @@ func WriteAtomic(path string, data []byte, perm fs.FileMode) error {
 // replaces an existing file, so of several processes creating path at once
 // exactly one wins and the others can read what it wrote.
 func CreateExclusive(path string, data []byte, perm fs.FileMode) (created bool, err error) {
-	err = writeTempThen(path, data, perm, os.Link)
+	err = writeTempThen(path, data, perm, nil, os.Link)
 	if errors.Is(err, fs.ErrExist) {
 		return false, nil
 	}
@@ -75,7 +92,7 @@ func CreateExclusive(path string, data []byte, perm fs.FileMode) (created bool, 
 // writeTempThen writes data to a synced temporary file beside path and
 // moves it into place with place (os.Rename or os.Link), then syncs the
 // directory so the new name survives a crash.
-func writeTempThen(path string, data []byte, perm fs.FileMode, place func(tmp, path string) error) error {
+func writeTempThen(path string, data []byte, perm fs.FileMode, prepare func(*os.File) error, place func(tmp, path string) error) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
 	if err != nil {
@@ -83,6 +100,12 @@ func writeTempThen(path string, data []byte, perm fs.FileMode, place func(tmp, p
 	}
 	tmp := f.Name()
 	defer os.Remove(tmp) // after a rename a no-op; after a link, drops the extra name
+	if prepare != nil {
+		if err := prepare(f); err != nil {
+			f.Close()
+			return err
+		}
+	}
 	if err := writeSynced(f, data, perm); err != nil {
 		f.Close()
 		return err

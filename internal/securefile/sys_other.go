@@ -2,6 +2,8 @@
 
 package securefile
 
+import "os"
+
 // LockDir does nothing where flock(2) is missing. What is left is
 // CreateExclusive's guarantee: concurrent creators never overwrite each
 // other's files, so a loser loads the winner's files or reports them
@@ -13,3 +15,6 @@ func LockFile(string) (unlock func(), err error) { return func() {}, nil }
 
 // syncDir does nothing: only Unix can sync a directory.
 func syncDir(string) error { return nil }
+
+// keepOwner does nothing where files have no Unix owner.
+func keepOwner(*os.File, os.FileInfo) error { return nil }

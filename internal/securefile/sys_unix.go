@@ -74,3 +74,21 @@ func syncDir(dir string) error {
 	defer d.Close() // read-only: the Sync result is what counts
 	return d.Sync()
 }
+
+// keepOwner gives f the owner and group of the file fi describes, when
+// they differ from f's (only root may give a file away; anyone else
+// writing someone else's file fails here rather than leave it theirs).
+func keepOwner(f *os.File, fi os.FileInfo) error {
+	want, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil
+	}
+	have, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if got, ok := have.Sys().(*syscall.Stat_t); ok && got.Uid == want.Uid && got.Gid == want.Gid {
+		return nil
+	}
+	return f.Chown(int(want.Uid), int(want.Gid))
+}
