@@ -44,10 +44,7 @@ func (l *loader) claudeCredentials() (string, bool) {
 // it.
 func (l *loader) readClaudeLogin(path string) hostLogin {
 	c := hostLogin{path: path, fix: claudeFix}
-	fail := func(problem string) hostLogin {
-		c.problem = c.problemText(problem)
-		return c
-	}
+	fail := c.failed
 	data, problem := l.readLoginFile(path)
 	if problem != "" {
 		return fail(problem)
@@ -81,6 +78,12 @@ type hostLogin struct {
 	// problem, when set, is why the file holds no usable login: one line
 	// naming the file, the problem and the fix, quoting nothing of it.
 	problem string
+}
+
+// failed is c holding no login, for problem.
+func (c hostLogin) failed(problem string) hostLogin {
+	c.problem = c.problemText(problem)
+	return c
 }
 
 func (c hostLogin) problemText(problem string) string {

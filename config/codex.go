@@ -32,10 +32,7 @@ type codexAuthJSON struct {
 // at path, and its expiry.
 func (l *loader) readCodexAuth(path string) hostLogin {
 	c := hostLogin{path: path, fix: codexFix}
-	fail := func(problem string) hostLogin {
-		c.problem = c.problemText(problem)
-		return c
-	}
+	fail := c.failed
 	data, problem := l.readLoginFile(path)
 	if problem != "" {
 		return fail(problem)
