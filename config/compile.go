@@ -273,7 +273,7 @@ func (l *loader) fillSlots(slots []Slot, namedAt []string) []Error {
 		switch s.Source.Kind {
 		case SourceEnv:
 			// Unset is not an error: the slot stays empty and ext_proc
-			// answers that route with a 503 naming Source.Fix(), while
+			// refuses that route with a reason naming Source.AgentFix(), while
 			// every other route keeps working.
 			s.Value = NewSecret(l.env(s.Source.Ref))
 		case SourceFile:

@@ -34,7 +34,7 @@ func (l *loader) authSource(path string, a *rawAuth) (Source, string) {
 
 // tokenFile checks a token_file value and resolves it against the
 // manifest's directory, like upstream.ca_file. Its problems never echo the
-// value: the path is shown in status and 503 bodies, so a token pasted in
+// value: the path is shown in status and logs, so a token pasted in
 // its place must be refused before it gets there.
 func (l *loader) tokenFile(path, name string) Source {
 	switch {
@@ -65,7 +65,7 @@ func (l *loader) readTokenFile(path, file string) Secret {
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		// Like an unset variable, not an error: the slot stays empty and
-		// ext_proc answers its routes 503 naming Source.Fix(); the file is
+		// ext_proc refuses its routes naming Source.AgentFix(); the file is
 		// among Policy.Inputs, so writing it triggers a reload.
 		return Secret{}
 	case err != nil:

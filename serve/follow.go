@@ -60,7 +60,7 @@ func (p *plane) watchInputs(w *watch.Watcher) bool {
 }
 
 // Credentials are warned about this long before they expire, so a person
-// can refresh the host login before the agent starts getting 503s.
+// can refresh the host login before the agent's requests are refused.
 const (
 	expiryWarning = 15 * time.Minute
 	expiryCheck   = 30 * time.Second
@@ -84,7 +84,7 @@ func (p *plane) warnExpiry(ctx context.Context) {
 				switch {
 				case left <= 0 && !warned[key+"/expired"]:
 					warned[key+"/expired"] = true
-					p.log.Error("credential expired; requests that need it get 503", "bottle", pol.Name, "slot", s.Name, "source", s.Source.String(), "fix", s.Source.Fix())
+					p.log.Error("credential expired; requests that need it are refused with the fix", "bottle", pol.Name, "slot", s.Name, "source", s.Source.String(), "fix", s.Source.Fix())
 				case left > 0 && left <= expiryWarning && !warned[key]:
 					warned[key] = true
 					p.log.Warn("credential expires soon", "bottle", pol.Name, "slot", s.Name, "source", s.Source.String(), "expires_in", left.Round(time.Second).String(), "fix", s.Source.Fix())
