@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/egressgate/egressgate/config"
+	"github.com/egressgate/egressgate/internal/buildinfo"
 )
 
 // ExtProc decisions counted by ExtProcDecision; the same words the extproc
@@ -126,4 +127,15 @@ func (m *Metrics) touchReloads(bottle string) {
 // or ActionDeny.
 func (m *Metrics) ExtProcDecision(action string) {
 	m.extproc.WithLabelValues(action).Inc()
+}
+
+// RegisterBuildInfo exposes egressgate_build_info{version,revision,goversion}
+// = 1, the usual Prometheus way of telling which build is running.
+func RegisterBuildInfo(reg prometheus.Registerer, info buildinfo.Info) {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "egressgate_build_info",
+		Help: "Always 1; the labels say which egressgate build is running.",
+	}, []string{"version", "revision", "goversion"})
+	g.WithLabelValues(info.Version, info.Revision, info.GoVersion).Set(1)
+	reg.MustRegister(g)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/egressgate/egressgate/hostlogin"
+	"github.com/egressgate/egressgate/internal/buildinfo"
 )
 
 func demoSlots() []BottleSlots {
@@ -164,4 +165,15 @@ egressgate_host_login_refreshes_total{login="/home/u/.codex/auth.json",result="s
 func TestMetricsNoGlobalState(t *testing.T) {
 	NewMetrics(prometheus.NewRegistry(), nil)
 	NewMetrics(prometheus.NewRegistry(), nil)
+}
+
+func TestBuildInfo(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	RegisterBuildInfo(reg, buildinfo.Info{Version: "v1.2.3", Revision: "abc", GoVersion: "go1.26.8"})
+	want := `
+# HELP egressgate_build_info Always 1; the labels say which egressgate build is running.
+# TYPE egressgate_build_info gauge
+egressgate_build_info{goversion="go1.26.8",revision="abc",version="v1.2.3"} 1
+`
+	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(want), "egressgate_build_info"))
 }

@@ -26,6 +26,8 @@ const (
 // redacted forms.
 type Status struct {
 	Mode string `json:"mode"` // "serve" | "control" | "extproc"
+	// Version is the egressgate build serving this status.
+	Version string `json:"version,omitempty"`
 	// CA is the bottle CA agents trust; nil in extproc mode, which has none.
 	CA      *CAStatus      `json:"ca,omitempty"`
 	Bottles []BottleStatus `json:"bottles"`

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/egressgate/egressgate/admin"
+	"github.com/egressgate/egressgate/internal/buildinfo"
 )
 
 // observability is the admin endpoint's state: a registry of its own (no
@@ -22,6 +23,7 @@ type observability struct {
 func newObservability() *observability {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	admin.RegisterBuildInfo(reg, buildinfo.Read())
 	return &observability{registry: reg}
 }
 

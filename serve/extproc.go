@@ -18,6 +18,7 @@ import (
 	"github.com/egressgate/egressgate/admin"
 	"github.com/egressgate/egressgate/config"
 	"github.com/egressgate/egressgate/extproc"
+	"github.com/egressgate/egressgate/internal/buildinfo"
 	"github.com/egressgate/egressgate/slotsync"
 	"github.com/egressgate/egressgate/xds"
 	"github.com/egressgate/egressgate/xdsauth"
@@ -103,7 +104,7 @@ func RunExtProc(ctx context.Context, o ExtProcOptions) error {
 		return nil
 	}
 	status := func() admin.Status {
-		return admin.Status{Mode: "extproc", Bottles: []admin.BottleStatus{{Name: o.Node, Slots: admin.SlotStatuses(slots.get(), rejectionFacts(ep.Rejections()), time.Now())}}}
+		return admin.Status{Mode: "extproc", Version: buildinfo.Read().String(), Bottles: []admin.BottleStatus{{Name: o.Node, Slots: admin.SlotStatuses(slots.get(), rejectionFacts(ep.Rejections()), time.Now())}}}
 	}
 	adminAddr, err := obs.serveAdmin(ctx, o.Admin, status, o.Logger)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/egressgate/egressgate/admin"
 	"github.com/egressgate/egressgate/config"
 	"github.com/egressgate/egressgate/extproc"
+	"github.com/egressgate/egressgate/internal/buildinfo"
 	"github.com/egressgate/egressgate/pki"
 	"github.com/egressgate/egressgate/xds"
 )
@@ -270,7 +271,7 @@ func (p *plane) policies() []*config.Policy {
 func (p *plane) status() admin.Status {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	st := admin.Status{Mode: p.cfg.mode, CA: &admin.CAStatus{Path: p.ca.CertPath(), NotAfter: p.ca.NotAfter().UTC()}}
+	st := admin.Status{Mode: p.cfg.mode, Version: buildinfo.Read().String(), CA: &admin.CAStatus{Path: p.ca.CertPath(), NotAfter: p.ca.NotAfter().UTC()}}
 	for _, b := range p.bottles {
 		bs := admin.BottleStatus{Name: b.name, Manifest: b.manifest, LastReload: b.lastReload}
 		if b.lastErr != nil {

@@ -10,7 +10,20 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/egressgate/egressgate/config"
+	"github.com/egressgate/egressgate/internal/buildinfo"
 )
+
+func versionCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print egressgate's version, the commit it was built from and its Go version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := fmt.Fprintln(cmd.OutOrStdout(), "egressgate", buildinfo.Read())
+			return err
+		},
+	}
+}
 
 // Exit codes: 2 means the input (manifest or host credentials) is wrong and
 // nothing was started; 1 means something failed at run time.
@@ -25,13 +38,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root := &cobra.Command{
 		Use:           "egressgate",
 		Short:         "Control service for the Envoy egress proxy of sandboxed coding agents",
+		Version:       buildinfo.Read().String(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetVersionTemplate("egressgate {{.Version}}\n")
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(serveCommand(), controlCommand(), extprocCommand(), validateCommand(), agentEnvCommand(), statusCommand())
+	root.AddCommand(serveCommand(), controlCommand(), extprocCommand(), validateCommand(), agentEnvCommand(), statusCommand(), versionCommand())
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return exitOK

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -15,7 +17,7 @@ import (
 
 func serveCommand() *cobra.Command {
 	var o serve.Options
-	var logLevel slog.Level
+	var logs logFlags
 	cmd := &cobra.Command{
 		Use:   "serve --manifest FILE",
 		Short: "Run the xDS and ext_proc servers and the bottle's Envoy",
@@ -25,13 +27,15 @@ acknowledged the configuration. SIGTERM stops egressgate and Envoy; SIGHUP,
 or a change to the manifest or a credential file, reloads.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			wireProcess(cmd, &o.Common, logLevel)
+			if err := wireProcess(cmd, &o.Common, logs); err != nil {
+				return err
+			}
 			return serve.Run(cmd.Context(), o)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.Manifest, "manifest", "", "bottle manifest (Markdown front matter or YAML)")
-	commonFlags(f, &o.Common, &logLevel)
+	commonFlags(f, &o.Common, &logs)
 	f.StringVar(&o.EnvoyBin, "envoy", "", "Envoy binary (default $ENVOY_BIN, then envoy on PATH)")
 	f.BoolVar(&o.ExternalEnvoy, "external-envoy", false, "do not start Envoy; write its bootstrap to the state dir and wait for it to connect")
 	f.StringVar(&o.EnvoyAdmin, "envoy-admin", "127.0.0.1:0", "Envoy admin address (loopback; port 0 picks one)")
@@ -44,7 +48,7 @@ or a change to the manifest or a credential file, reloads.`,
 
 func controlCommand() *cobra.Command {
 	var o serve.ControlOptions
-	var logLevel slog.Level
+	var logs logFlags
 	cmd := &cobra.Command{
 		Use:   "control --manifest FILE|DIR [--manifest …]",
 		Short: "Run the xDS server for several bottles (split deployment)",
@@ -54,13 +58,15 @@ directory of .md/.yaml manifests). Each bottle's Envoy and its ext_proc sidecar
 writes STATE_DIR/<bottle>/envoy.yaml and STATE_DIR/tokens/<bottle>.jwt for them.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			wireProcess(cmd, &o.Common, logLevel)
+			if err := wireProcess(cmd, &o.Common, logs); err != nil {
+				return err
+			}
 			return serve.RunControl(cmd.Context(), o)
 		},
 	}
 	f := cmd.Flags()
 	f.StringArrayVar(&o.Manifests, "manifest", nil, "bottle manifest, or a directory of them (repeatable)")
-	commonFlags(f, &o.Common, &logLevel)
+	commonFlags(f, &o.Common, &logs)
 	f.StringVar(&o.ExtProcAddress, "extproc-address", "127.0.0.1:9001", "address of each bottle's ext_proc sidecar, as its Envoy sees it")
 	f.StringVar(&o.EnvoyAdmin, "envoy-admin", "127.0.0.1:9901", "Envoy admin address written into the bootstraps")
 	_ = cmd.MarkFlagRequired("manifest")
@@ -69,7 +75,7 @@ writes STATE_DIR/<bottle>/envoy.yaml and STATE_DIR/tokens/<bottle>.jwt for them.
 
 func extprocCommand() *cobra.Command {
 	var o serve.ExtProcOptions
-	var logLevel slog.Level
+	var logs logFlags
 	cmd := &cobra.Command{
 		Use:   "extproc --node BOTTLE --xds ADDR --token-file FILE",
 		Short: "Run the ext_proc server beside a bottle's Envoy (split deployment)",
@@ -78,7 +84,11 @@ receiving the bottle's credential slots over xDS from egressgate control.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.Stdout = cmd.OutOrStdout()
-			o.Logger = newLogger(cmd, logLevel)
+			logger, err := logs.logger(cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			o.Logger = logger
 			return serve.RunExtProc(cmd.Context(), o)
 		},
 	}
@@ -88,7 +98,7 @@ receiving the bottle's credential slots over xDS from egressgate control.`,
 	f.StringVar(&o.TokenFile, "token-file", "", "the bottle's xDS token (written by control as STATE_DIR/tokens/BOTTLE.jwt)")
 	f.StringVar(&o.Listen, "listen", "127.0.0.1:9001", "address of the ext_proc gRPC server")
 	f.StringVar(&o.Admin, "admin", "", "admin address for /healthz, /readyz, /metrics, /status (\"\" disables)")
-	f.TextVar(&logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
+	logs.register(f)
 	for _, name := range []string{"node", "xds", "token-file"} {
 		_ = cmd.MarkFlagRequired(name)
 	}
@@ -96,7 +106,7 @@ receiving the bottle's credential slots over xDS from egressgate control.`,
 }
 
 // commonFlags are the flags serve and control share.
-func commonFlags(f *pflag.FlagSet, c *serve.Common, logLevel *slog.Level) {
+func commonFlags(f *pflag.FlagSet, c *serve.Common, logs *logFlags) {
 	f.StringVar(&c.StateDir, "state-dir", ".egressgate", "directory for the bottle CA, xDS keys and tokens, and Envoy's files")
 	f.StringVar(&c.BootstrapDir, "bootstrap-dir", "", "directory for Envoy bootstraps, DIR/BOTTLE/envoy.yaml (default: the state dir)")
 	f.StringVar(&c.Listen, "listen", "127.0.0.1:18000", "xDS (ADS) server address")
@@ -105,24 +115,48 @@ func commonFlags(f *pflag.FlagSet, c *serve.Common, logLevel *slog.Level) {
 	f.StringVar(&c.ProxyListen, "proxy", "127.0.0.1:3128", "address of Envoy's proxy listener (the agent's HTTPS_PROXY)")
 	f.StringVar(&c.CodexHome, "codex-home", "", "Codex home holding auth.json (default $CODEX_HOME, then ~/.codex)")
 	f.StringVar(&c.SystemCAFile, "system-ca", "/etc/ssl/certs/ca-certificates.crt", "CA bundle, on Envoy's file system, that verifies upstreams")
-	f.TextVar(logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
+	logs.register(f)
+}
+
+// logFlags are --log-level and --log-format.
+type logFlags struct {
+	level  slog.Level
+	format string
+}
+
+func (l *logFlags) register(f *pflag.FlagSet) {
+	f.TextVar(&l.level, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
+	f.StringVar(&l.format, "log-format", "text", "log format: text (key=value) or json (one object a line, for log shippers)")
+}
+
+// logger is the process's logger, writing to w in the chosen format.
+func (l logFlags) logger(w io.Writer) (*slog.Logger, error) {
+	opts := &slog.HandlerOptions{Level: l.level}
+	switch l.format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", l.format)
 }
 
 // wireProcess connects a long-running command to its process: output,
 // logger, and SIGHUP as reload requests.
-func wireProcess(cmd *cobra.Command, c *serve.Common, logLevel slog.Level) {
+func wireProcess(cmd *cobra.Command, c *serve.Common, logs logFlags) error {
+	logger, err := logs.logger(cmd.ErrOrStderr())
+	if err != nil {
+		return err
+	}
 	c.Stdout = cmd.OutOrStdout()
-	c.Logger = newLogger(cmd, logLevel)
-	c.Reload = hangups(cmd.Context())
+	c.Logger = logger
+	c.Reload = hangups(cmd.Context(), logger)
+	return nil
 }
 
-func newLogger(cmd *cobra.Command, level slog.Level) *slog.Logger {
-	return slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
-}
-
-// hangups turns SIGHUP into reload requests until ctx ends. A burst of
-// signals collapses into one pending reload.
-func hangups(ctx context.Context) <-chan struct{} {
+// hangups turns SIGHUP into reload requests until ctx ends, logging each.
+// A burst of signals collapses into one pending reload.
+func hangups(ctx context.Context, log *slog.Logger) <-chan struct{} {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGHUP)
 	reload := make(chan struct{}, 1)
@@ -133,6 +167,7 @@ func hangups(ctx context.Context) <-chan struct{} {
 			case <-ctx.Done():
 				return
 			case <-sig:
+				log.Info("SIGHUP: reloading the manifests and credentials")
 				select {
 				case reload <- struct{}{}:
 				default:

@@ -127,6 +127,9 @@ func dialProblem(err error) string {
 // its bottle: it is the one thing an operator must act on, and the rest of
 // the block describes the older config still being served.
 func printStatus(w io.Writer, st admin.Status, now time.Time) error {
+	if st.Version != "" {
+		fmt.Fprintf(w, "egressgate %s\n", oneLine(st.Version))
+	}
 	if st.CA != nil {
 		exp := st.CA.NotAfter
 		fmt.Fprintf(w, "bottle CA %s: expires %s\n", oneLine(st.CA.Path), expiryText(&exp, now))

@@ -42,7 +42,7 @@ func statusFixture() admin.Status {
 			Matches: []config.Match{{Methods: []string{"GET"}, Paths: []config.PathMatch{{Type: config.PathPrefix, Value: "/repos/"}}}}},
 		{Host: "pypi.org", TLS: config.Passthrough},
 	}
-	return admin.Status{Mode: admin.ModeServe, CA: &admin.CAStatus{Path: "/work/.egressgate/ca.pem", NotAfter: statusTestNow.Add(3650 * 24 * time.Hour)},
+	return admin.Status{Mode: admin.ModeServe, Version: "v1.2.3 (revision abc, go1.26.8)", CA: &admin.CAStatus{Path: "/work/.egressgate/ca.pem", NotAfter: statusTestNow.Add(3650 * 24 * time.Hour)},
 		Bottles: []admin.BottleStatus{
 			{
 				Name: "demo", Manifest: "/work/demo.md", ConfigVersion: "3", AckedVersion: "3", EnvoyConnected: true,
@@ -80,7 +80,8 @@ func runStatus(t *testing.T, args ...string) (string, error) {
 func TestPrintStatus(t *testing.T) {
 	var out bytes.Buffer
 	require.NoError(t, printStatus(&out, statusFixture(), statusTestNow))
-	want := `bottle CA /work/.egressgate/ca.pem: expires in 3650d0h (2036-02-27T12:00:00Z)
+	want := `egressgate v1.2.3 (revision abc, go1.26.8)
+bottle CA /work/.egressgate/ca.pem: expires in 3650d0h (2036-02-27T12:00:00Z)
 bottle demo (mode serve)
   LAST RELOAD FAILED; still serving config version 3:
     demo.md:7: egress.routes[0].tls: bad
