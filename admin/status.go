@@ -68,7 +68,8 @@ type BottleStatus struct {
 type RouteStatus struct {
 	Host string `json:"host"`
 	TLS  string `json:"tls"`
-	// Auth is "Bearer EGRESS_TOKEN_0", or "" for a route that injects
+	// Auth is "Bearer EGRESS_TOKEN_0", "x-api-key: EGRESS_TOKEN_1" for a
+	// credential in a header of its own, or "" for a route that injects
 	// nothing.
 	Auth string `json:"auth,omitempty"`
 	// Allow is "all", "tunnel", or the method and path rules, e.g.
@@ -172,12 +173,22 @@ func RouteStatuses(routes []config.Route) []RouteStatus {
 			Allow:    allowText(r),
 			Upstream: upstreamText(r),
 		}
-		if r.Auth != nil {
-			st.Auth = r.Auth.Scheme + " " + r.Auth.Slot
-		}
+		st.Auth = AuthText(r.Auth)
 		out = append(out, st)
 	}
 	return out
+}
+
+// AuthText is how a route's credential is shown: the Authorization scheme
+// and slot, or the header and slot; "" for none.
+func AuthText(a *config.Auth) string {
+	switch {
+	case a == nil:
+		return ""
+	case a.Header != "":
+		return a.Header + ": " + a.Slot
+	}
+	return a.Scheme + " " + a.Slot
 }
 
 // upstreamText names where Envoy connects: the route's upstream.address

@@ -7,6 +7,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/egressgate/egressgate/config"
 )
 
 func TestRouteStatuses(t *testing.T) {
@@ -65,4 +67,10 @@ func TestStatusJSONOmitsUnsetFields(t *testing.T) {
 	body, err := json.Marshal(Status{Mode: ModeControl, Bottles: []BottleStatus{{Name: "demo", ConfigVersion: "1"}}})
 	require.NoError(t, err)
 	assert.JSONEq(t, `{"mode":"control","bottles":[{"name":"demo","config_version":"1","envoy_connected":false,"routes":null,"slots":null}]}`, string(body))
+}
+
+func TestAuthText(t *testing.T) {
+	assert.Equal(t, "", AuthText(nil))
+	assert.Equal(t, "Bearer EGRESS_TOKEN_0", AuthText(&config.Auth{Scheme: "Bearer", Slot: "EGRESS_TOKEN_0"}))
+	assert.Equal(t, "x-api-key: EGRESS_TOKEN_1", AuthText(&config.Auth{Header: "x-api-key", Slot: "EGRESS_TOKEN_1"}))
 }

@@ -144,11 +144,17 @@ func TestBrokenManifestKeepsServing(t *testing.T) {
 	assert.Contains(t, reloadErr, filepath.Base(b.manifest)+":7:", "the error names file and line")
 	assert.Contains(t, reloadErr, "passthru")
 	assert.Equal(t, http.StatusOK, get(t, client, "https://api.example.test/still-served"))
+	code, out, stderr := runEgressgate(t, "status", "--admin", b.admin)
+	assert.Equal(t, 1, code, "status exits non-zero while the last reload failed")
+	assert.Contains(t, out, "LAST RELOAD FAILED")
+	assert.Contains(t, stderr, "the last reload failed")
 
 	replaceFile(t, b.manifest, good)
 	eventually(t, propagation, "the error to clear after a good edit", func() bool {
 		return status(t, b.admin).Bottles[0].LastReloadError == ""
 	})
+	code, _, stderr = runEgressgate(t, "status", "--admin", b.admin)
+	assert.Zero(t, code, stderr)
 	_, err := os.Stat(b.manifest)
 	require.NoError(t, err)
 }

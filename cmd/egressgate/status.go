@@ -44,8 +44,12 @@ func statusCommand() *cobra.Command {
 		Long: `Ask a running egressgate (serve, control or extproc) at its admin address for
 its live state: per bottle, the config version served and the version Envoy
 has acknowledged, the last reload and its error, the routes, and the
-credential slots with source, presence and expiry. Credential values are
-never shown.`,
+credential slots with source, state and expiry. Credential values are
+never shown.
+
+Exits 0 when every bottle's last reload succeeded and its Envoy is
+connected, 1 otherwise (after printing the status), so scripts need not
+read the text.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			body, st, err := fetchStatus(cmd.Context(), addr)
@@ -53,10 +57,17 @@ never shown.`,
 				return err
 			}
 			if asJSON {
-				_, err := cmd.OutOrStdout().Write(body)
+				_, err = cmd.OutOrStdout().Write(body)
+			} else {
+				err = printStatus(cmd.OutOrStdout(), st, time.Now())
+			}
+			if err != nil {
 				return err
 			}
-			return printStatus(cmd.OutOrStdout(), st, time.Now())
+			if problems := unhealthy(st); len(problems) > 0 {
+				return fmt.Errorf("egressgate status: %s", strings.Join(problems, "; "))
+			}
+			return nil
 		},
 	}
 	cmd.Flags().StringVar(&addr, "admin", defaultAdminAddr, "admin address of the running egressgate (its --admin)")
@@ -100,6 +111,22 @@ func fetchStatus(ctx context.Context, addr string) ([]byte, admin.Status, error)
 		body = append(body, '\n')
 	}
 	return body, st, nil
+}
+
+// unhealthy lists what makes st need an operator: a bottle whose last
+// reload failed, or whose Envoy is not connected (serve and control; an
+// extproc sidecar has no Envoy connection of its own to report).
+func unhealthy(st admin.Status) []string {
+	var out []string
+	for _, b := range st.Bottles {
+		if b.LastReloadError != "" {
+			out = append(out, "bottle "+oneLine(b.Name)+": the last reload failed")
+		}
+		if st.Mode != admin.ModeExtProc && !b.EnvoyConnected {
+			out = append(out, "bottle "+oneLine(b.Name)+": Envoy is not connected")
+		}
+	}
+	return out
 }
 
 // statusURL accepts a bare host:port, as the flag documents, or a full

@@ -121,7 +121,9 @@ bottle idle (mode serve)
 func TestStatusCommandAgainstAdmin(t *testing.T) {
 	addr := adminServer(t)
 	out, err := runStatus(t, "--admin", addr)
-	require.NoError(t, err)
+	// The fixture's demo bottle failed its last reload and idle has no
+	// Envoy: the status is printed, and the exit says something is wrong.
+	require.EqualError(t, err, "egressgate status: bottle demo: the last reload failed; bottle idle: Envoy is not connected")
 	for _, want := range []string{"bottle demo (mode serve)", "LAST RELOAD FAILED", "demo.md:7:", "api.github.com", "EGRESS_TOKEN_1", "codex /home/u/.codex/auth.json", "bottle idle"} {
 		assert.Contains(t, out, want)
 	}
@@ -131,7 +133,7 @@ func TestStatusCommandAgainstAdmin(t *testing.T) {
 func TestStatusCommandJSON(t *testing.T) {
 	addr := adminServer(t)
 	out, err := runStatus(t, "--admin", "http://"+addr, "--json")
-	require.NoError(t, err)
+	require.Error(t, err, "the exit code does not depend on the format")
 	var got admin.Status
 	require.NoError(t, json.Unmarshal([]byte(out), &got))
 	assert.Equal(t, statusFixture(), got)
@@ -200,4 +202,27 @@ func TestShortDuration(t *testing.T) {
 
 func TestOneLineNeutralisesControls(t *testing.T) {
 	assert.Equal(t, "a?b?[31m", oneLine("a\nb\x1b[31m"))
+}
+
+func TestStatusExitCode(t *testing.T) {
+	healthy := admin.BottleStatus{Name: "demo", ConfigVersion: "3", AckedVersion: "3", EnvoyConnected: true}
+	tests := []struct {
+		name string
+		st   admin.Status
+		want []string
+	}{
+		{"healthy", admin.Status{Mode: admin.ModeServe, Bottles: []admin.BottleStatus{healthy}}, nil},
+		{"reload failed", admin.Status{Mode: admin.ModeControl, Bottles: []admin.BottleStatus{
+			func() admin.BottleStatus { b := healthy; b.LastReloadError = "x.md:1: bad"; return b }()}},
+			[]string{"bottle demo: the last reload failed"}},
+		{"no envoy", admin.Status{Mode: admin.ModeServe, Bottles: []admin.BottleStatus{
+			func() admin.BottleStatus { b := healthy; b.EnvoyConnected = false; return b }()}},
+			[]string{"bottle demo: Envoy is not connected"}},
+		{"a sidecar has no envoy of its own", admin.Status{Mode: admin.ModeExtProc, Bottles: []admin.BottleStatus{{Name: "demo"}}}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, unhealthy(tt.st))
+		})
+	}
 }

@@ -3,11 +3,11 @@ package main
 import (
 	"fmt"
 	"io"
-	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
+	"github.com/egressgate/egressgate/admin"
 	"github.com/egressgate/egressgate/config"
 )
 
@@ -34,8 +34,8 @@ func validateCommand() *cobra.Command {
 	return cmd
 }
 
-// describe prints what a policy allows. Slots appear only in their redacted
-// form.
+// describe prints what a policy allows, routes as status shows them (one
+// renderer for both). Slots appear only in their redacted form.
 func describe(w io.Writer, p *config.Policy) error {
 	fmt.Fprintf(w, "bottle %s (template %s, host credentials forwarded: %t", p.Name, p.Template, p.ForwardHostCredentials)
 	if p.RefreshHostCredentials {
@@ -43,19 +43,12 @@ func describe(w io.Writer, p *config.Policy) error {
 	}
 	fmt.Fprint(w, ")\n\nroutes:\n")
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	for _, r := range p.Routes {
-		auth := "-"
-		if r.Auth != nil {
-			auth = r.Auth.Scheme + " " + r.Auth.Slot
+	for _, r := range admin.RouteStatuses(p.Routes) {
+		auth := r.Auth
+		if auth == "" {
+			auth = "-"
 		}
-		upstream := r.Host + ":443"
-		if r.Upstream.Address != "" {
-			upstream = r.Upstream.Address
-		}
-		if r.Upstream.CAFile != "" {
-			upstream += " ca=" + r.Upstream.CAFile
-		}
-		fmt.Fprintf(tw, "  %s\t%s\tauth=%s\tallow=%s\tupstream=%s\n", r.Host, r.TLS, auth, allowText(r), upstream)
+		fmt.Fprintf(tw, "  %s\t%s\tauth=%s\tallow=%s\tupstream=%s\n", r.Host, r.TLS, auth, r.Allow, r.Upstream)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -68,31 +61,4 @@ func describe(w io.Writer, p *config.Policy) error {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\n", s.Name, s.Source, s)
 	}
 	return tw.Flush()
-}
-
-func allowText(r config.Route) string {
-	if r.TLS == config.Passthrough {
-		return "tunnel"
-	}
-	if len(r.Matches) == 0 {
-		return "all"
-	}
-	var parts []string
-	for _, m := range r.Matches {
-		methods := "*"
-		if len(m.Methods) > 0 {
-			methods = strings.Join(m.Methods, ",")
-		}
-		if len(m.Paths) == 0 {
-			parts = append(parts, methods+" /*")
-		}
-		for _, pm := range m.Paths {
-			suffix := ""
-			if pm.Type == config.PathPrefix {
-				suffix = "*"
-			}
-			parts = append(parts, methods+" "+pm.Value+suffix)
-		}
-	}
-	return strings.Join(parts, " ")
 }
