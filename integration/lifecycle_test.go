@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -169,4 +170,51 @@ func readFile(t testing.TB, path string) string {
 func copyFile(t testing.TB, from, to string) {
 	t.Helper()
 	require.NoError(t, os.WriteFile(to, []byte(readFile(t, from)), 0o600))
+}
+
+// TestStateDirHoldsOneEgressgate: a second serve on a state dir in use
+// says so and exits, and the first keeps serving with its own bootstrap.
+func TestStateDirHoldsOneEgressgate(t *testing.T) {
+	pki := newUpstreamPKI(t, "api.example.test")
+	up := newUpstream(t, pki)
+	b := startBottle(t, bottleOptions{manifest: liveManifest(up, pki, "", "api.example.test")})
+	bootstrap := filepath.Join(b.stateDir, "itest", "envoy.yaml")
+	before := readFile(t, bootstrap)
+
+	code, _, stderr := runEgressgate(t, "serve", "--manifest", b.manifest, "--state-dir", b.stateDir,
+		"--listen", "127.0.0.1:0", "--admin", "", "--proxy", freePort(t))
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr, "is in use by another egressgate")
+	assert.Equal(t, before, readFile(t, bootstrap), "the first one's bootstrap was left alone")
+	assert.Equal(t, http.StatusOK, get(t, b.agent(t, true), "https://api.example.test/still-served"))
+}
+
+// TestExternalEnvoyStopsCleanly: serve --external-envoy stopped (SIGTERM)
+// while it waits for an Envoy that never came exits 0.
+func TestExternalEnvoyStopsCleanly(t *testing.T) {
+	manifest := filepath.Join(t.TempDir(), "bottle.yaml")
+	replaceFile(t, manifest, "name: itest\negress:\n  routes:\n    - host: api.example.test\n")
+	state := t.TempDir()
+	cmd := exec.Command(egressgateBin, "serve", "--manifest", manifest, "--state-dir", state, "--external-envoy",
+		"--listen", "127.0.0.1:0", "--admin", "", "--proxy", freePort(t))
+	var stderr testenv.Buffer
+	cmd.Stderr = &stderr
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("egressgate stderr:\n%s", stderr.String())
+		}
+	})
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	eventually(t, startTimeout, "egressgate to wait for its envoy", func() bool {
+		select {
+		case err := <-exited:
+			t.Fatalf("egressgate exited early: %v", err)
+		default:
+		}
+		return strings.Contains(stderr.String(), "waiting for an external envoy")
+	})
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	assert.NoError(t, <-exited, "exit status after SIGTERM")
 }

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/egressgate/egressgate/admin"
+	"github.com/egressgate/egressgate/internal/securefile"
 	"github.com/egressgate/egressgate/pki"
 	"github.com/egressgate/egressgate/xds"
 	"github.com/egressgate/egressgate/xdsauth"
@@ -30,6 +31,21 @@ type controlPlane struct {
 // server and compiles every manifest. Nothing is served to Envoy until
 // every manifest has compiled.
 func startControlPlane(ctx context.Context, c *Common, cfg planeConfig, manifests []string) (*controlPlane, error) {
+	// One running egressgate per state dir: a second would rewrite the
+	// first one's bootstraps and tokens under its Envoy.
+	release, err := securefile.ClaimDir(c.StateDir)
+	if errors.Is(err, securefile.ErrInUse) {
+		return nil, fmt.Errorf("state dir %s is in use by another egressgate (serve or control); stop it, or give this one its own --state-dir", c.StateDir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("state dir: %w", err)
+	}
+	started := false
+	defer func() {
+		if !started {
+			release()
+		}
+	}()
 	ca, err := pki.LoadOrCreateCA(c.StateDir, time.Now())
 	if err != nil {
 		return nil, err
@@ -58,7 +74,8 @@ func startControlPlane(ctx context.Context, c *Common, cfg planeConfig, manifest
 	}
 	p.metrics = admin.NewMetrics(obs.registry, p.slots)
 	p.addManifests(manifests)
-	cp := &controlPlane{plane: p, auth: auth, obs: obs, xdsAddr: addr, stop: stop}
+	started = true
+	cp := &controlPlane{plane: p, auth: auth, obs: obs, xdsAddr: addr, stop: func() { stop(); release() }}
 	return cp, nil
 }
 

@@ -73,6 +73,12 @@ func Run(ctx context.Context, o Options) error {
 	}
 	proc, err := cp.runEnvoy(ctx, &o, node)
 	if err != nil {
+		if ctx.Err() != nil {
+			// Stopped (SIGTERM) while waiting for Envoy, an external one
+			// that never came: a clean stop, not a failure.
+			log.Info("stopping before envoy was ready", "reason", context.Cause(ctx))
+			return nil
+		}
 		return err
 	}
 	var envoyDone <-chan struct{}

@@ -2,7 +2,10 @@
 
 package securefile
 
-import "os"
+import (
+	"errors"
+	"os"
+)
 
 // LockDir does nothing where flock(2) is missing. What is left is
 // CreateExclusive's guarantee: concurrent creators never overwrite each
@@ -18,3 +21,9 @@ func syncDir(string) error { return nil }
 
 // keepOwner does nothing where files have no Unix owner.
 func keepOwner(*os.File, os.FileInfo) error { return nil }
+
+// ErrInUse is a lock another process holds.
+var ErrInUse = errors.New("in use by another process")
+
+// ClaimDir claims nothing where flock(2) is not available.
+func ClaimDir(string) (release func(), err error) { return func() {}, nil }

@@ -92,3 +92,40 @@ func keepOwner(f *os.File, fi os.FileInfo) error {
 	}
 	return f.Chown(int(want.Uid), int(want.Gid))
 }
+
+// ErrInUse is a lock another process holds.
+var ErrInUse = errors.New("in use by another process")
+
+// ClaimDir takes a second, long-lived lock on dir, without waiting: the
+// claim of one running process (serve or control) on a state dir, held
+// until release. A second process claiming the same dir gets ErrInUse at
+// once instead of rewriting the first one's files under it. It is a
+// different file from LockDir's, so the claimant can still take LockDir
+// for its short load-or-create steps.
+func ClaimDir(dir string) (release func(), err error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	path := filepath.Join(dir, claimFile)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("claim %s: %w", dir, err)
+	}
+	for {
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if !errors.Is(err, syscall.EINTR) {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%s: %w", dir, ErrInUse)
+		}
+		return nil, fmt.Errorf("claim %s: %w", path, err)
+	}
+	return func() { f.Close() }, nil
+}
+
+// claimFile is ClaimDir's lock inside the claimed directory.
+const claimFile = ".running"
