@@ -1,10 +1,12 @@
 package admin
 
 import (
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/egressgate/egressgate/audit"
 	"github.com/egressgate/egressgate/config"
 	"github.com/egressgate/egressgate/internal/buildinfo"
 )
@@ -42,6 +44,8 @@ type Metrics struct {
 	extproc         *prometheus.CounterVec
 	rejections      *prometheus.CounterVec
 	refreshes       *prometheus.CounterVec
+	requests        *prometheus.CounterVec
+	reg             prometheus.Registerer
 }
 
 // NewMetrics registers egressgate's metrics with reg. The registry is
@@ -72,6 +76,11 @@ func NewMetrics(reg prometheus.Registerer, slots func() []BottleSlots) *Metrics 
 		Name: "egressgate_credential_rejections_total",
 		Help: "Upstream refusals (401) of an injected host credential, by bottle, slot and host; each stops the slot's routes until the host credential changes.",
 	}, []string{"bottle", "slot", "host"})
+	m.reg = reg
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "egressgate_requests_total",
+		Help: "Agent requests and CONNECTs by bottle, host, decision (forwarded_with_credential, forwarded, answered, refused, failed_closed) and reason, from the audit trail; hosts the bottle does not route to count as \"other\".",
+	}, []string{"bottle", "host", "decision", "reason"})
 	m.refreshes = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "egressgate_host_login_refreshes_total",
 		Help: "Refreshes of the host's Codex login by egressgate (refresh_host_credentials), by login file and result (success, failure, skipped: someone else had refreshed).",
@@ -81,7 +90,7 @@ func NewMetrics(reg prometheus.Registerer, slots func() []BottleSlots) *Metrics 
 	for _, a := range []string{ActionInject, ActionStrip, ActionDeny, ActionAnswer} {
 		m.extproc.WithLabelValues(a)
 	}
-	reg.MustRegister(m.reloads, m.lastSuccess, m.lastSuccessTime, m.extproc, m.rejections, m.refreshes,
+	reg.MustRegister(m.reloads, m.lastSuccess, m.lastSuccessTime, m.extproc, m.rejections, m.refreshes, m.requests,
 		newSlotCollector(slots, time.Now))
 	return m
 }
@@ -138,4 +147,24 @@ func RegisterBuildInfo(reg prometheus.Registerer, info buildinfo.Info) {
 	}, []string{"version", "revision", "goversion"})
 	g.WithLabelValues(info.Version, info.Revision, info.GoVersion).Set(1)
 	reg.MustRegister(g)
+}
+
+// Request counts one agent request of the audit trail.
+func (m *Metrics) Request(r audit.Record) {
+	host := r.Host
+	if strings.HasPrefix(r.Route, "refuse/") || r.Route == "" {
+		// An arbitrary host the agent asked for: no label of its own,
+		// or the agent could grow the metric without bound.
+		host = "other"
+	}
+	m.requests.WithLabelValues(r.Bottle, host, r.Decision, r.Reason).Inc()
+}
+
+// AuditDropped exposes the audit sink's count of records it could not
+// keep as egressgate_audit_records_dropped_total.
+func (m *Metrics) AuditDropped(dropped func() uint64) {
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "egressgate_audit_records_dropped_total",
+		Help: "Audit records lost: the writer fell behind or the file could not be written. Agent traffic is never held up for the audit trail.",
+	}, func() float64 { return float64(dropped()) }))
 }

@@ -43,12 +43,17 @@ type Rejection struct {
 // credentialed request reads it and a write happens once per refusal.
 type rejections map[string]Rejection
 
-// StreamAccessLogs receives the access log entries Envoy sends for
+// CredentialLogName names the access log Envoy streams to this server:
 // upstream answers that refuse an injected credential (Envoy filters on
-// the status; see xds). It is the only way ext_proc learns what the
-// upstream answered: asking Envoy to send every response's headers to
-// ext_proc would double the per-request cost.
+// the status; see xds).
+const CredentialLogName = "egressgate-credential"
+
+// StreamAccessLogs receives the credential log. It is how ext_proc learns
+// what an upstream answered: asking Envoy to send every response's
+// headers to ext_proc would double the per-request cost.
 func (s *Server) StreamAccessLogs(stream accesslogv3.AccessLogService_StreamAccessLogsServer) error {
+	// Envoy names the log on a stream's first message only.
+	var logName string
 	for {
 		msg, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
@@ -60,8 +65,13 @@ func (s *Server) StreamAccessLogs(stream accesslogv3.AccessLogService_StreamAcce
 			}
 			return err
 		}
+		if id := msg.GetIdentifier(); id != nil {
+			logName = id.GetLogName()
+		}
 		for _, e := range msg.GetHttpLogs().GetLogEntry() {
-			s.upstreamAnswered(stream.Context(), e)
+			if logName == CredentialLogName {
+				s.upstreamAnswered(stream.Context(), e)
+			}
 		}
 	}
 }

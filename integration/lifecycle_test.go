@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/egressgate/egressgate/audit"
 	"github.com/egressgate/egressgate/internal/testenv"
 )
 
@@ -34,11 +35,19 @@ func TestExtProcUnreachableFailsClosed(t *testing.T) {
 		req.Header.Set("Authorization", agentPlaceholder)
 		resp, err := b.agent(t, true).Do(req)
 		require.NoError(t, err)
+		body := readAll(t, resp.Body)
 		resp.Body.Close()
-		assert.GreaterOrEqual(t, resp.StatusCode, 500, url)
-		assert.Less(t, resp.StatusCode, 600, url)
+		assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, url)
+		assert.Contains(t, body, "the egress's credential service (ext_proc) is unavailable")
+		assert.Contains(t, body, "was not sent; check egressgate on the host")
+		assert.Equal(t, "false", resp.Header.Get("x-should-retry"))
 	}
 	assert.Empty(t, up.requests(), "with ext_proc down the upstream must receive nothing")
+	for _, path := range []string{"/backend-api/codex/responses", "/allowed/x"} {
+		r := recordFor(t, b.stateDir, "the fail-closed "+path, pathIs(path))
+		assert.Equal(t, audit.FailedClosed, r.Decision, "%+v", r)
+		assert.Equal(t, "ext_proc_error_gRPC_error_14", r.Reason)
+	}
 }
 
 func TestForwardHostCredentialsOffInjectsNothing(t *testing.T) {

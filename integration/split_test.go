@@ -26,6 +26,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/egressgate/egressgate/admin"
+	"github.com/egressgate/egressgate/audit"
 	"github.com/egressgate/egressgate/envoy"
 	"github.com/egressgate/egressgate/extproc"
 	"github.com/egressgate/egressgate/internal/testenv"
@@ -140,6 +141,17 @@ func TestSplitDeployment(t *testing.T) {
 	d := startSplit(t, codexManifest(true, up, pki), login.home)
 
 	coreDataPath(t, d.egress, up, login)
+
+	t.Run("the control plane keeps the audit trail", func(t *testing.T) {
+		client := d.agent(t, false)
+		require.Equal(t, http.StatusOK, get(t, client, "https://chatgpt.com/backend-api/audit-split"))
+		r := recordFor(t, d.stateDir, "a request through the sidecar", pathIs("/backend-api/audit-split"))
+		assert.Equal(t, "itest", r.Bottle)
+		assert.Equal(t, audit.ForwardedWithCredential, r.Decision)
+		_, err := client.Get("https://elsewhere.example.test/")
+		require.Error(t, err, "the CONNECT is refused")
+		recordFor(t, d.stateDir, "a refused CONNECT", func(r audit.Record) bool { return r.Host == "elsewhere.example.test" })
+	})
 
 	t.Run("streams without the bottle's token are refused", func(t *testing.T) {
 		other, err := xdsauth.LoadOrCreateKey(t.TempDir())

@@ -72,6 +72,7 @@ func build(cfg planeConfig, ca *pki.CA, p *config.Policy, served map[string]conf
 		ProxyAddress:   cfg.proxyListen,
 		ExtProcAddress: cfg.extProcAddr,
 		ExtProcKey:     key,
+		AuditKey:       auditKeyFor(cfg, p.Name),
 		SystemCAFile:   cfg.systemCAFile,
 	}
 	if c.snapshot, err = snapshot(in); err != nil {
@@ -106,4 +107,11 @@ func admitsMore(p *config.Policy, served map[string]config.TLSMode) bool {
 		}
 	}
 	return false
+}
+
+func auditKeyFor(cfg planeConfig, bottle string) string {
+	if cfg.auditKey == nil {
+		return ""
+	}
+	return cfg.auditKey(bottle)
 }

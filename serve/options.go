@@ -33,6 +33,9 @@ type Common struct {
 	// a path on Envoy's file system.
 	SystemCAFile string // default /etc/ssl/certs/ca-certificates.crt
 
+	// Audit says where the audit trail of the bottles' requests goes.
+	Audit AuditOptions
+
 	Stdout io.Writer
 	Logger *slog.Logger
 	// Reload delivers SIGHUP.

@@ -60,8 +60,10 @@ type planeConfig struct {
 	systemCAFile string
 	codexHome    string
 	// extProcKey gives the caller key a bottle's Envoy presents to its
-	// ext_proc server.
+	// ext_proc server; auditKey the key it streams its audit log with
+	// (nil: no audit log).
 	extProcKey func(bottle string) (string, error)
+	auditKey   func(bottle string) string
 }
 
 // bottle is one manifest and the generation of it being served.

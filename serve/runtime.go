@@ -55,14 +55,20 @@ func startControlPlane(ctx context.Context, c *Common, cfg planeConfig, manifest
 		return nil, err
 	}
 	obs := newObservability()
-	xdsServer := xds.NewServer(ctx, c.Logger, xdsauth.NewNodeGuard().Callbacks)
-	addr, stop, err := serveGRPC(c.Listen, xdsServer.Register, c.Logger,
+	p := &plane{cfg: cfg, log: c.Logger, ca: ca, now: time.Now}
+	p.metrics = admin.NewMetrics(obs.registry, p.slots)
+	receiver, sink := startAudit(ctx, c, p.metrics, c.Logger)
+	p.xds = xds.NewServer(ctx, c.Logger, xdsauth.NewNodeGuard().Callbacks)
+	register := func(g *grpc.Server) {
+		p.xds.Register(g)
+		receiver.Register(g)
+	}
+	addr, stop, err := serveGRPC(c.Listen, register, c.Logger,
 		grpc.StreamInterceptor(auth.StreamInterceptor(time.Now)),
 		grpc.UnaryInterceptor(auth.UnaryInterceptor(time.Now)))
 	if err != nil {
 		return nil, fmt.Errorf("xds server: %w", err)
 	}
-	p := &plane{cfg: cfg, log: c.Logger, ca: ca, xds: xdsServer, now: time.Now}
 	// By default each bottle's ext_proc caller key comes from its xDS token,
 	// which a sidecar ext_proc server can derive too.
 	p.cfg.extProcKey = func(bottle string) (string, error) {
@@ -72,10 +78,10 @@ func startControlPlane(ctx context.Context, c *Common, cfg planeConfig, manifest
 		}
 		return xdsauth.ExtProcKey(token), nil
 	}
-	p.metrics = admin.NewMetrics(obs.registry, p.slots)
+	p.cfg.auditKey = auth.AuditKey
 	p.addManifests(manifests)
 	started = true
-	cp := &controlPlane{plane: p, auth: auth, obs: obs, xdsAddr: addr, stop: func() { stop(); release() }}
+	cp := &controlPlane{plane: p, auth: auth, obs: obs, xdsAddr: addr, stop: func() { stop(); sink.Close(); release() }}
 	return cp, nil
 }
 

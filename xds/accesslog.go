@@ -9,12 +9,17 @@ import (
 	tracingv3 "github.com/envoyproxy/go-control-plane/envoy/type/tracing/v3"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/egressgate/egressgate/audit"
 	"github.com/egressgate/egressgate/config"
 	"github.com/egressgate/egressgate/extproc"
+	"github.com/egressgate/egressgate/xdsauth"
 )
 
+// bootstrapXDSCluster is the xDS server's cluster in every bottle's
+// bootstrap (envoy/bootstrap.yaml.tmpl).
+const bootstrapXDSCluster = "xds"
+
 const (
-	credentialLogName = "egressgate-credential"
 	// rejectedStatus is the upstream answer that marks an injected
 	// credential as refused. Only 401: a 403 means "not this", often for
 	// reasons that have nothing to do with the credential (a private repo,
@@ -36,7 +41,7 @@ const (
 func credentialLog(p *config.Policy, r config.Route, callerKey string) (*accesslogv3.AccessLog, error) {
 	slot, _ := p.Slot(r.Auth.Slot)
 	cfg, err := toAny(&grpcalsv3.HttpGrpcAccessLogConfig{CommonConfig: &grpcalsv3.CommonGrpcAccessLogConfig{
-		LogName:             credentialLogName,
+		LogName:             extproc.CredentialLogName,
 		GrpcService:         extProcService(callerKey),
 		TransportApiVersion: corev3.ApiVersion_V3,
 		// 0 turns batching off: the refusal should reach ext_proc before
@@ -81,4 +86,51 @@ func extProcService(callerKey string) *corev3.GrpcService {
 		},
 		InitialMetadata: []*corev3.HeaderValue{{Key: extproc.MetadataCallerKey, Value: callerKey}},
 	}
+}
+
+// auditLogFlush is how long Envoy may batch audit entries before sending
+// them: the trail is for people and alerts, seconds are fine, and a batch
+// per interval is cheaper than a message per request.
+const auditLogFlush = 500 * time.Millisecond
+
+// auditLog streams every request of a listener (proxy, or one
+// intercepted host's mitm) to the control plane for the audit trail
+// (package audit), over the bootstrap's xDS cluster: the trail does not
+// depend on ext_proc, so a request refused because ext_proc failed is in
+// it too. The stream presents the bottle's audit key, which can write its
+// records and read nothing. The tags say which listener, host and slot,
+// from the listener's own configuration; nothing the agent sends can set
+// them. Envoy batches the entries and drops, never blocks, when the
+// server is slow or gone.
+func auditLog(p *config.Policy, listener string, r *config.Route, auditKey string) (*accesslogv3.AccessLog, error) {
+	tags := []*tracingv3.CustomTag{
+		literalTag(audit.TagBottle, p.Name),
+		literalTag(audit.TagListener, listener),
+	}
+	if r != nil {
+		tags = append(tags, literalTag(audit.TagHost, r.Host))
+		if r.Auth != nil {
+			tags = append(tags, literalTag(audit.TagSlot, r.Auth.Slot))
+		}
+	}
+	cfg, err := toAny(&grpcalsv3.HttpGrpcAccessLogConfig{CommonConfig: &grpcalsv3.CommonGrpcAccessLogConfig{
+		LogName: audit.LogName,
+		GrpcService: &corev3.GrpcService{
+			TargetSpecifier: &corev3.GrpcService_EnvoyGrpc_{EnvoyGrpc: &corev3.GrpcService_EnvoyGrpc{ClusterName: bootstrapXDSCluster}},
+			InitialMetadata: []*corev3.HeaderValue{
+				{Key: xdsauth.MetadataAuditNode, Value: p.Name},
+				{Key: xdsauth.MetadataAuditKey, Value: auditKey},
+			},
+		},
+		TransportApiVersion: corev3.ApiVersion_V3,
+		BufferFlushInterval: seconds(auditLogFlush),
+		CustomTags:          tags,
+	}})
+	if err != nil {
+		return nil, err
+	}
+	return &accesslogv3.AccessLog{
+		Name:       "envoy.access_loggers.http_grpc",
+		ConfigType: &accesslogv3.AccessLog_TypedConfig{TypedConfig: cfg},
+	}, nil
 }

@@ -5,6 +5,10 @@ import (
 	"strings"
 	"time"
 
+	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
+	celv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/filters/cel/v3"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
 	mutationv3 "github.com/envoyproxy/go-control-plane/envoy/config/common/mutation_rules/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
@@ -107,4 +111,35 @@ func perRouteMetadata(md []*corev3.HeaderValue) (*anypb.Any, error) {
 // needs no credential handling and should not depend on ext_proc being up.
 func extProcDisabled() (*anypb.Any, error) {
 	return toAny(&extprocv3.ExtProcPerRoute{Override: &extprocv3.ExtProcPerRoute_Disabled{Disabled: true}})
+}
+
+// extProcFailureReply gives the agent a reason when ext_proc fails (Envoy
+// refuses the request, failing closed): by default Envoy answers an empty
+// 500, which tells nobody anything. Only ext_proc's own failures match;
+// its answers (refusals with bodies of their own) are left alone.
+func extProcFailureReply() (*hcmv3.LocalReplyConfig, error) {
+	cel, err := toAny(&celv3.ExpressionFilter{Expression: "response.code_details.startsWith('ext_proc_error')"})
+	if err != nil {
+		return nil, err
+	}
+	why := "egressgate: the egress's credential service (ext_proc) is unavailable, so %REQ(:METHOD)% %REQ(:PATH)% on %REQ(:AUTHORITY)% was not sent; check egressgate on the host"
+	return &hcmv3.LocalReplyConfig{Mappers: []*hcmv3.ResponseMapper{{
+		Filter: &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_ExtensionFilter{
+			ExtensionFilter: &accesslogv3.ExtensionFilter{
+				Name:       "envoy.access_loggers.extension_filters.cel",
+				ConfigType: &accesslogv3.ExtensionFilter_TypedConfig{TypedConfig: cel},
+			},
+		}},
+		// 503: the outage may pass; x-should-retry: false all the same,
+		// so SDK clients show the reason instead of retrying in silence.
+		StatusCode: wrapperspb.UInt32(503),
+		BodyFormatOverride: &corev3.SubstitutionFormatString{
+			Format:      &corev3.SubstitutionFormatString_TextFormatSource{TextFormatSource: inlineString(why + "\n")},
+			ContentType: "text/plain; charset=utf-8",
+		},
+		HeadersToAdd: []*corev3.HeaderValueOption{{
+			Header:       &corev3.HeaderValue{Key: "x-should-retry", Value: "false"},
+			AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+		}},
+	}}}, nil
 }

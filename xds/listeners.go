@@ -10,13 +10,14 @@ import (
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 
+	"github.com/egressgate/egressgate/audit"
 	"github.com/egressgate/egressgate/config"
 )
 
 // proxyListener is what the agent's HTTPS_PROXY points at. It only routes:
 // CONNECT to an allowed host is terminated and its bytes handed on, anything
 // else is refused by the "proxy" route configuration.
-func proxyListener(addr string) (*listenerv3.Listener, error) {
+func proxyListener(p *config.Policy, addr, auditKey string) (*listenerv3.Listener, error) {
 	host, port, err := splitHostPort(addr)
 	if err != nil {
 		return nil, fmt.Errorf("proxy listener: %w", err)
@@ -31,6 +32,15 @@ func proxyListener(addr string) (*listenerv3.Listener, error) {
 		// (the route's connect_config does the terminating).
 		UpgradeConfigs:       []*hcmv3.HttpConnectionManager_UpgradeConfig{{UpgradeType: "CONNECT"}},
 		Http2ProtocolOptions: &corev3.Http2ProtocolOptions{AllowConnect: true},
+	}
+	if auditKey != "" {
+		// Refused CONNECTs and passthrough tunnels are agent requests the
+		// audit trail must show; nothing else sees them.
+		log, err := auditLog(p, audit.ListenerProxy, nil, auditKey)
+		if err != nil {
+			return nil, err
+		}
+		hcm.AccessLog = append(hcm.AccessLog, log)
 	}
 	filters, err := httpFilters(hcm, nil)
 	if err != nil {
@@ -49,13 +59,13 @@ func proxyListener(addr string) (*listenerv3.Listener, error) {
 // leaf certificate and its route configuration. A connection opened for
 // one host can never reach another host's cluster or credential, and
 // adding or removing a host never touches another host's listener.
-func mitmListener(p *config.Policy, r config.Route, extProcKey string) (*listenerv3.Listener, error) {
+func mitmListener(p *config.Policy, r config.Route, extProcKey, auditKey string) (*listenerv3.Listener, error) {
 	host := r.Host
 	inspector, err := toAny(&tlsinspectorv3.TlsInspector{})
 	if err != nil {
 		return nil, err
 	}
-	chain, err := mitmFilterChain(p, r, extProcKey)
+	chain, err := mitmFilterChain(p, r, extProcKey, auditKey)
 	if err != nil {
 		return nil, err
 	}
@@ -72,7 +82,7 @@ func mitmListener(p *config.Policy, r config.Route, extProcKey string) (*listene
 	}, nil
 }
 
-func mitmFilterChain(p *config.Policy, r config.Route, extProcKey string) (*listenerv3.FilterChain, error) {
+func mitmFilterChain(p *config.Policy, r config.Route, extProcKey, auditKey string) (*listenerv3.FilterChain, error) {
 	host := r.Host
 	hcm := &hcmv3.HttpConnectionManager{
 		StatPrefix: "mitm",
@@ -91,6 +101,16 @@ func mitmFilterChain(p *config.Policy, r config.Route, extProcKey string) (*list
 	extProc, err := extProcFilter(extProcKey)
 	if err != nil {
 		return nil, err
+	}
+	if hcm.LocalReplyConfig, err = extProcFailureReply(); err != nil {
+		return nil, err
+	}
+	if auditKey != "" {
+		audited, err := auditLog(p, audit.ListenerMITM, &r, auditKey)
+		if err != nil {
+			return nil, err
+		}
+		hcm.AccessLog = append(hcm.AccessLog, audited)
 	}
 	if r.Auth != nil {
 		log, err := credentialLog(p, r, extProcKey)

@@ -28,6 +28,9 @@ type Input struct {
 	// ExtProcKey is presented on every ext_proc stream so the server
 	// answers only this Envoy (extproc.MetadataCallerKey).
 	ExtProcKey string
+	// AuditKey is presented on the audit log stream to the control plane
+	// (xdsauth.Authority.AuditKey); "" leaves the audit log out.
+	AuditKey string
 	// SystemCAFile is the PEM bundle, on Envoy's file system, that verifies
 	// upstreams whose route names no ca_file.
 	SystemCAFile string
@@ -81,7 +84,7 @@ func Translate(in Input) (*Resources, error) {
 		*list = append(*list, m)
 	}
 
-	proxy, err := proxyListener(in.ProxyAddress)
+	proxy, err := proxyListener(p, in.ProxyAddress, in.AuditKey)
 	add(&out.Listeners, proxy, err)
 	add(&out.Routes, proxyRoutes(p, in.Admitted), nil)
 
@@ -93,7 +96,7 @@ func Translate(in Input) (*Resources, error) {
 			continue
 		}
 		intercepted++
-		l, err := mitmListener(p, r, in.ExtProcKey)
+		l, err := mitmListener(p, r, in.ExtProcKey, in.AuditKey)
 		add(&out.Listeners, l, err)
 		add(&out.Clusters, mitmCluster(r.Host), nil)
 		rc, err := mitmRoutes(p, r)

@@ -84,6 +84,7 @@ func translateManifest(t *testing.T, path string) *Resources {
 		ProxyAddress:   "127.0.0.1:3128",
 		ExtProcAddress: "127.0.0.1:9001",
 		ExtProcKey:     "golden-extproc-caller-key",
+		AuditKey:       "golden-audit-key",
 		SystemCAFile:   "/etc/ssl/certs/ca-certificates.crt",
 	})
 	require.NoError(t, err)

@@ -27,9 +27,19 @@ func NodeFromContext(ctx context.Context) (string, bool) {
 // does not carry a valid token, before any handler runs. An accepted
 // stream's context carries the token's node (NodeFromContext). Install it
 // on the xDS gRPC server only: Envoy's ext_proc filter sends no token.
+//
+// The audit log stream (AuditLogMethod) is the one exception: it presents
+// a bottle's audit key instead (AuditKey), which can write that bottle's
+// audit records and read nothing.
 func (a *Authority) StreamInterceptor(now func() time.Time) grpc.StreamServerInterceptor {
-	return func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		ctx, err := a.authenticate(ss.Context(), now())
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		var ctx context.Context
+		var err error
+		if info.FullMethod == AuditLogMethod {
+			ctx, err = a.authenticateAudit(ss.Context())
+		} else {
+			ctx, err = a.authenticate(ss.Context(), now())
+		}
 		if err != nil {
 			return err
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -245,3 +246,50 @@ func TestPerRPCCredentialsNeverPrintTheToken(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, map[string]string{"authorization": "Bearer header.payload.signature"}, md)
 }
+
+// TestAuditStreamTakesOnlyAnAuditKey: the audit log method is opened with
+// a bottle's audit key and node, and nothing else gets through: no key,
+// another bottle's key, or an xDS token (which is no audit key); an audit
+// key opens no other method.
+func TestAuditStreamTakesOnlyAnAuditKey(t *testing.T) {
+	a, err := LoadOrCreateKey(t.TempDir())
+	require.NoError(t, err)
+	other, err := LoadOrCreateKey(t.TempDir())
+	require.NoError(t, err)
+	token, err := a.Mint("demo", time.Now(), time.Hour)
+	require.NoError(t, err)
+	intercept := a.StreamInterceptor(time.Now)
+	call := func(method string, md ...string) (string, error) {
+		ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs(md...))
+		var node string
+		err := intercept(nil, &fakeStream{ctx: ctx}, &grpc.StreamServerInfo{FullMethod: method}, func(_ any, ss grpc.ServerStream) error {
+			node, _ = NodeFromContext(ss.Context())
+			return nil
+		})
+		return node, err
+	}
+	node, err := call(AuditLogMethod, MetadataAuditNode, "demo", MetadataAuditKey, a.AuditKey("demo"))
+	require.NoError(t, err)
+	assert.Equal(t, "demo", node)
+
+	for name, md := range map[string][]string{
+		"nothing":            nil,
+		"another node":       {MetadataAuditNode, "other", MetadataAuditKey, a.AuditKey("demo")},
+		"another authority":  {MetadataAuditNode, "demo", MetadataAuditKey, other.AuditKey("demo")},
+		"an xDS token":       {MetadataKey, "Bearer " + token},
+		"the token as a key": {MetadataAuditNode, "demo", MetadataAuditKey, token},
+	} {
+		_, err := call(AuditLogMethod, md...)
+		assert.Equal(t, codes.Unauthenticated, status.Code(err), name)
+	}
+	_, err = call("/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources", MetadataAuditNode, "demo", MetadataAuditKey, a.AuditKey("demo"))
+	assert.Equal(t, codes.Unauthenticated, status.Code(err), "an audit key opens no xDS stream")
+}
+
+// fakeStream is a grpc.ServerStream with a context and nothing else.
+type fakeStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s *fakeStream) Context() context.Context { return s.ctx }

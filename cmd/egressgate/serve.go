@@ -115,6 +115,8 @@ func commonFlags(f *pflag.FlagSet, c *serve.Common, logs *logFlags) {
 	f.StringVar(&c.ProxyListen, "proxy", "127.0.0.1:3128", "address of Envoy's proxy listener (the agent's HTTPS_PROXY)")
 	f.StringVar(&c.CodexHome, "codex-home", "", "Codex home holding auth.json (default $CODEX_HOME, then ~/.codex)")
 	f.StringVar(&c.SystemCAFile, "system-ca", "/etc/ssl/certs/ca-certificates.crt", "CA bundle, on Envoy's file system, that verifies upstreams")
+	f.StringVar(&c.Audit.File, "audit-log", "", "audit trail of every agent request, JSON lines rotated by size (default STATE_DIR/audit.log; - for none)")
+	f.BoolVar(&c.Audit.Stdout, "audit-stdout", false, "also write every audit record to standard output")
 	logs.register(f)
 }
 

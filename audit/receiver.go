@@ -1,0 +1,69 @@
+package audit
+
+import (
+	"errors"
+	"io"
+
+	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/service/accesslog/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/egressgate/egressgate/xdsauth"
+)
+
+// LogName names the audit log Envoy streams to the control plane.
+const LogName = "egressgate-audit"
+
+// Receiver is the access log service a bottle's Envoy streams its audit
+// log to, on the control plane's xDS server. Streams are authenticated
+// per bottle (xdsauth.AuditKey); a record's bottle is the authenticated
+// one, whatever the entries say.
+type Receiver struct {
+	handle func(Record)
+}
+
+var _ accesslogv3.AccessLogServiceServer = (*Receiver)(nil)
+
+// NewReceiver hands every record to handle, which must not block.
+func NewReceiver(handle func(Record)) *Receiver { return &Receiver{handle: handle} }
+
+// Register adds the access log service to g, whose stream interceptor
+// must authenticate it (xdsauth.Authority.StreamInterceptor).
+func (rc *Receiver) Register(g *grpc.Server) { accesslogv3.RegisterAccessLogServiceServer(g, rc) }
+
+// StreamAccessLogs turns each entry of the stream into a record.
+func (rc *Receiver) StreamAccessLogs(stream accesslogv3.AccessLogService_StreamAccessLogsServer) error {
+	bottle, ok := xdsauth.NodeFromContext(stream.Context())
+	if !ok {
+		return status.Error(codes.Unauthenticated, "audit log: unauthenticated stream")
+	}
+	var logName string
+	for {
+		msg, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return stream.SendAndClose(&accesslogv3.StreamAccessLogsResponse{})
+		}
+		if err != nil {
+			if stream.Context().Err() != nil || status.Code(err) == codes.Canceled {
+				return nil
+			}
+			return err
+		}
+		if id := msg.GetIdentifier(); id != nil {
+			if n := id.GetNode().GetId(); n != "" && n != bottle {
+				return status.Error(codes.PermissionDenied, "audit log: the stream's node is not the bottle its key is for")
+			}
+			logName = id.GetLogName()
+		}
+		if logName != LogName {
+			continue
+		}
+		for _, e := range msg.GetHttpLogs().GetLogEntry() {
+			if r, ok := FromEntry(e); ok {
+				r.Bottle = bottle
+				rc.handle(r)
+			}
+		}
+	}
+}

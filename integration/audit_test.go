@@ -1,0 +1,132 @@
+package integration
+
+import (
+	"bufio"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/egressgate/egressgate/audit"
+)
+
+// auditRecords reads the audit log of a state dir.
+func auditRecords(t testing.TB, stateDir string) []audit.Record {
+	t.Helper()
+	f, err := os.Open(filepath.Join(stateDir, audit.FileName))
+	if os.IsNotExist(err) {
+		return nil
+	}
+	require.NoError(t, err)
+	defer f.Close()
+	var out []audit.Record
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var r audit.Record
+		require.NoError(t, json.Unmarshal(sc.Bytes(), &r), "line %q", sc.Text())
+		out = append(out, r)
+	}
+	require.NoError(t, sc.Err())
+	return out
+}
+
+// recordFor waits for the one audit record matching match.
+func recordFor(t testing.TB, stateDir, what string, match func(audit.Record) bool) audit.Record {
+	t.Helper()
+	var found []audit.Record
+	eventually(t, propagation, "the audit record of "+what, func() bool {
+		found = found[:0]
+		for _, r := range auditRecords(t, stateDir) {
+			if match(r) {
+				found = append(found, r)
+			}
+		}
+		return len(found) > 0
+	})
+	assert.Len(t, found, 1, "exactly one record for %s: %+v", what, found)
+	return found[0]
+}
+
+func pathIs(path string) func(audit.Record) bool {
+	return func(r audit.Record) bool { return r.Path == path }
+}
+
+// TestAuditTrail: each kind of refusal and each kind of success leaves
+// exactly one JSON record with the right fields, and no record holds a
+// secret or a query string.
+func TestAuditTrail(t *testing.T) {
+	pki := newUpstreamPKI(t, testHosts...)
+	up := newUpstream(t, pki)
+	login := newHostLogin(t, time.Now().Add(time.Hour))
+	b := startBottle(t, bottleOptions{manifest: codexManifest(true, up, pki), codexHome: login.home})
+	client := b.agent(t, false)
+	do := func(method, url string) int {
+		req, err := http.NewRequest(method, url, strings.NewReader("body"))
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer agent-own-secret-token")
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+
+	assert.Equal(t, http.StatusOK, do(http.MethodGet, "https://chatgpt.com/backend-api/audit/cred?token=query-secret"))
+	r := recordFor(t, b.stateDir, "a credentialed request", pathIs("/backend-api/audit/cred"))
+	assert.Equal(t, audit.ForwardedWithCredential, r.Decision)
+	assert.Equal(t, "EGRESS_TOKEN_0", r.Slot)
+	assert.Equal(t, "itest", r.Bottle)
+	assert.Equal(t, audit.KindRequest, r.Kind)
+	assert.Equal(t, "GET", r.Method)
+	assert.Equal(t, "chatgpt.com", r.Host)
+	assert.EqualValues(t, 200, r.Status)
+	assert.EqualValues(t, 200, r.UpstreamStatus)
+	assert.NotEmpty(t, r.Route)
+	assert.Positive(t, r.BytesReceived)
+	assert.Positive(t, r.BytesSent)
+	assert.Positive(t, r.DurationMS)
+	assert.WithinDuration(t, time.Now(), r.Time, time.Minute)
+
+	assert.Equal(t, http.StatusOK, do(http.MethodGet, "https://api.example.test/allowed/audit-open"))
+	r = recordFor(t, b.stateDir, "an open route", pathIs("/allowed/audit-open"))
+	assert.Equal(t, audit.Forwarded, r.Decision)
+	assert.Empty(t, r.Slot)
+
+	assert.Equal(t, http.StatusForbidden, do(http.MethodGet, "https://api.example.test/forbidden/audit-path"))
+	r = recordFor(t, b.stateDir, "a refused path", pathIs("/forbidden/audit-path"))
+	assert.Equal(t, audit.Refused, r.Decision)
+	assert.Equal(t, "not_allowed", r.Reason)
+	assert.EqualValues(t, 403, r.Status)
+
+	assert.Equal(t, http.StatusOK, do(http.MethodPost, "https://auth.openai.com/oauth/token"))
+	r = recordFor(t, b.stateDir, "an egress answer", pathIs("/oauth/token"))
+	assert.Equal(t, audit.Answered, r.Decision)
+	assert.Equal(t, "refresh_answered", r.Reason)
+	assert.Zero(t, r.UpstreamStatus)
+
+	do(http.MethodGet, "https://evil.example.test/audit")
+	r = recordFor(t, b.stateDir, "a refused CONNECT", func(r audit.Record) bool { return r.Host == "evil.example.test" })
+	assert.Equal(t, audit.KindConnect, r.Kind)
+	assert.Equal(t, audit.Refused, r.Decision)
+	assert.Equal(t, "host_not_allowed", r.Reason)
+	assert.EqualValues(t, 443, r.Port)
+	assert.NotEmpty(t, r.Agent, "the agent's address")
+
+	data, err := os.ReadFile(filepath.Join(b.stateDir, audit.FileName))
+	require.NoError(t, err)
+	t.Logf("audit log:\n%s", data)
+	for _, secret := range []string{login.accessToken, "agent-own-secret-token", "query-secret", "rt-host-refresh-secret"} {
+		assert.NotContains(t, string(data), secret)
+	}
+	metrics := httpGet(t, "http://"+b.admin+"/metrics")
+	assert.Contains(t, metrics, `egressgate_requests_total{bottle="itest",decision="forwarded_with_credential",host="chatgpt.com",reason=""} 1`)
+	assert.Contains(t, metrics, `egressgate_requests_total{bottle="itest",decision="refused",host="other",reason="host_not_allowed"} 1`)
+	assert.Contains(t, metrics, "egressgate_audit_records_dropped_total 0")
+}
