@@ -45,6 +45,8 @@ type Metrics struct {
 	rejections      *prometheus.CounterVec
 	refreshes       *prometheus.CounterVec
 	requests        *prometheus.CounterVec
+	xdsEvents       *prometheus.CounterVec
+	extprocLatency  prometheus.Histogram
 	reg             prometheus.Registerer
 }
 
@@ -81,6 +83,17 @@ func NewMetrics(reg prometheus.Registerer, slots func() []BottleSlots) *Metrics 
 		Name: "egressgate_requests_total",
 		Help: "Agent requests and CONNECTs by bottle, host, decision (forwarded_with_credential, forwarded, answered, refused, failed_closed) and reason, from the audit trail; hosts the bottle does not route to count as \"other\".",
 	}, []string{"bottle", "host", "decision", "reason"})
+	m.xdsEvents = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "egressgate_xds_responses_total",
+		Help: "xDS responses pushed to each node (an Envoy, or a split-mode ext_proc sidecar), by resource type and outcome: pushed when sent, then acked or nacked as the node answered.",
+	}, []string{"node", "type", "outcome"})
+	m.extprocLatency = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "egressgate_extproc_decision_seconds",
+		Help: "Time ext_proc takes to decide one request's headers (strip, inject, refuse or answer), from Envoy's message to the answer.",
+		// 25 µs to ~100 ms: decisions take tens of microseconds; the top
+		// buckets catch a struggling process well before Envoy's 2 s limit.
+		Buckets: prometheus.ExponentialBuckets(25e-6, 2, 13),
+	})
 	m.refreshes = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "egressgate_host_login_refreshes_total",
 		Help: "Refreshes of the host's Codex login by egressgate (refresh_host_credentials), by login file and result (success, failure, skipped: someone else had refreshed).",
@@ -90,7 +103,7 @@ func NewMetrics(reg prometheus.Registerer, slots func() []BottleSlots) *Metrics 
 	for _, a := range []string{ActionInject, ActionStrip, ActionDeny, ActionAnswer} {
 		m.extproc.WithLabelValues(a)
 	}
-	reg.MustRegister(m.reloads, m.lastSuccess, m.lastSuccessTime, m.extproc, m.rejections, m.refreshes, m.requests,
+	reg.MustRegister(m.reloads, m.lastSuccess, m.lastSuccessTime, m.extproc, m.rejections, m.refreshes, m.requests, m.xdsEvents, m.extprocLatency,
 		newSlotCollector(slots, time.Now))
 	return m
 }
@@ -168,3 +181,43 @@ func (m *Metrics) AuditDropped(dropped func() uint64) {
 		Help: "Audit records lost: the writer fell behind or the file could not be written. Agent traffic is never held up for the audit trail.",
 	}, func() float64 { return float64(dropped()) }))
 }
+
+// XDSPushed, XDSAcked and XDSRejected count one xDS response to node.
+func (m *Metrics) XDSPushed(node, typ string) { m.xdsEvents.WithLabelValues(node, typ, "pushed").Inc() }
+
+// XDSAcked counts an ACK.
+func (m *Metrics) XDSAcked(node, typ string) { m.xdsEvents.WithLabelValues(node, typ, "acked").Inc() }
+
+// XDSRejected counts a NACK.
+func (m *Metrics) XDSRejected(node, typ string) {
+	m.xdsEvents.WithLabelValues(node, typ, "nacked").Inc()
+}
+
+// ExtProcDecided records how long one ext_proc decision took.
+func (m *Metrics) ExtProcDecided(d time.Duration) { m.extprocLatency.Observe(d.Seconds()) }
+
+// EnvoysConnected exposes egressgate_envoy_connected{bottle}: 1 while the
+// bottle's Envoy holds an xDS stream, 0 otherwise. connected is read at
+// scrape time.
+func (m *Metrics) EnvoysConnected(connected func() map[string]bool) {
+	desc := prometheus.NewDesc("egressgate_envoy_connected",
+		"1 while the bottle's Envoy holds an xDS stream to egressgate, 0 otherwise.", []string{"bottle"}, nil)
+	m.reg.MustRegister(collectorFunc{desc: desc, collect: func(ch chan<- prometheus.Metric) {
+		for bottle, up := range connected() {
+			v := 0.0
+			if up {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, v, bottle)
+		}
+	}})
+}
+
+// collectorFunc is a one-metric collector computed at scrape time.
+type collectorFunc struct {
+	desc    *prometheus.Desc
+	collect func(chan<- prometheus.Metric)
+}
+
+func (c collectorFunc) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+func (c collectorFunc) Collect(ch chan<- prometheus.Metric) { c.collect(ch) }

@@ -40,6 +40,7 @@ type Server struct {
 	// onRejected is told of each new rejection. Both are set once before
 	// serving.
 	observe    func(action string)
+	latency    func(time.Duration)
 	onRejected func(Rejection)
 	// minter signs the placeholder tokens of refresh answers with a key
 	// that lives and dies with this process.
@@ -68,7 +69,7 @@ func New(logger *slog.Logger, now func() time.Time) *Server {
 	}
 	return &Server{
 		logger: logger, now: now, minter: minter,
-		observe: func(string) {}, onRejected: func(Rejection) {},
+		observe: func(string) {}, latency: func(time.Duration) {}, onRejected: func(Rejection) {},
 		refreshes: rate.NewLimiter(refreshRate, refreshBurst),
 	}
 }
@@ -76,6 +77,10 @@ func New(logger *slog.Logger, now func() time.Time) *Server {
 // SetObserver makes every decision call observe with its action ("inject",
 // "strip", "deny" or "answer"). Call it before Register.
 func (s *Server) SetObserver(observe func(action string)) { s.observe = observe }
+
+// SetLatencyObserver makes every decision report how long it took. Call
+// it before Register.
+func (s *Server) SetLatencyObserver(f func(time.Duration)) { s.latency = f }
 
 // OnRejected makes every new rejection of a host credential by its
 // upstream call f. Call it before Register.
@@ -123,7 +128,10 @@ func endOfStream(ctx context.Context, err error) error {
 // which Envoy (failing closed) turns into a refused request.
 func (s *Server) respond(ctx context.Context, b binding, bindErr error, req *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, error) {
 	if h, ok := req.GetRequest().(*extprocv3.ProcessingRequest_RequestHeaders); ok {
-		return s.requestHeaders(ctx, b, bindErr, h.RequestHeaders), nil
+		start := time.Now()
+		resp := s.requestHeaders(ctx, b, bindErr, h.RequestHeaders)
+		s.latency(time.Since(start))
+		return resp, nil
 	}
 	if resp := continueOther(req); resp != nil {
 		return resp, nil

@@ -129,4 +129,8 @@ func TestAuditTrail(t *testing.T) {
 	assert.Contains(t, metrics, `egressgate_requests_total{bottle="itest",decision="forwarded_with_credential",host="chatgpt.com",reason=""} 1`)
 	assert.Contains(t, metrics, `egressgate_requests_total{bottle="itest",decision="refused",host="other",reason="host_not_allowed"} 1`)
 	assert.Contains(t, metrics, "egressgate_audit_records_dropped_total 0")
+	assert.Contains(t, metrics, `egressgate_envoy_connected{bottle="itest"} 1`)
+	assert.Regexp(t, `egressgate_xds_responses_total\{node="itest",outcome="acked",type="Listener"\} [1-9]`, metrics)
+	assert.Regexp(t, `egressgate_extproc_decision_seconds_count [1-9]`, metrics)
+	assert.Regexp(t, `egressgate_build_info\{goversion="go[^"]+",revision="[^"]*",version="[^"]+"\} 1`, metrics)
 }

@@ -53,7 +53,8 @@ func startAudit(ctx context.Context, c *Common, metrics *admin.Metrics, log *slo
 		}
 	})
 	if so.File != "" {
-		log.Info("writing the audit trail", "file", so.File)
+		// Debug: start-up says nothing before it succeeds or fails.
+		log.Debug("writing the audit trail", "file", so.File)
 	}
 	return receiver, sink
 }

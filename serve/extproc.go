@@ -64,6 +64,7 @@ func RunExtProc(ctx context.Context, o ExtProcOptions) error {
 		return []admin.BottleSlots{{Bottle: o.Node, Slots: slots.get(), Facts: rejectionFacts(ep.Rejections())}}
 	})
 	ep.SetObserver(metrics.ExtProcDecision)
+	ep.SetLatencyObserver(metrics.ExtProcDecided)
 	ep.OnRejected(func(r extproc.Rejection) { metrics.CredentialRejected(o.Node, r.Slot, r.Host) })
 	addr, stop, err := serveGRPC(o.Listen, ep.Register, o.Logger,
 		grpc.StreamInterceptor(extproc.CallerKeyInterceptor(xdsauth.ExtProcKey(token))))

@@ -292,6 +292,15 @@ func (p *plane) status() admin.Status {
 	return st
 }
 
+// envoysConnected says, per bottle, whether its Envoy holds a stream.
+func (p *plane) envoysConnected() map[string]bool {
+	out := map[string]bool{}
+	for _, pol := range p.policies() {
+		out[pol.Name] = p.xds.Connected(pol.Name)
+	}
+	return out
+}
+
 // slots feeds the credential metrics.
 func (p *plane) slots() []admin.BottleSlots {
 	var out []admin.BottleSlots

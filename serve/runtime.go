@@ -59,6 +59,8 @@ func startControlPlane(ctx context.Context, c *Common, cfg planeConfig, manifest
 	p.metrics = admin.NewMetrics(obs.registry, p.slots)
 	receiver, sink := startAudit(ctx, c, p.metrics, c.Logger)
 	p.xds = xds.NewServer(ctx, c.Logger, xdsauth.NewNodeGuard().Callbacks)
+	p.xds.Observe(xds.Events{Pushed: p.metrics.XDSPushed, Acked: p.metrics.XDSAcked, Rejected: p.metrics.XDSRejected})
+	p.metrics.EnvoysConnected(p.envoysConnected)
 	register := func(g *grpc.Server) {
 		p.xds.Register(g)
 		receiver.Register(g)

@@ -39,6 +39,7 @@ func Run(ctx context.Context, o Options) error {
 		// translation, so it starts before the first compile.
 		ep := extproc.New(log.With("component", "extproc"), time.Now)
 		ep.SetObserver(cp.metrics.ExtProcDecision)
+		ep.SetLatencyObserver(cp.metrics.ExtProcDecided)
 		ep.OnRejected(func(r extproc.Rejection) {
 			for _, pol := range cp.policies() {
 				cp.metrics.CredentialRejected(pol.Name, r.Slot, r.Host)

@@ -19,7 +19,8 @@ import (
 // acknowledged for the old set of route or secret names does not mean the
 // new ones have arrived.
 type ackTracker struct {
-	log *slog.Logger
+	log    *slog.Logger
+	events Events
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced on every update
@@ -46,8 +47,21 @@ type nodeAcks struct {
 	full     string              // last version acknowledged in full
 }
 
+// Events are what the xDS server tells metrics: each response pushed to
+// a node, and each ACK or NACK of one, by node and resource type (the
+// short name, e.g. "Listener"). Every field must be set; they run under
+// the tracker's lock, so they must be quick and must not call back.
+type Events struct {
+	Pushed, Acked, Rejected func(node, typ string)
+}
+
+func noEvents() Events {
+	nop := func(string, string) {}
+	return Events{Pushed: nop, Acked: nop, Rejected: nop}
+}
+
 func newAckTracker(log *slog.Logger) *ackTracker {
-	return &ackTracker{log: log, changed: make(chan struct{}), streams: map[int64]*streamState{}, nodes: map[string]*nodeAcks{}}
+	return &ackTracker{log: log, events: noEvents(), changed: make(chan struct{}), streams: map[int64]*streamState{}, nodes: map[string]*nodeAcks{}}
 }
 
 // expect records that node should now converge on snap. Listeners and
@@ -83,6 +97,9 @@ func (t *ackTracker) onResponse(stream int64, resp *discoveryv3.DiscoveryRespons
 	t.update(func() {
 		if s, ok := t.streams[stream]; ok {
 			s.sent[resp.GetNonce()] = delivery{version: resp.GetVersionInfo(), names: names}
+			if s.node != "" {
+				t.events.Pushed(s.node, shortType(resp.GetTypeUrl()))
+			}
 		}
 	})
 }
@@ -105,10 +122,12 @@ func (t *ackTracker) onRequest(stream int64, req *discoveryv3.DiscoveryRequest) 
 		delete(s.sent, req.GetResponseNonce())
 		n := t.node(s.node)
 		if e := req.GetErrorDetail(); e != nil {
+			t.events.Rejected(s.node, shortType(req.GetTypeUrl()))
 			n.rejected = fmt.Sprintf("%s: %s", shortType(req.GetTypeUrl()), e.GetMessage())
 			t.log.Error("envoy rejected configuration", "node", s.node, "type", shortType(req.GetTypeUrl()), "reason", e.GetMessage())
 			return
 		}
+		t.events.Acked(s.node, shortType(req.GetTypeUrl()))
 		n.got[req.GetTypeUrl()] = d
 		n.refresh()
 	})

@@ -56,6 +56,14 @@ func (s *Server) Register(g *grpc.Server) {
 	discoveryv3.RegisterAggregatedDiscoveryServiceServer(g, s.xds)
 }
 
+// Observe tells events of pushes, ACKs and NACKs from now on. Call it
+// before serving.
+func (s *Server) Observe(events Events) {
+	s.acks.mu.Lock()
+	defer s.acks.mu.Unlock()
+	s.acks.events = events
+}
+
 // SetSnapshot makes snap the configuration of node's Envoy.
 func (s *Server) SetSnapshot(ctx context.Context, node string, snap *cache.Snapshot) error {
 	s.acks.expect(node, snap)
