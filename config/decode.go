@@ -155,7 +155,15 @@ func (d *nodeDecoder) mapping(path string, n *yaml.Node, v reflect.Value) {
 		seen[k.Value] = k.Line
 		field := slices.Index(keys, k.Value)
 		if field < 0 {
-			d.errs.add(k.Line, "%sunknown key %q; allowed: %s", pathPrefix(path), k.Value, strings.Join(keys, ", "))
+			near := nearest(k.Value, keys)
+			if near == "" {
+				d.errs.add(k.Line, "%sunknown key %q; allowed: %s", pathPrefix(path), k.Value, strings.Join(keys, ", "))
+				continue
+			}
+			d.errs.add(k.Line, "%sunknown key %q; did you mean %s? allowed: %s", pathPrefix(path), k.Value, near, strings.Join(keys, ", "))
+			// The key meant is as good as given wrongly: that it is then
+			// missing is not a second mistake to report.
+			d.doc.bad[joinPath(path, near)] = true
 			continue
 		}
 		d.decode(joinPath(path, k.Value), k.Line, val, v.Field(field))
@@ -215,4 +223,44 @@ func pathPrefix(path string) string {
 		return "top level: "
 	}
 	return path + ": "
+}
+
+// nearest is the allowed key a misspelt one most likely meant: one within
+// a couple of edits ("token-ref", "tokenref", "token_rfe"), or one it is a
+// start of ("forward"); "" when none is close.
+func nearest(key string, allowed []string) string {
+	best, bestDist := "", 3
+	k := strings.ToLower(key)
+	for _, a := range allowed {
+		d := editDistance(k, a)
+		if len(k) >= 4 && strings.HasPrefix(a, k) {
+			d = min(d, 2)
+		}
+		if d < bestDist {
+			best, bestDist = a, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b, for the short
+// keys of a manifest.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
 }

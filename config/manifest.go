@@ -137,10 +137,26 @@ func parseYAML(src []byte, errs *errList) (*yaml.Node, bool) {
 // only inside the message text.
 var yamlLineError = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
+// collectionErrors are yaml.v3's errors about a collection, which it
+// places at the collection's first line, with what to look for.
+var collectionErrors = map[string]string{
+	"did not find expected ',' or '}'":   "a { opened here is not closed",
+	"did not find expected ',' or ']'":   "a [ opened here is not closed",
+	"did not find expected key":          "a line of the mapping that starts here is not indented like the others",
+	"did not find expected '-' indicator": "a line of the list that starts here is not indented like the others",
+}
+
 func addYAMLError(errs *errList, err error) {
 	msg := err.Error()
 	if m := yamlLineError.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
+		// yaml.v3 reports the errors it finds inside a collection at the
+		// collection's start counted from 0, the others counted from 1:
+		// an unclosed "{" on line 5 comes as line 4.
+		if hint, ok := collectionErrors[m[2]]; ok {
+			errs.add(line+1, "invalid YAML: %s (%s)", m[2], hint)
+			return
+		}
 		errs.add(line, "invalid YAML: %s", m[2])
 		return
 	}

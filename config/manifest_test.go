@@ -58,6 +58,18 @@ func TestFrontMatterLines(t *testing.T) {
 			want: []string{"/bottle/demo.md:4: invalid YAML: did not find expected node content"},
 		},
 		{
+			name: "unclosed flow mapping",
+			file: "/bottle/demo.yaml",
+			text: "name: demo\negress:\n  routes:\n    - host: a.test\n      auth: {scheme: Bearer, token_ref: X\n",
+			want: []string{"/bottle/demo.yaml:5: invalid YAML: did not find expected ',' or '}' (a { opened here is not closed)"},
+		},
+		{
+			name: "unclosed flow list",
+			file: "/bottle/demo.yaml",
+			text: "name: demo\negress:\n  routes:\n    - host: a.test\n      matches: [1, 2\n",
+			want: []string{"/bottle/demo.yaml:5: invalid YAML: did not find expected ',' or ']' (a [ opened here is not closed)"},
+		},
+		{
 			name: "yaml error without a line",
 			file: "/bottle/demo.yaml",
 			text: "name: demo\x00\n",
@@ -115,15 +127,28 @@ func TestShapeErrors(t *testing.T) {
 		{
 			name: "unknown provider key",
 			text: "name: demo\nagent_provider:\n  template: codex\n  forward: true\n",
-			want: []string{`:4: agent_provider: unknown key "forward"; allowed: template, forward_host_credentials, refresh_host_credentials, auth_token`},
+			want: []string{`:4: agent_provider: unknown key "forward"; did you mean forward_host_credentials? allowed: template, forward_host_credentials, refresh_host_credentials, auth_token`},
 		},
 		{
+			// One mistake, one error: the host the typo meant is not also
+			// reported missing.
 			name: "unknown route key",
 			text: routes("    - host: a.test\n    - hots: b.test\n"),
 			want: []string{
-				`:5: egress.routes[1]: unknown key "hots"; allowed: host, tls, auth, matches, upstream`,
-				`:5: egress.routes[1].host: required`,
+				`:5: egress.routes[1]: unknown key "hots"; did you mean host? allowed: host, tls, auth, matches, upstream`,
 			},
+		},
+		{
+			name: "a typo in auth",
+			text: routes("    - host: a.test\n      auth: {scheme: Bearer, token-ref: GITHUB_TOKEN}\n"),
+			want: []string{
+				`:5: egress.routes[0].auth: unknown key "token-ref"; did you mean token_ref? allowed: scheme, header, token_ref, token_file`,
+			},
+		},
+		{
+			name: "far from every key",
+			text: "name: demo\nflavour: x\n",
+			want: []string{`:2: top level: unknown key "flavour"; allowed: name, agent_provider, egress`},
 		},
 		{
 			name: "unknown keys deep down",
