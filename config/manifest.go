@@ -140,9 +140,9 @@ var yamlLineError = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 // collectionErrors are yaml.v3's errors about a collection, which it
 // places at the collection's first line, with what to look for.
 var collectionErrors = map[string]string{
-	"did not find expected ',' or '}'":   "a { opened here is not closed",
-	"did not find expected ',' or ']'":   "a [ opened here is not closed",
-	"did not find expected key":          "a line of the mapping that starts here is not indented like the others",
+	"did not find expected ',' or '}'":    "a { opened here is not closed",
+	"did not find expected ',' or ']'":    "a [ opened here is not closed",
+	"did not find expected key":           "a line of the mapping that starts here is not indented like the others",
 	"did not find expected '-' indicator": "a line of the list that starts here is not indented like the others",
 }
 
