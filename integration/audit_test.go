@@ -2,8 +2,10 @@ package integration
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"path/filepath"
 	"strings"
@@ -66,8 +68,10 @@ func TestAuditTrail(t *testing.T) {
 	login := newHostLogin(t, time.Now().Add(time.Hour))
 	b := startBottle(t, bottleOptions{manifest: codexManifest(true, up, pki), codexHome: login.home})
 	client := b.agent(t, false)
+	var agentAddr string // the agent's end of its connection to the proxy
+	trace := &httptrace.ClientTrace{GotConn: func(c httptrace.GotConnInfo) { agentAddr = c.Conn.LocalAddr().String() }}
 	do := func(method, url string) int {
-		req, err := http.NewRequest(method, url, strings.NewReader("body"))
+		req, err := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), method, url, strings.NewReader("body"))
 		require.NoError(t, err)
 		req.Header.Set("Authorization", "Bearer agent-own-secret-token")
 		resp, err := client.Do(req)
@@ -93,6 +97,9 @@ func TestAuditTrail(t *testing.T) {
 	assert.Positive(t, r.BytesSent)
 	assert.Positive(t, r.DurationMS)
 	assert.WithinDuration(t, time.Now(), r.Time, time.Minute)
+	// Intercepted requests arrive on an internal listener; the address is
+	// the agent's, carried over from the CONNECT.
+	assert.Equal(t, agentAddr, r.Agent, "the agent's address")
 
 	assert.Equal(t, http.StatusOK, do(http.MethodGet, "https://api.example.test/allowed/audit-open"))
 	r = recordFor(t, b.stateDir, "an open route", pathIs("/allowed/audit-open"))
@@ -117,7 +124,7 @@ func TestAuditTrail(t *testing.T) {
 	assert.Equal(t, audit.Refused, r.Decision)
 	assert.Equal(t, "host_not_allowed", r.Reason)
 	assert.EqualValues(t, 443, r.Port)
-	assert.NotEmpty(t, r.Agent, "the agent's address")
+	assert.Regexp(t, `^127\.0\.0\.1:[0-9]+$`, r.Agent, "the agent's address")
 
 	data, err := os.ReadFile(filepath.Join(b.stateDir, audit.FileName))
 	require.NoError(t, err)

@@ -125,6 +125,9 @@ func auditLog(p *config.Policy, listener string, r *config.Route, auditKey strin
 		TransportApiVersion: corev3.ApiVersion_V3,
 		BufferFlushInterval: seconds(auditLogFlush),
 		CustomTags:          tags,
+		// Set by the proxy listener (agentAddressFilter); on an internal
+		// listener the downstream address is Envoy's own.
+		FilterStateObjectsToLog: []string{audit.TagAgent},
 	}})
 	if err != nil {
 		return nil, err

@@ -8,6 +8,8 @@ import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	internalupstreamv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/internal_upstream/v3"
+	rawbufferv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/raw_buffer/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
@@ -127,19 +129,37 @@ func singleEndpoint(cluster string, addr *corev3.Address) *endpointv3.ClusterLoa
 }
 
 // mitmCluster hands a terminated CONNECT tunnel to the internal mitm
-// listener, inside the same Envoy, without touching a socket.
-func mitmCluster(host string) *clusterv3.Cluster {
+// listener, inside the same Envoy, without touching a socket. The
+// internal_upstream transport carries the tunnel's filter state that is
+// shared with upstream (the agent's address, agentAddressFilter) over to
+// the internal listener's connection.
+func mitmCluster(host string) (*clusterv3.Cluster, error) {
 	internal := &corev3.Address{Address: &corev3.Address_EnvoyInternalAddress{
 		EnvoyInternalAddress: &corev3.EnvoyInternalAddress{
 			AddressNameSpecifier: &corev3.EnvoyInternalAddress_ServerListenerName{ServerListenerName: mitmListenerName(host)},
 		},
 	}}
+	raw, err := toAny(&rawbufferv3.RawBuffer{})
+	if err != nil {
+		return nil, err
+	}
+	carry, err := toAny(&internalupstreamv3.InternalUpstreamTransport{TransportSocket: &corev3.TransportSocket{
+		Name:       "envoy.transport_sockets.raw_buffer",
+		ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: raw},
+	}})
+	if err != nil {
+		return nil, err
+	}
 	return &clusterv3.Cluster{
 		Name:                 mitmClusterName(host),
 		ConnectTimeout:       seconds(connectTimeout),
 		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STATIC},
 		LoadAssignment:       singleEndpoint(mitmClusterName(host), internal),
-	}
+		TransportSocket: &corev3.TransportSocket{
+			Name:       "envoy.transport_sockets.internal_upstream",
+			ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: carry},
+		},
+	}, nil
 }
 
 // extProcClusterFor points Envoy's ext_proc filter at egressgate's ext_proc

@@ -5,7 +5,9 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	setfilterstatecommonv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/common/set_filter_state/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	setfilterstatev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/set_filter_state/v3"
 	tlsinspectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
@@ -42,7 +44,15 @@ func proxyListener(p *config.Policy, addr, auditKey string) (*listenerv3.Listene
 		}
 		hcm.AccessLog = append(hcm.AccessLog, log)
 	}
-	filters, err := httpFilters(hcm, nil)
+	var before []*hcmv3.HttpFilter
+	if auditKey != "" {
+		carry, err := agentAddressFilter()
+		if err != nil {
+			return nil, err
+		}
+		before = append(before, carry)
+	}
+	filters, err := httpFilters(hcm, before...)
 	if err != nil {
 		return nil, err
 	}
@@ -50,6 +60,33 @@ func proxyListener(p *config.Policy, addr, auditKey string) (*listenerv3.Listene
 		Name:         proxyListenerName,
 		Address:      socketAddress(host, port),
 		FilterChains: []*listenerv3.FilterChain{{Filters: filters}},
+	}, nil
+}
+
+// agentAddressFilter records, on each CONNECT the proxy accepts, the
+// agent's address as filter state shared with the tunnel's upstream: an
+// intercepted host's requests arrive on an internal listener, where the
+// downstream address is Envoy itself, and the audit trail must still say
+// which agent sent them. Each HTTP/2 CONNECT stream gets its own copy, so
+// multiplexed tunnels keep their own addresses. It is read-only and set
+// from the socket, so nothing the agent sends can change it.
+func agentAddressFilter() (*hcmv3.HttpFilter, error) {
+	cfg, err := toAny(&setfilterstatev3.Config{OnRequestHeaders: []*setfilterstatecommonv3.FilterStateValue{{
+		Key:        &setfilterstatecommonv3.FilterStateValue_ObjectKey{ObjectKey: audit.TagAgent},
+		FactoryKey: "envoy.string",
+		Value: &setfilterstatecommonv3.FilterStateValue_FormatString{FormatString: &corev3.SubstitutionFormatString{
+			Format: &corev3.SubstitutionFormatString_TextFormatSource{TextFormatSource: &corev3.DataSource{
+				Specifier: &corev3.DataSource_InlineString{InlineString: "%DOWNSTREAM_REMOTE_ADDRESS%"},
+			}},
+		}},
+		SharedWithUpstream: setfilterstatecommonv3.FilterStateValue_ONCE,
+	}}})
+	if err != nil {
+		return nil, err
+	}
+	return &hcmv3.HttpFilter{
+		Name:       "envoy.filters.http.set_filter_state",
+		ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: cfg},
 	}, nil
 }
 
@@ -143,18 +180,16 @@ func mitmFilterChain(p *config.Policy, r config.Route, extProcKey, auditKey stri
 	}, nil
 }
 
-// httpFilters finishes hcm with its HTTP filters (before, if any, then the
-// router) and wraps it as the chain's only network filter.
-func httpFilters(hcm *hcmv3.HttpConnectionManager, before *hcmv3.HttpFilter) ([]*listenerv3.Filter, error) {
+// httpFilters finishes hcm with its HTTP filters (before, in order, then
+// the router) and wraps it as the chain's only network filter.
+func httpFilters(hcm *hcmv3.HttpConnectionManager, before ...*hcmv3.HttpFilter) ([]*listenerv3.Filter, error) {
 	// The upstream is someone else's service: it should not learn about
 	// Envoy through x-envoy-* headers.
 	router, err := toAny(&routerv3.Router{SuppressEnvoyHeaders: true})
 	if err != nil {
 		return nil, err
 	}
-	if before != nil {
-		hcm.HttpFilters = append(hcm.HttpFilters, before)
-	}
+	hcm.HttpFilters = append(hcm.HttpFilters, before...)
 	hcm.HttpFilters = append(hcm.HttpFilters, &hcmv3.HttpFilter{
 		Name:       "envoy.filters.http.router",
 		ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: router},

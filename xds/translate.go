@@ -98,7 +98,8 @@ func Translate(in Input) (*Resources, error) {
 		intercepted++
 		l, err := mitmListener(p, r, in.ExtProcKey, in.AuditKey)
 		add(&out.Listeners, l, err)
-		add(&out.Clusters, mitmCluster(r.Host), nil)
+		mc, err := mitmCluster(r.Host)
+		add(&out.Clusters, mc, err)
 		rc, err := mitmRoutes(p, r)
 		add(&out.Routes, rc, err)
 		c, err := upstreamCluster(r, in.SystemCAFile)
