@@ -86,8 +86,10 @@ func FromEntry(e *accesslogdatav3.HTTPAccessLogEntry) (Record, bool) {
 	c, req, resp := e.GetCommonProperties(), e.GetRequest(), e.GetResponse()
 	tags := c.GetCustomTags()
 	r := Record{
-		Bottle:        tags[TagBottle],
-		Agent:         socketAddress(c.GetDownstreamRemoteAddress()),
+		Bottle: tags[TagBottle],
+		// The socket's peer: the remote address can be set from
+		// X-Forwarded-For, which the agent writes.
+		Agent:         socketAddress(c.GetDownstreamDirectRemoteAddress()),
 		Method:        req.GetRequestMethod().String(),
 		Route:         c.GetRouteName(),
 		Status:        resp.GetResponseCode().GetValue(),

@@ -38,7 +38,7 @@ func (e entry) proto() *accesslogdatav3.HTTPAccessLogEntry {
 			Duration:   durationpb.New(1500 * time.Microsecond),
 			CustomTags: tags,
 			RouteName:  e.route, UpstreamCluster: e.cluster,
-			DownstreamRemoteAddress: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
+			DownstreamDirectRemoteAddress: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
 				Address: "127.0.0.1", PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: 40000}}}},
 			ResponseFlags: &accesslogdatav3.ResponseFlags{NoRouteFound: e.noRoute},
 		},

@@ -68,12 +68,16 @@ func TestAuditTrail(t *testing.T) {
 	login := newHostLogin(t, time.Now().Add(time.Hour))
 	b := startBottle(t, bottleOptions{manifest: codexManifest(true, up, pki), codexHome: login.home})
 	client := b.agent(t, false)
+	// The agent lies about its address, on the CONNECT and inside the
+	// tunnel; the record must give its socket's.
+	client.Transport.(*http.Transport).ProxyConnectHeader = http.Header{"X-Forwarded-For": {"203.0.113.7"}}
 	var agentAddr string // the agent's end of its connection to the proxy
 	trace := &httptrace.ClientTrace{GotConn: func(c httptrace.GotConnInfo) { agentAddr = c.Conn.LocalAddr().String() }}
 	do := func(method, url string) int {
 		req, err := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), method, url, strings.NewReader("body"))
 		require.NoError(t, err)
 		req.Header.Set("Authorization", "Bearer agent-own-secret-token")
+		req.Header.Set("X-Forwarded-For", "203.0.113.8")
 		resp, err := client.Do(req)
 		if err != nil {
 			return 0

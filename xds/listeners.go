@@ -34,6 +34,9 @@ func proxyListener(p *config.Policy, addr, auditKey string) (*listenerv3.Listene
 		// (the route's connect_config does the terminating).
 		UpgradeConfigs:       []*hcmv3.HttpConnectionManager_UpgradeConfig{{UpgradeType: "CONNECT"}},
 		Http2ProtocolOptions: &corev3.Http2ProtocolOptions{AllowConnect: true},
+		// The agent is the edge: an X-Forwarded-For it sends must not
+		// become the address the audit trail gives it.
+		UseRemoteAddress: wrapBool(true),
 	}
 	if auditKey != "" {
 		// Refused CONNECTs and passthrough tunnels are agent requests the
@@ -68,15 +71,15 @@ func proxyListener(p *config.Policy, addr, auditKey string) (*listenerv3.Listene
 // intercepted host's requests arrive on an internal listener, where the
 // downstream address is Envoy itself, and the audit trail must still say
 // which agent sent them. Each HTTP/2 CONNECT stream gets its own copy, so
-// multiplexed tunnels keep their own addresses. It is read-only and set
-// from the socket, so nothing the agent sends can change it.
+// multiplexed tunnels keep their own addresses. It is the socket's peer,
+// so no header the agent sends can change it.
 func agentAddressFilter() (*hcmv3.HttpFilter, error) {
 	cfg, err := toAny(&setfilterstatev3.Config{OnRequestHeaders: []*setfilterstatecommonv3.FilterStateValue{{
 		Key:        &setfilterstatecommonv3.FilterStateValue_ObjectKey{ObjectKey: audit.TagAgent},
 		FactoryKey: "envoy.string",
 		Value: &setfilterstatecommonv3.FilterStateValue_FormatString{FormatString: &corev3.SubstitutionFormatString{
 			Format: &corev3.SubstitutionFormatString_TextFormatSource{TextFormatSource: &corev3.DataSource{
-				Specifier: &corev3.DataSource_InlineString{InlineString: "%DOWNSTREAM_REMOTE_ADDRESS%"},
+				Specifier: &corev3.DataSource_InlineString{InlineString: "%DOWNSTREAM_DIRECT_REMOTE_ADDRESS%"},
 			}},
 		}},
 		SharedWithUpstream: setfilterstatecommonv3.FilterStateValue_ONCE,
