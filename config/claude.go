@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"time"
 )
@@ -45,9 +46,9 @@ func (l *loader) claudeCredentials() (string, bool) {
 func (l *loader) readClaudeLogin(path string) hostLogin {
 	c := hostLogin{path: path, fix: claudeFix}
 	fail := c.failed
-	data, problem := l.readLoginFile(path)
-	if problem != "" {
-		return fail(problem)
+	data, failed := l.readLoginFile(c)
+	if failed != nil {
+		return *failed
 	}
 	var f claudeCredentialsJSON
 	if err := json.Unmarshal(data, &f); err != nil {
@@ -104,17 +105,26 @@ func (c hostLogin) startupProblem(now time.Time) string {
 	return ""
 }
 
-// readLoginFile reads a host login file, or says why there is no login in
-// it: a logged-out host has no file, or an empty one.
-func (l *loader) readLoginFile(path string) ([]byte, string) {
-	data, err := l.opts.ReadFile(path)
+// readLoginFile reads c's file, or returns c failed with why there is no
+// login in it: a logged-out host has no file, or an empty one. A file
+// egressgate may not read is a matter of permissions, not of logging in
+// again, and says so.
+func (l *loader) readLoginFile(c hostLogin) ([]byte, *hostLogin) {
+	data, err := l.opts.ReadFile(c.path)
+	var problem string
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return nil, "not found"
+		problem = "not found"
+	case errors.Is(err, fs.ErrPermission):
+		c.fix = fmt.Sprintf("make it readable by the user egressgate runs as (uid %d), or run egressgate as the user who logged in", os.Getuid())
+		problem = "cannot read: " + readProblem(err)
 	case err != nil:
-		return nil, "cannot read: " + readProblem(err)
+		problem = "cannot read: " + readProblem(err)
 	case len(bytes.TrimSpace(data)) == 0:
-		return nil, "is empty"
+		problem = "is empty"
+	default:
+		return data, nil
 	}
-	return data, ""
+	failed := c.failed(problem)
+	return nil, &failed
 }

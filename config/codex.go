@@ -33,9 +33,9 @@ type codexAuthJSON struct {
 func (l *loader) readCodexAuth(path string) hostLogin {
 	c := hostLogin{path: path, fix: codexFix}
 	fail := c.failed
-	data, problem := l.readLoginFile(path)
-	if problem != "" {
-		return fail(problem)
+	data, failed := l.readLoginFile(c)
+	if failed != nil {
+		return *failed
 	}
 	var f codexAuthJSON
 	if err := json.Unmarshal(data, &f); err != nil {

@@ -1,7 +1,9 @@
 package config
 
 import (
+	"fmt"
 	"io/fs"
+	"os"
 	"testing"
 	"time"
 
@@ -176,8 +178,8 @@ func TestCodexAuthJSONUnreadable(t *testing.T) {
 	h := newHost(codexManifest("true"))
 	h.fail = map[string]error{testAuthJSON: &fs.PathError{Op: "open", Path: testAuthJSON, Err: fs.ErrPermission}}
 	require.Equal(t, []string{
-		testManifest + ":4: " + testAuthJSON + ": cannot read: permission denied; run 'codex login --device-auth' on the host",
-	}, h.loadErrors(t))
+		fmt.Sprintf("%s:4: %s: cannot read: permission denied; make it readable by the user egressgate runs as (uid %d), or run egressgate as the user who logged in", testManifest, testAuthJSON, os.Getuid()),
+	}, h.loadErrors(t), "a permission problem, not a login to redo")
 }
 
 func TestCodexAuthJSONWithoutAuthMode(t *testing.T) {
