@@ -36,9 +36,35 @@ func (l *loader) compile(m manifest) *Policy {
 	for _, r := range routes {
 		p.Routes = append(p.Routes, r.route)
 	}
+	p.warnings = l.warnings(p, namedAt)
 	// Sorted so xds output is deterministic whatever the manifest order.
 	slices.SortFunc(p.Routes, func(a, b Route) int { return strings.Compare(a.Host, b.Host) })
 	return p
+}
+
+// warnings are what makes a valid policy refuse more than its author
+// likely meant: a credential that is empty now, a bottle with no route.
+func (l *loader) warnings(p *Policy, namedAt []string) []Error {
+	var out []Error
+	if len(p.Routes) == 0 {
+		out = append(out, Error{File: l.errs.file, Line: l.doc.line("egress.routes"),
+			Msg: "no routes: the bottle allows no host, so every request of its agent is refused; add egress.routes or an agent_provider.template"})
+	}
+	for i, s := range p.Slots {
+		if s.Source.Kind != SourceEnv || s.Present() {
+			continue // host logins and token files are errors when unusable
+		}
+		var hosts []string
+		for _, r := range p.Routes {
+			if r.Auth != nil && r.Auth.Slot == s.Name {
+				hosts = append(hosts, r.Host)
+			}
+		}
+		out = append(out, Error{File: l.errs.file, Line: l.doc.line(namedAt[i]),
+			Msg: fmt.Sprintf("%s is not set or empty in this environment, so requests to %s are refused until it is; %s",
+				s.Source.Ref, strings.Join(hosts, ", "), s.Source.Fix())})
+	}
+	return out
 }
 
 func (l *loader) templateRoutes(m manifest) []routeSpec {

@@ -37,7 +37,14 @@ type Policy struct {
 	// hostLoginErrors are the host login problems as start-up errors, at
 	// the manifest line naming the login (see HostLoginError).
 	hostLoginErrors []Error
+	// warnings, at their manifest lines (see Warnings).
+	warnings []Error
 }
+
+// Warnings are what a valid policy will refuse that its author likely did
+// not mean it to: an empty route list, a token_ref whose variable is unset
+// or empty now. Validating prints them; they never stop a start.
+func (p *Policy) Warnings() []Error { return slices.Clone(p.warnings) }
 
 // HostLoginError reports a forwarded host login that cannot be used now
 // (gone, expired, not a ChatGPT login) as *Errors at the manifest line

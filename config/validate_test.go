@@ -196,3 +196,25 @@ func TestMatchesNormalised(t *testing.T) {
 		Methods: []string{"GET", "POST"},
 	}}, r.Matches)
 }
+
+// TestWarnings: a policy that is valid but refuses more than its author
+// likely meant says so, at the line to look at, and naming no value.
+func TestWarnings(t *testing.T) {
+	h := newHost(routes("    - host: a.test\n      auth: {scheme: Bearer, token_ref: A_TOKEN}\n    - host: b.test\n      auth: {scheme: Bearer, token_ref: A_TOKEN}\n    - host: c.test\n      auth: {scheme: Bearer, token_ref: C_TOKEN}\n"))
+	h.env["C_TOKEN"] = "c-token-value"
+	var got []string
+	for _, w := range h.mustLoad(t).Warnings() {
+		got = append(got, w.Error())
+	}
+	require.Equal(t, []string{
+		testManifest + ":5: A_TOKEN is not set or empty in this environment, so requests to a.test, b.test are refused until it is; set A_TOKEN in egressgate's environment on the host and restart egressgate",
+	}, got, "one warning per unset variable, none for a set one")
+
+	h = newHost("name: demo\negress:\n  routes: []\n")
+	require.Equal(t, []Error{{File: testManifest, Line: 3,
+		Msg: "no routes: the bottle allows no host, so every request of its agent is refused; add egress.routes or an agent_provider.template"}},
+		h.mustLoad(t).Warnings())
+
+	h = newHost("name: demo\nagent_provider: {template: codex}\negress:\n  routes: []\n")
+	require.Empty(t, h.mustLoad(t).Warnings(), "a template's routes are routes")
+}

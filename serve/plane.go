@@ -314,6 +314,9 @@ func (p *plane) slots() []admin.BottleSlots {
 // shows up in the log before the agent trips over it.
 func logSlots(log *slog.Logger, p *config.Policy) {
 	now := time.Now()
+	if len(p.Routes) == 0 {
+		log.Warn("bottle allows no host: every request of its agent is refused", "bottle", p.Name, "manifest", p.Manifest)
+	}
 	for _, s := range p.Slots {
 		switch {
 		case !s.Present():

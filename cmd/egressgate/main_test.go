@@ -44,3 +44,15 @@ func TestMissingManifestFlag(t *testing.T) {
 	assert.Equal(t, exitFailure, code)
 	assert.Contains(t, stderr, "manifest")
 }
+
+func TestValidateWarnsAndStrictFails(t *testing.T) {
+	t.Setenv("GITHUB_TOKEN", "")
+	code, stdout, stderr := runCLI(t, "validate", "--manifest", "../../examples/quickstart.md")
+	require.Equal(t, exitOK, code, "a warning is not an error")
+	assert.Contains(t, stdout, "bottle quickstart")
+	assert.Regexp(t, `^warning: \.\./\.\./examples/quickstart\.md:[0-9]+: GITHUB_TOKEN is not set`, stderr)
+
+	code, _, stderr = runCLI(t, "validate", "--strict", "--manifest", "../../examples/quickstart.md")
+	assert.Equal(t, exitFailure, code)
+	assert.Contains(t, stderr, "1 warning(s) and --strict")
+}

@@ -13,6 +13,7 @@ import (
 
 func validateCommand() *cobra.Command {
 	var manifest, codexHome string
+	var strict bool
 	cmd := &cobra.Command{
 		Use:   "validate --manifest FILE",
 		Short: "Check a manifest and its host credentials; print the resolved routes and slots",
@@ -25,11 +26,22 @@ func validateCommand() *cobra.Command {
 			if err := p.HostLoginError(); err != nil {
 				return err
 			}
-			return describe(cmd.OutOrStdout(), p)
+			warnings := p.Warnings()
+			for _, w := range warnings {
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", w)
+			}
+			if err := describe(cmd.OutOrStdout(), p); err != nil {
+				return err
+			}
+			if strict && len(warnings) > 0 {
+				return fmt.Errorf("egressgate validate: %d warning(s) and --strict", len(warnings))
+			}
+			return nil
 		},
 	}
 	cmd.Flags().StringVar(&manifest, "manifest", "", "bottle manifest (Markdown front matter or YAML)")
 	cmd.Flags().StringVar(&codexHome, "codex-home", "", "Codex home holding auth.json (default $CODEX_HOME, then ~/.codex)")
+	cmd.Flags().BoolVar(&strict, "strict", false, "exit 1 when there are warnings (for CI)")
 	_ = cmd.MarkFlagRequired("manifest")
 	return cmd
 }
