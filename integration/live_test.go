@@ -219,4 +219,9 @@ func TestSIGHUPReloads(t *testing.T) {
 		return status(t, b.admin).Bottles[0].LastReload.After(before)
 	})
 	assert.Equal(t, http.StatusOK, get(t, b.agent(t, true), "https://api.example.test/after-hup"))
+	// One line for the signal, one for the outcome: an operator sees both.
+	logs := b.stderr.String()
+	assert.Equal(t, 1, strings.Count(logs, "SIGHUP: reloading"), logs)
+	assert.Equal(t, 1, strings.Count(logs, `msg="reloaded; configuration unchanged" bottle=itest`), logs)
+	assert.Contains(t, logs, "trigger=SIGHUP")
 }

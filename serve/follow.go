@@ -25,22 +25,24 @@ func (p *plane) follow(ctx context.Context, hup <-chan struct{}) error {
 	// and one reload then picks up whatever changed between the first load
 	// and the watch; it publishes nothing when nothing changed.
 	p.watchInputs(w)
-	p.reloadAll(ctx)
+	p.reloadAll(ctx, "")
 	go p.renewLeavesEvery(ctx, leafCheckInterval)
 	go func() {
 		defer w.Close()
 		for {
+			trigger := "files changed"
 			select {
 			case <-ctx.Done():
 				return
 			case <-w.Changes():
 			case <-hup:
+				trigger = "SIGHUP"
 			}
-			p.reloadAll(ctx)
+			p.reloadAll(ctx, trigger)
 			// A file the policy names for the first time was not watched
 			// during that reload; reload once more to see its current state.
 			if p.watchInputs(w) {
-				p.reloadAll(ctx)
+				p.reloadAll(ctx, "")
 			}
 		}
 	}()

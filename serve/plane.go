@@ -87,7 +87,7 @@ func (p *plane) loadAll(ctx context.Context) error {
 	defer p.reloading.Unlock()
 	var errs []error
 	for _, b := range p.bottles {
-		errs = append(errs, p.apply(ctx, b))
+		errs = append(errs, p.apply(ctx, b, "start"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err
@@ -98,13 +98,14 @@ func (p *plane) loadAll(ctx context.Context) error {
 
 // reloadAll recompiles every bottle. A bottle whose new generation fails
 // keeps serving its last good one; the failure is logged, counted and shown
-// in status.
-func (p *plane) reloadAll(ctx context.Context) {
+// in status. Each bottle's outcome is one log line, naming trigger (why
+// the reload happened); with no trigger, an unchanged bottle says nothing.
+func (p *plane) reloadAll(ctx context.Context, trigger string) {
 	p.reloading.Lock()
 	defer p.reloading.Unlock()
 	for _, b := range p.bottles {
-		if err := p.apply(ctx, b); err != nil {
-			p.log.Error("reload failed; keeping the previous configuration", "manifest", b.manifest, "error", err)
+		if err := p.apply(ctx, b, trigger); err != nil {
+			p.log.Error("reload failed; keeping the previous configuration", "manifest", b.manifest, "trigger", trigger, "error", err)
 		}
 	}
 	p.syncRefreshers(ctx)
@@ -114,7 +115,7 @@ func (p *plane) reloadAll(ctx context.Context) {
 // out before routes: a new route never meets an old slot table (the
 // source check in extproc covers the reverse).
 // Callers hold p.reloading.
-func (p *plane) apply(ctx context.Context, b *bottle) error {
+func (p *plane) apply(ctx context.Context, b *bottle, trigger string) error {
 	p.mu.Lock()
 	current, name, others := b.current, b.name, p.otherNames(b)
 	p.mu.Unlock()
@@ -132,8 +133,11 @@ func (p *plane) apply(ctx context.Context, b *bottle) error {
 		p.metrics.ReloadFailed(b.label())
 		return err
 	}
-	if current == nil || current.version() != next.version() {
-		p.log.Info("configuration applied", "bottle", next.policy.Name, "version", next.version())
+	switch {
+	case current == nil || current.version() != next.version():
+		p.log.Info("configuration applied", "bottle", next.policy.Name, "version", next.version(), "trigger", trigger)
+	case trigger != "":
+		p.log.Info("reloaded; configuration unchanged", "bottle", next.policy.Name, "version", next.version(), "trigger", trigger)
 	}
 	if current != nil {
 		logSlotChanges(p.log, current.policy, next.policy)

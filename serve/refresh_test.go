@@ -77,7 +77,7 @@ func TestRefresherFollowsTheManifest(t *testing.T) {
 	// The manifest now sends auth.openai.com elsewhere: so does the
 	// refresher, and nothing more goes to the first endpoint.
 	replaceManifest(t, tp.bottles[0].manifest, refreshingManifest(true, second))
-	tp.reloadAll(context.Background())
+	tp.reloadAll(context.Background(), "test")
 	require.Same(t, hr, tp.refreshers[authJSON], "one refresher per login, kept across reloads")
 	hr.r.Recover() // refresh now, not in 45 minutes
 	require.Eventually(t, func() bool { return second.hits.Load() == 1 }, 30*time.Second, 10*time.Millisecond)
@@ -86,6 +86,6 @@ func TestRefresherFollowsTheManifest(t *testing.T) {
 
 	// No bottle asks any more: the refresher stops.
 	replaceManifest(t, tp.bottles[0].manifest, refreshingManifest(false, second))
-	tp.reloadAll(context.Background())
+	tp.reloadAll(context.Background(), "test")
 	assert.Empty(t, tp.refreshers)
 }
