@@ -11,12 +11,12 @@ MANIFEST ?= examples/quickstart.md
 setup:
 	@scripts/setup.sh
 
-# Runs egressgate and its Envoy on the example manifest; Ctrl-C stops both.
-# Running needs only Envoy; the test tools (staticcheck, Codex, Docker)
-# are installed by `make setup`.
+# Builds bin/egressgate, then runs it and its Envoy on the example manifest
+# with a local demo upstream, and sends one agent request through it
+# (scripts/run.sh); Ctrl-C stops everything. Running needs only Envoy; the
+# test tools (staticcheck, Codex, Docker) are installed by `make setup`.
 run:
-	@scripts/setup-envoy.sh
-	go run ./cmd/egressgate serve --manifest $(MANIFEST)
+	@MANIFEST=$(MANIFEST) scripts/run.sh
 
 # The whole suite: vet, staticcheck, unit tests and the integration tests
 # against the real Envoy.

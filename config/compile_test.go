@@ -239,8 +239,10 @@ func TestExamples(t *testing.T) {
 		})
 		require.NoError(t, err)
 		require.Equal(t, "quickstart", p.Name)
-		require.Len(t, p.Slots, 1)
-		require.Equal(t, Source{Kind: SourceEnv, Ref: "GITHUB_TOKEN"}, p.Slots[0].Source)
+		require.Equal(t, []Source{
+			{Kind: SourceEnv, Ref: "GITHUB_TOKEN"},
+			{Kind: SourceEnv, Ref: "EGRESSGATE_DEMO_TOKEN"},
+		}, []Source{p.Slots[0].Source, p.Slots[1].Source})
 	})
 	t.Run("codex-host-login", func(t *testing.T) {
 		home := t.TempDir()

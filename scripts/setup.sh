@@ -52,6 +52,13 @@ install_npm_cli codex "@openai/codex" "${CODEX_VERSION}"
 # Claude Code ships a native binary through an optional npm dependency.
 install_npm_cli claude "@anthropic-ai/claude-code" "${CLAUDE_VERSION}"
 
+# curl is the quick start's agent (scripts/demo-agent.sh) and its test's.
+if ! command -v curl >/dev/null && [[ "$(id -u)" -eq 0 ]] && command -v apt-get >/dev/null; then
+	echo "setup: installing curl (for the quick-start test)" >&2
+	DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >&2
+fi
+
 # Docker, for the container tests. Under CI a missing Docker fails the run;
 # elsewhere the container tests skip themselves and say why.
 if [[ -n "${CI:-}" ]]; then

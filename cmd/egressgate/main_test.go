@@ -47,6 +47,7 @@ func TestMissingManifestFlag(t *testing.T) {
 
 func TestValidateWarnsAndStrictFails(t *testing.T) {
 	t.Setenv("GITHUB_TOKEN", "")
+	t.Setenv("EGRESSGATE_DEMO_TOKEN", "demo-host-token")
 	code, stdout, stderr := runCLI(t, "validate", "--manifest", "../../examples/quickstart.md")
 	require.Equal(t, exitOK, code, "a warning is not an error")
 	assert.Contains(t, stdout, "bottle quickstart")
