@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -17,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"sigs.k8s.io/yaml"
 
+	"github.com/egressgate/egressgate/audit"
 	"github.com/egressgate/egressgate/internal/testenv"
 )
 
@@ -86,6 +88,44 @@ func TestComposeStack(t *testing.T) {
 	assert.Contains(t, probe, fmt.Sprintf(`"authorization_sha256":%q`, hex.EncodeToString(want[:])), "the demo saw the host-held token")
 	assert.Contains(t, probe, `"proxy_authorization_present":false`)
 	assert.NotContains(t, probe, token)
+
+	// The stack keeps the same audit trail as serve on a host: the request
+	// above and a refused CONNECT, read back with `egressgate audit`.
+	refused, _ := run(ctx, "run", "--rm", "agent", "/agentprobe", "https://evil.example.test/")
+	assert.Contains(t, refused, "Forbidden", "the unlisted host is refused at CONNECT")
+	var credentialed, connect audit.Record
+	var raw string
+	eventually(t, time.Minute, "the stack's audit records", func() bool {
+		full := append(append(compose[1:], "-p", project, "-f", filepath.Join(root, "docker-compose.yml")),
+			"exec", "-T", "egressgate", "/egressgate", "audit", "--state-dir=/state", "--all", "--json", "-n", "100")
+		out, err := exec.CommandContext(ctx, compose[0], full...).Output()
+		if err != nil {
+			return false
+		}
+		raw = string(out)
+		for line := range strings.Lines(raw) {
+			var r audit.Record
+			if json.Unmarshal([]byte(line), &r) != nil {
+				continue
+			}
+			switch {
+			case r.Host == "demo.example.test" && r.Path == "/hello":
+				credentialed = r
+			case r.Host == "evil.example.test":
+				connect = r
+			}
+		}
+		return credentialed.Decision != "" && connect.Decision != ""
+	})
+	assert.Equal(t, audit.ForwardedWithCredential, credentialed.Decision)
+	assert.Equal(t, "compose", credentialed.Bottle)
+	assert.Equal(t, "EGRESS_TOKEN_0", credentialed.Slot)
+	assert.NotEmpty(t, credentialed.Agent, "the agent container's address")
+	assert.Equal(t, audit.Refused, connect.Decision)
+	assert.Equal(t, "host_not_allowed", connect.Reason)
+	for _, secret := range []string{token, "agent-placeholder", "YWdlbnQ6cGxhY2Vob2xkZXI="} {
+		assert.False(t, strings.Contains(raw, secret), "an audit record holds a credential")
+	}
 }
 
 // composeCLI is `docker compose` (v2) where the plugin exists, else
