@@ -51,8 +51,16 @@ func (l *loader) warnings(p *Policy, namedAt []string) []Error {
 			Msg: "no routes: the bottle allows no host, so every request of its agent is refused; add egress.routes or an agent_provider.template"})
 	}
 	for i, s := range p.Slots {
-		if s.Source.Kind != SourceEnv || s.Present() {
-			continue // host logins and token files are errors when unusable
+		var empty string
+		switch {
+		case s.Present():
+			continue
+		case s.Source.Kind == SourceEnv:
+			empty = s.Source.Ref + " is not set or empty in this environment"
+		case s.Source.Kind == SourceFile:
+			empty = s.Source.Ref + " is missing or empty"
+		default:
+			continue // a host login that cannot be used is an error
 		}
 		var hosts []string
 		for _, r := range p.Routes {
@@ -61,8 +69,8 @@ func (l *loader) warnings(p *Policy, namedAt []string) []Error {
 			}
 		}
 		out = append(out, Error{File: l.errs.file, Line: l.doc.line(namedAt[i]),
-			Msg: fmt.Sprintf("%s is not set or empty in this environment, so requests to %s are refused until it is; %s",
-				s.Source.Ref, strings.Join(hosts, ", "), s.Source.Fix())})
+			Msg: fmt.Sprintf("%s, so requests to %s are refused until it holds the token; %s",
+				empty, strings.Join(hosts, ", "), s.Source.Fix())})
 	}
 	return out
 }

@@ -84,7 +84,10 @@ func parseManifest(file string, data []byte, errs *errList) *document {
 func yamlSource(file string, data []byte, errs *errList) ([]byte, bool) {
 	data = bytes.TrimPrefix(data, []byte("\ufeff"))
 	lines := bytes.SplitAfter(data, []byte("\n"))
-	if isFence(lines[0]) {
+	// In a .yaml file a first --- starts the YAML document; taking it for
+	// front matter would silently drop whatever follows a second ---.
+	ext := strings.ToLower(filepath.Ext(file))
+	if isFence(lines[0]) && ext != ".yaml" && ext != ".yml" {
 		for i := 1; i < len(lines); i++ {
 			if isFence(lines[i]) {
 				return bytes.Join(lines[:i], nil), true
@@ -93,7 +96,7 @@ func yamlSource(file string, data []byte, errs *errList) ([]byte, bool) {
 	}
 	// A Markdown body parsed as YAML would yield baffling errors; say what
 	// is missing instead.
-	switch strings.ToLower(filepath.Ext(file)) {
+	switch ext {
 	case ".md", ".markdown":
 		if isFence(lines[0]) {
 			errs.add(1, "front matter is not closed: add a --- line after the YAML")

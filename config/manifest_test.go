@@ -82,6 +82,12 @@ func TestFrontMatterLines(t *testing.T) {
 			want: []string{"/bottle/demo.yaml:2: a manifest is one YAML document; remove the second one"},
 		},
 		{
+			name: "yaml file with a document marker and a second document",
+			file: "/bottle/demo.yaml",
+			text: "---\nname: demo\n---\negress:\n  routes: []\n",
+			want: []string{"/bottle/demo.yaml:3: a manifest is one YAML document; remove the second one"},
+		},
+		{
 			name: "empty file",
 			file: "/bottle/demo.yaml",
 			text: "",

@@ -87,7 +87,10 @@ var schemaNotes = map[string]schemaNote{
 		extra: map[string]any{"anyOf": []any{
 			map[string]any{"type": "null"},
 			map[string]any{"allOf": []any{
-				map[string]any{"not": map[string]any{"required": []string{"scheme", "header"}}},
+				map[string]any{"oneOf": []any{
+					map[string]any{"required": []string{"scheme"}},
+					map[string]any{"required": []string{"header"}},
+				}},
 				map[string]any{"oneOf": []any{
 					map[string]any{"required": []string{"token_ref"}},
 					map[string]any{"required": []string{"token_file"}},
@@ -101,8 +104,7 @@ var schemaNotes = map[string]schemaNote{
 	"egress.routes[].auth.token_ref": {description: "A host environment variable holding the token (its name, never the token). Unset, the route's requests are refused with the fix.",
 		extra: map[string]any{"pattern": envNameRE.String()}},
 	"egress.routes[].auth.token_file": {description: "A host file holding only the token, relative to the manifest's directory; watched, so rewriting it rotates the token."},
-	"egress.routes[].matches": {description: "Narrows what the route allows; a request must satisfy one entry. Leave out to allow every path and method.",
-		extra: map[string]any{"minItems": 1}},
+	"egress.routes[].matches":         {description: "Narrows what the route allows; a request must satisfy one entry. Leave out (or empty) to allow every path and method."},
 	"egress.routes[].matches[]": {description: "Paths, methods or both; a request matches when its path matches one of the paths and its method is one of the methods.",
 		extra: map[string]any{"anyOf": []any{
 			map[string]any{"required": []string{"paths"}},

@@ -94,6 +94,7 @@ func TestSchemaRefusesWhatLoadRefuses(t *testing.T) {
 		"bad template":            "name: demo\nagent_provider: {template: cursor}\n",
 		"bad tls":                 routes("    - host: a.test\n      tls: passthru\n"),
 		"scheme and header":       routes("    - host: a.test\n      auth: {scheme: Bearer, header: x-api-key, token_ref: A}\n"),
+		"no scheme nor header":    routes("    - host: a.test\n      auth: {token_ref: A}\n"),
 		"no token source":         routes("    - host: a.test\n      auth: {scheme: Bearer}\n"),
 		"both token sources":      routes("    - host: a.test\n      auth: {scheme: Bearer, token_ref: A, token_file: a}\n"),
 		"token instead of ref":    routes("    - host: a.test\n      auth: {scheme: Bearer, token_ref: ghp_abc123}\n"),
@@ -118,8 +119,13 @@ func TestSchemaRefusesWhatLoadRefuses(t *testing.T) {
 			assert.Error(t, err, "Load takes it, so the schema must too")
 		})
 	}
-	ok := routes("    - host: a.test\n      auth:\n      matches: [{methods: [get, Post]}]\n      upstream:\n")
-	assert.NoError(t, s.Validate(manifestJSON(t, "m.yaml", []byte(ok))), "empty values and any-case methods, as Load takes them")
-	_, err := newHost(ok).load()
-	require.NoError(t, err)
+	for _, ok := range []string{
+		routes("    - host: a.test\n      auth:\n      matches: [{methods: [get, Post]}]\n      upstream:\n"),
+		routes("    - host: a.test\n      matches: []\n"),
+		routes("    - host: a.test\n      auth: {header: X-Api-Key, token_file: key}\n"),
+	} {
+		assert.NoError(t, s.Validate(manifestJSON(t, "m.yaml", []byte(ok))), "Load takes it, so the schema must:\n%s", ok)
+		_, err := newHost(ok).load()
+		require.NoError(t, err, ok)
+	}
 }

@@ -207,8 +207,13 @@ func TestWarnings(t *testing.T) {
 		got = append(got, w.Error())
 	}
 	require.Equal(t, []string{
-		testManifest + ":5: A_TOKEN is not set or empty in this environment, so requests to a.test, b.test are refused until it is; set A_TOKEN in egressgate's environment on the host and restart egressgate",
+		testManifest + ":5: A_TOKEN is not set or empty in this environment, so requests to a.test, b.test are refused until it holds the token; set A_TOKEN in egressgate's environment on the host and restart egressgate",
 	}, got, "one warning per unset variable, none for a set one")
+
+	h = newHost(routes("    - host: a.test\n      auth: {scheme: Bearer, token_file: tokens/a}\n"))
+	require.Equal(t, []Error{{File: testManifest, Line: 5,
+		Msg: "/bottle/tokens/a is missing or empty, so requests to a.test are refused until it holds the token; write the token to /bottle/tokens/a on the host"}},
+		h.mustLoad(t).Warnings(), "a token file that is not there yet")
 
 	h = newHost("name: demo\negress:\n  routes: []\n")
 	require.Equal(t, []Error{{File: testManifest, Line: 3,
