@@ -118,7 +118,7 @@ func TestCodexNotForwardedNeverReadsHostLogin(t *testing.T) {
 	assert.NoFileExists(t, filepath.Join(o.OutDir, "codex", "auth.json"))
 	assert.NoDirExists(t, filepath.Join(o.OutDir, "codex"))
 	assert.Equal(t, baseEnvWant(DefaultProxyURL, DefaultCAPath), readEnv(t, o.OutDir), "no CODEX_HOME without an auth.json in it")
-	assert.Contains(t, strings.Join(res.Notes, "\n"), "codex login --device-auth")
+	assert.Contains(t, strings.Join(res.Notes, "\n"), "forward_host_credentials: true", "the note says how to give chatgpt.com a credential")
 }
 
 func TestClaude(t *testing.T) {

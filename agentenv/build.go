@@ -132,7 +132,7 @@ func baseEnv(o Options) []envVar {
 func (b *bundle) addCodex(p *config.Policy, codexHome string, now time.Time) error {
 	if !p.ForwardHostCredentials {
 		b.stale = append(b.stale, codexAuthFile)
-		b.notes = append(b.notes, "no codex/auth.json and no CODEX_HOME: host credentials are not forwarded, so log in inside the bottle (codex login --device-auth)")
+		b.notes = append(b.notes, "no codex/auth.json and no CODEX_HOME: host credentials are not forwarded, so chatgpt.com gets no credential (the egress strips the agent's own); set forward_host_credentials: true to use the host's Codex login")
 		return nil
 	}
 	slot, ok := codexSlot(p)
