@@ -84,14 +84,21 @@ func parseManifest(file string, data []byte, errs *errList) *document {
 func yamlSource(file string, data []byte, errs *errList) ([]byte, bool) {
 	data = bytes.TrimPrefix(data, []byte("\ufeff"))
 	lines := bytes.SplitAfter(data, []byte("\n"))
-	// In a .yaml file a first --- starts the YAML document; taking it for
-	// front matter would silently drop whatever follows a second ---.
 	ext := strings.ToLower(filepath.Ext(file))
-	if isFence(lines[0]) && ext != ".yaml" && ext != ".yml" {
+	yamlFile := ext == ".yaml" || ext == ".yml"
+	if isFence(lines[0]) {
 		for i := 1; i < len(lines); i++ {
-			if isFence(lines[i]) {
+			if !isFence(lines[i]) {
+				continue
+			}
+			// A .yaml file fenced like front matter may have a body for
+			// people too; but manifest keys after its second --- are a
+			// second YAML document, and dropping them silently would
+			// lose routes.
+			if !yamlFile || !holdsManifestKeys(lines[i+1:]) {
 				return bytes.Join(lines[:i], nil), true
 			}
+			break
 		}
 	}
 	// A Markdown body parsed as YAML would yield baffling errors; say what
@@ -106,6 +113,18 @@ func yamlSource(file string, data []byte, errs *errList) ([]byte, bool) {
 		return nil, false
 	}
 	return data, true
+}
+
+// holdsManifestKeys reports whether lines start a top-level manifest key.
+func holdsManifestKeys(lines [][]byte) bool {
+	for _, l := range lines {
+		for _, key := range []string{"name:", "agent_provider:", "egress:"} {
+			if bytes.HasPrefix(l, []byte(key)) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func isFence(line []byte) bool {

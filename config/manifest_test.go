@@ -88,6 +88,12 @@ func TestFrontMatterLines(t *testing.T) {
 			want: []string{"/bottle/demo.yaml:3: a manifest is one YAML document; remove the second one"},
 		},
 		{
+			name: "fenced yaml file",
+			file: "/bottle/demo.yaml",
+			text: "---\nname: demo\negress:\n  routes: [{host: \"a test\"}]\n---\n# A body for people\n\nIt is ignored.\n",
+			want: []string{`/bottle/demo.yaml:4: egress.routes[0].host: "a test" is not a DNS name (labels of a-z, 0-9 and -, joined by dots)`},
+		},
+		{
 			name: "empty file",
 			file: "/bottle/demo.yaml",
 			text: "",

@@ -4,10 +4,13 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptrace"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -67,7 +70,31 @@ func TestAuditTrail(t *testing.T) {
 	up := newUpstream(t, pki)
 	login := newHostLogin(t, time.Now().Add(time.Hour))
 	b := startBottle(t, bottleOptions{manifest: codexManifest(true, up, pki), codexHome: login.home})
-	client := b.agent(t, false)
+	auditEachKind(t, b.egress, login)
+
+	metrics := httpGet(t, "http://"+b.admin+"/metrics")
+	assert.Contains(t, metrics, `egressgate_requests_total{bottle="itest",decision="forwarded_with_credential",host="chatgpt.com",reason=""} 1`)
+	assert.Contains(t, metrics, `egressgate_requests_total{bottle="itest",decision="refused",host="other",reason="host_not_allowed"} 1`)
+	assert.Contains(t, metrics, "egressgate_audit_records_dropped_total 0")
+	assert.Contains(t, metrics, `egressgate_envoy_connected{bottle="itest"} 1`)
+	assert.Regexp(t, `egressgate_xds_responses_total\{node="itest",outcome="acked",type="Listener"\} [1-9]`, metrics)
+	assert.Regexp(t, `egressgate_extproc_decision_seconds_count [1-9]`, metrics)
+	assert.Regexp(t, `egressgate_build_info\{goversion="go[^"]+",revision="[^"]*",version="[^"]+"\} 1`, metrics)
+}
+
+// auditEachKind sends through e one request of each kind, as the bottle
+// "itest" of codexManifest allows them, and checks that each left exactly
+// one record with the right fields in e's audit trail, and that no record
+// holds a secret or a query string.
+func auditEachKind(t *testing.T, e egress, login *hostLogin) {
+	t.Helper()
+	client := e.agent(t, false)
+	// Earlier tests on e may have sent the same requests.
+	since := time.Now()
+	recordFor := func(t testing.TB, stateDir, what string, match func(audit.Record) bool) audit.Record {
+		t.Helper()
+		return recordFor(t, stateDir, what, func(r audit.Record) bool { return !r.Time.Before(since) && match(r) })
+	}
 	// The agent lies about its address, on the CONNECT and inside the
 	// tunnel; the record must give its socket's.
 	client.Transport.(*http.Transport).ProxyConnectHeader = http.Header{"X-Forwarded-For": {"203.0.113.7"}}
@@ -87,7 +114,7 @@ func TestAuditTrail(t *testing.T) {
 	}
 
 	assert.Equal(t, http.StatusOK, do(http.MethodGet, "https://chatgpt.com/backend-api/audit/cred?token=query-secret"))
-	r := recordFor(t, b.stateDir, "a credentialed request", pathIs("/backend-api/audit/cred"))
+	r := recordFor(t, e.stateDir, "a credentialed request", pathIs("/backend-api/audit/cred"))
 	assert.Equal(t, audit.ForwardedWithCredential, r.Decision)
 	assert.Equal(t, "EGRESS_TOKEN_0", r.Slot)
 	assert.Equal(t, "itest", r.Bottle)
@@ -106,42 +133,61 @@ func TestAuditTrail(t *testing.T) {
 	assert.Equal(t, agentAddr, r.Agent, "the agent's address")
 
 	assert.Equal(t, http.StatusOK, do(http.MethodGet, "https://api.example.test/allowed/audit-open"))
-	r = recordFor(t, b.stateDir, "an open route", pathIs("/allowed/audit-open"))
+	r = recordFor(t, e.stateDir, "an open route", pathIs("/allowed/audit-open"))
 	assert.Equal(t, audit.Forwarded, r.Decision)
 	assert.Empty(t, r.Slot)
 
 	assert.Equal(t, http.StatusForbidden, do(http.MethodGet, "https://api.example.test/forbidden/audit-path"))
-	r = recordFor(t, b.stateDir, "a refused path", pathIs("/forbidden/audit-path"))
+	r = recordFor(t, e.stateDir, "a refused path", pathIs("/forbidden/audit-path"))
 	assert.Equal(t, audit.Refused, r.Decision)
 	assert.Equal(t, "not_allowed", r.Reason)
 	assert.EqualValues(t, 403, r.Status)
 
 	assert.Equal(t, http.StatusOK, do(http.MethodPost, "https://auth.openai.com/oauth/token"))
-	r = recordFor(t, b.stateDir, "an egress answer", pathIs("/oauth/token"))
+	r = recordFor(t, e.stateDir, "an egress answer", pathIs("/oauth/token"))
 	assert.Equal(t, audit.Answered, r.Decision)
 	assert.Equal(t, "refresh_answered", r.Reason)
 	assert.Zero(t, r.UpstreamStatus)
 
-	do(http.MethodGet, "https://evil.example.test/audit")
-	r = recordFor(t, b.stateDir, "a refused CONNECT", func(r audit.Record) bool { return r.Host == "evil.example.test" })
+	do(http.MethodGet, "https://evil-audit.example.test/audit")
+	r = recordFor(t, e.stateDir, "a refused CONNECT", func(r audit.Record) bool { return r.Host == "evil-audit.example.test" })
 	assert.Equal(t, audit.KindConnect, r.Kind)
 	assert.Equal(t, audit.Refused, r.Decision)
 	assert.Equal(t, "host_not_allowed", r.Reason)
 	assert.EqualValues(t, 443, r.Port)
 	assert.Regexp(t, `^127\.0\.0\.1:[0-9]+$`, r.Agent, "the agent's address")
 
-	data, err := os.ReadFile(filepath.Join(b.stateDir, audit.FileName))
+	data, err := os.ReadFile(filepath.Join(e.stateDir, audit.FileName))
 	require.NoError(t, err)
 	t.Logf("audit log:\n%s", data)
 	for _, secret := range []string{login.accessToken, "agent-own-secret-token", "query-secret", "rt-host-refresh-secret"} {
 		assert.NotContains(t, string(data), secret)
 	}
-	metrics := httpGet(t, "http://"+b.admin+"/metrics")
-	assert.Contains(t, metrics, `egressgate_requests_total{bottle="itest",decision="forwarded_with_credential",host="chatgpt.com",reason=""} 1`)
-	assert.Contains(t, metrics, `egressgate_requests_total{bottle="itest",decision="refused",host="other",reason="host_not_allowed"} 1`)
-	assert.Contains(t, metrics, "egressgate_audit_records_dropped_total 0")
-	assert.Contains(t, metrics, `egressgate_envoy_connected{bottle="itest"} 1`)
-	assert.Regexp(t, `egressgate_xds_responses_total\{node="itest",outcome="acked",type="Listener"\} [1-9]`, metrics)
-	assert.Regexp(t, `egressgate_extproc_decision_seconds_count [1-9]`, metrics)
-	assert.Regexp(t, `egressgate_build_info\{goversion="go[^"]+",revision="[^"]*",version="[^"]+"\} 1`, metrics)
+}
+
+// TestDeadAuditSinkFailsNoRequest: with the audit log on a full disk
+// (/dev/full fails every write), every agent request still gets its
+// answer, and the lost records are counted.
+func TestDeadAuditSinkFailsNoRequest(t *testing.T) {
+	if _, err := os.Stat("/dev/full"); err != nil {
+		t.Skip("no /dev/full to stand for a full disk")
+	}
+	pki := newUpstreamPKI(t, testHosts...)
+	up := newUpstream(t, pki)
+	login := newHostLogin(t, time.Now().Add(time.Hour))
+	b := startBottle(t, bottleOptions{manifest: codexManifest(true, up, pki), codexHome: login.home,
+		args: []string{"--audit-log", "/dev/full"}})
+	client := b.agent(t, true)
+	const requests = 50
+	for i := range requests {
+		require.Equal(t, http.StatusOK, get(t, client, fmt.Sprintf("https://chatgpt.com/backend-api/dead-sink/%d", i)), "request %d", i)
+	}
+	_, err := client.Get("https://evil-dead-sink.example.test/")
+	require.Error(t, err, "refusals still work too")
+	eventually(t, propagation, "every lost record counted", func() bool {
+		m := regexp.MustCompile(`egressgate_audit_records_dropped_total (\d+)`).FindStringSubmatch(httpGet(t, "http://"+b.admin+"/metrics"))
+		n, _ := strconv.Atoi(m[1])
+		return n >= requests+1
+	})
+	assert.Contains(t, b.stderr.String(), "cannot write the audit log; records are dropped and counted")
 }

@@ -34,6 +34,7 @@ type bottleOptions struct {
 	stateDir       string   // reuse to test restarts; default a fresh temp dir
 	extProcAddress string   // point Envoy at this ext_proc instead of the built-in one
 	env            []string // extra KEY=VALUE for egressgate's environment
+	args           []string // extra flags for serve
 }
 
 // egress is what an agent needs to use a running egress: the proxy address
@@ -173,7 +174,7 @@ func serveArgs(b *bottle, o bottleOptions) []string {
 	if o.extProcAddress != "" {
 		args = append(args, "--extproc-address", o.extProcAddress)
 	}
-	return args
+	return append(args, o.args...)
 }
 
 // startProcess runs `egressgate args...` until it prints "ready"; it is

@@ -139,18 +139,12 @@ func TestSplitDeployment(t *testing.T) {
 	up := newUpstream(t, pki)
 	login := newHostLogin(t, time.Now().Add(time.Hour))
 	d := startSplit(t, codexManifest(true, up, pki), login.home)
+	parent := t
 
 	coreDataPath(t, d.egress, up, login)
 
 	t.Run("the control plane keeps the audit trail", func(t *testing.T) {
-		client := d.agent(t, false)
-		require.Equal(t, http.StatusOK, get(t, client, "https://chatgpt.com/backend-api/audit-split"))
-		r := recordFor(t, d.stateDir, "a request through the sidecar", pathIs("/backend-api/audit-split"))
-		assert.Equal(t, "itest", r.Bottle)
-		assert.Equal(t, audit.ForwardedWithCredential, r.Decision)
-		_, err := client.Get("https://elsewhere.example.test/")
-		require.Error(t, err, "the CONNECT is refused")
-		recordFor(t, d.stateDir, "a refused CONNECT", func(r audit.Record) bool { return r.Host == "elsewhere.example.test" })
+		auditEachKind(t, d.egress, login)
 	})
 
 	t.Run("streams without the bottle's token are refused", func(t *testing.T) {
@@ -225,7 +219,9 @@ func TestSplitDeployment(t *testing.T) {
 		manifest := d.controlArg[2]
 		replaceFile(t, manifest, strings.Replace(readFile(t, manifest), "  routes:\n",
 			fmt.Sprintf("  routes:\n    - host: new.example.test\n      upstream: {address: %q, ca_file: %q}\n", up.addr(), pki.caPath), 1))
-		d.control = startProcess(t, d.stateDir, d.controlArg...)
+		// The test's, not this subtest's: the control plane must outlive
+		// it for the subtests after.
+		d.control = startProcess(parent, d.stateDir, d.controlArg...)
 		eventually(t, propagation, "the new route after the control plane returned", func() bool {
 			resp, err := d.agent(t, true).Get("https://new.example.test/after-restart")
 			if err != nil {
@@ -250,6 +246,16 @@ func TestSplitDeployment(t *testing.T) {
 		code, body := chatgptTurn(t, client)
 		assert.Equal(t, http.StatusBadRequest, code)
 		assert.Contains(t, body, "chatgpt.com rejected the host's Codex login")
+	})
+
+	// Last: it stops the sidecar. Envoy fails closed, and the control
+	// plane, which Envoy streams the trail to, still records it.
+	t.Run("the sidecar gone: fail closed, and audited", func(t *testing.T) {
+		d.extproc.stop()
+		code := get(t, d.agent(t, false), "https://api.example.test/allowed/split-failed-closed")
+		assert.Equal(t, http.StatusServiceUnavailable, code)
+		r := recordFor(t, d.stateDir, "the fail-closed request", pathIs("/allowed/split-failed-closed"))
+		assert.Equal(t, audit.FailedClosed, r.Decision, "%+v", r)
 	})
 }
 
