@@ -1,14 +1,13 @@
 package audit
 
 import (
-	"errors"
-	"io"
-
+	accesslogdatav3 "github.com/envoyproxy/go-control-plane/envoy/data/accesslog/v3"
 	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/service/accesslog/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/egressgate/egressgate/internal/alsstream"
 	"github.com/egressgate/egressgate/xdsauth"
 )
 
@@ -38,32 +37,20 @@ func (rc *Receiver) StreamAccessLogs(stream accesslogv3.AccessLogService_StreamA
 	if !ok {
 		return status.Error(codes.Unauthenticated, "audit log: unauthenticated stream")
 	}
-	var logName string
-	for {
-		msg, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			return stream.SendAndClose(&accesslogv3.StreamAccessLogsResponse{})
-		}
-		if err != nil {
-			if stream.Context().Err() != nil || status.Code(err) == codes.Canceled {
-				return nil
-			}
-			return err
-		}
-		if id := msg.GetIdentifier(); id != nil {
+	return alsstream.Read(stream,
+		func(id *accesslogv3.StreamAccessLogsMessage_Identifier) error {
 			if n := id.GetNode().GetId(); n != "" && n != bottle {
 				return status.Error(codes.PermissionDenied, "audit log: the stream's node is not the bottle its key is for")
 			}
-			logName = id.GetLogName()
-		}
-		if logName != LogName {
-			continue
-		}
-		for _, e := range msg.GetHttpLogs().GetLogEntry() {
+			return nil
+		},
+		func(logName string, e *accesslogdatav3.HTTPAccessLogEntry) {
+			if logName != LogName {
+				return
+			}
 			if r, ok := FromEntry(e); ok {
 				r.Bottle = bottle
 				rc.handle(r)
 			}
-		}
-	}
+		})
 }

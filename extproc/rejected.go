@@ -2,16 +2,14 @@ package extproc
 
 import (
 	"context"
-	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"time"
 
 	accesslogdatav3 "github.com/envoyproxy/go-control-plane/envoy/data/accesslog/v3"
 	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/service/accesslog/v3"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
+
+	"github.com/egressgate/egressgate/internal/alsstream"
 )
 
 // Custom tags Envoy's access log puts on every entry of a credentialed
@@ -52,28 +50,13 @@ const CredentialLogName = "egressgate-credential"
 // what an upstream answered: asking Envoy to send every response's
 // headers to ext_proc would double the per-request cost.
 func (s *Server) StreamAccessLogs(stream accesslogv3.AccessLogService_StreamAccessLogsServer) error {
-	// Envoy names the log on a stream's first message only.
-	var logName string
-	for {
-		msg, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			return stream.SendAndClose(&accesslogv3.StreamAccessLogsResponse{})
-		}
-		if err != nil {
-			if stream.Context().Err() != nil || status.Code(err) == codes.Canceled {
-				return nil
-			}
-			return err
-		}
-		if id := msg.GetIdentifier(); id != nil {
-			logName = id.GetLogName()
-		}
-		for _, e := range msg.GetHttpLogs().GetLogEntry() {
+	return alsstream.Read(stream,
+		func(*accesslogv3.StreamAccessLogsMessage_Identifier) error { return nil },
+		func(logName string, e *accesslogdatav3.HTTPAccessLogEntry) {
 			if logName == CredentialLogName {
 				s.upstreamAnswered(stream.Context(), e)
 			}
-		}
-	}
+		})
 }
 
 // upstreamAnswered marks the slot rejected when its upstream refused the
