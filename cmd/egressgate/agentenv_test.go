@@ -173,7 +173,7 @@ func TestAgentEnvNotForwarded(t *testing.T) {
 	assert.NoFileExists(t, filepath.Join(out, "codex", "auth.json"))
 	assert.FileExists(t, filepath.Join(out, "env"))
 	assert.FileExists(t, filepath.Join(out, "ca.pem"))
-	assert.Contains(t, stdout, "codex login --device-auth")
+	assert.Contains(t, stdout, "set forward_host_credentials: true")
 	assert.NotContains(t, stdout, "wrote "+filepath.Join(out, "codex"))
 }
 
