@@ -37,7 +37,9 @@ type Sink struct {
 	closers []io.Closer
 	dropped atomic.Uint64
 	done    chan struct{}
-	stop    sync.Once
+	// lastComplaint is when a write failure was last logged (run's).
+	lastComplaint time.Time
+	stop          sync.Once
 }
 
 // Options say where a Sink writes.
@@ -85,6 +87,10 @@ func (s *Sink) Close() {
 	<-s.done
 }
 
+// maxBatch bounds the bytes written at once: Envoy sends its entries in
+// batches, and one write for a batch costs a syscall, not one per record.
+const maxBatch = 256 << 10
+
 func (s *Sink) run(ctx context.Context) {
 	defer close(s.done)
 	defer func() {
@@ -92,54 +98,80 @@ func (s *Sink) run(ctx context.Context) {
 			_ = c.Close()
 		}
 	}()
-	var lastComplaint time.Time
-	for {
-		var r Record
-		var ok bool
-		select {
-		case r, ok = <-s.queue:
-			if !ok {
-				return
-			}
-		case <-ctx.Done():
-			s.drain()
-			return
-		}
-		line, err := json.Marshal(r)
-		if err == nil {
-			line = append(line, '\n')
-			for _, w := range s.outs {
-				if _, werr := w.Write(line); werr != nil {
-					err = werr
-				}
-			}
-		}
-		if err != nil {
-			s.dropped.Add(1)
-			// Once a minute at most: a full disk must not flood the log.
-			if time.Since(lastComplaint) > time.Minute {
-				lastComplaint = time.Now()
-				s.log.Error("cannot write the audit log; records are dropped and counted (egressgate_audit_records_dropped_total)", "error", err)
-			}
-		}
-	}
-}
-
-// drain writes what is already queued, without waiting for more.
-func (s *Sink) drain() {
+	var b batch
 	for {
 		select {
 		case r, ok := <-s.queue:
 			if !ok {
 				return
 			}
-			if line, err := json.Marshal(r); err == nil {
-				for _, w := range s.outs {
-					_, _ = w.Write(append(line, '\n'))
-				}
+			b.add(r)
+			open := s.gather(&b)
+			s.flush(&b)
+			if !open {
+				return
 			}
-		default:
+		case <-ctx.Done():
+			for s.gather(&b) && b.n > 0 {
+				s.flush(&b)
+			}
+			s.flush(&b)
 			return
 		}
 	}
+}
+
+// gather adds to b what is already queued, without waiting, up to
+// maxBatch; it reports false once the queue is closed.
+func (s *Sink) gather(b *batch) bool {
+	for len(b.buf) < maxBatch {
+		select {
+		case r, ok := <-s.queue:
+			if !ok {
+				return false
+			}
+			b.add(r)
+		default:
+			return true
+		}
+	}
+	return true
+}
+
+// flush writes b to every output and empties it; records a write loses
+// are counted, and said once a minute at most: a full disk must not flood
+// the log.
+func (s *Sink) flush(b *batch) {
+	if b.n == 0 {
+		return
+	}
+	var err error
+	for _, w := range s.outs {
+		if _, werr := w.Write(b.buf); werr != nil {
+			err = werr
+		}
+	}
+	if err != nil {
+		s.dropped.Add(uint64(b.n))
+		if time.Since(s.lastComplaint) > time.Minute {
+			s.lastComplaint = time.Now()
+			s.log.Error("cannot write the audit log; records are dropped and counted (egressgate_audit_records_dropped_total)", "error", err)
+		}
+	}
+	b.buf, b.n = b.buf[:0], 0
+}
+
+// batch is records encoded as JSON lines, waiting to be written.
+type batch struct {
+	buf []byte
+	n   int
+}
+
+func (b *batch) add(r Record) {
+	line, err := json.Marshal(r)
+	if err != nil {
+		return // not reached: a Record has only plain fields
+	}
+	b.buf = append(append(b.buf, line...), '\n')
+	b.n++
 }

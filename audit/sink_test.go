@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -45,9 +46,14 @@ func TestSinkWritesJSONLines(t *testing.T) {
 func TestSinkNeverBlocks(t *testing.T) {
 	stuck := &blockingWriter{release: make(chan struct{})}
 	s := NewSink(context.Background(), Options{Stdout: stuck})
+	line, err := json.Marshal(Record{Kind: KindRequest})
+	require.NoError(t, err)
+	// Held at most: the queue, and the batch the stuck write is holding.
+	held := queueSize + maxBatch/(len(line)+1) + 1
+	const extra = 100
 	done := make(chan struct{})
 	go func() {
-		for range queueSize + 100 {
+		for range held + extra {
 			s.Write(Record{Kind: KindRequest})
 		}
 		close(done)
@@ -57,9 +63,25 @@ func TestSinkNeverBlocks(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Write blocked behind a stuck writer")
 	}
-	assert.GreaterOrEqual(t, s.Dropped(), uint64(99))
+	assert.GreaterOrEqual(t, s.Dropped(), uint64(extra))
 	close(stuck.release)
 	s.Close()
+}
+
+// TestSinkBatchesWrites: records queued together reach the file in one
+// write, and every one of them arrives.
+func TestSinkBatchesWrites(t *testing.T) {
+	slow := &blockingWriter{release: make(chan struct{})}
+	s := NewSink(context.Background(), Options{Stdout: slow})
+	s.Write(Record{Kind: KindRequest, Path: "/first"})
+	for i := range 50 {
+		s.Write(Record{Kind: KindRequest, Path: fmt.Sprintf("/%d", i)})
+	}
+	close(slow.release)
+	s.Close()
+	assert.Equal(t, 51, countLines(slow.String()))
+	assert.LessOrEqual(t, slow.Writes(), 2, "the 50 queued behind the first write went in one")
+	assert.Zero(t, s.Dropped())
 }
 
 // TestSinkCountsWriteFailures: a file that cannot be written loses records,
@@ -90,11 +112,34 @@ func (b *lockedBuffer) String() string {
 	return string(b.buf)
 }
 
-type blockingWriter struct{ release chan struct{} }
+// blockingWriter holds every write until release is closed, and keeps
+// what it was given.
+type blockingWriter struct {
+	release chan struct{}
+	mu      sync.Mutex
+	got     []byte
+	writes  int
+}
 
 func (w *blockingWriter) Write(p []byte) (int, error) {
 	<-w.release
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.got = append(w.got, p...)
+	w.writes++
 	return len(p), nil
+}
+
+func (w *blockingWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return string(w.got)
+}
+
+func (w *blockingWriter) Writes() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.writes
 }
 
 type failingWriter struct{}

@@ -63,9 +63,9 @@ func BenchmarkInjectedRequests(b *testing.B) {
 
 	pids := []int{bt.cmd.Process.Pid, bt.envoyPID(b)}
 	b.ResetTimer()
-	cpu0 := procCPU(b, pids)
+	cpu0, own0 := procCPU(b, pids), procCPU(b, pids[:1])
 	inject := run("https://chatgpt.com/backend-api/bench/%d")
-	cpu1 := procCPU(b, pids)
+	cpu1, own1 := procCPU(b, pids), procCPU(b, pids[:1])
 	strip := run("https://api.example.test/allowed/bench/%d")
 	cpu2 := procCPU(b, pids)
 	b.StopTimer()
@@ -74,6 +74,8 @@ func BenchmarkInjectedRequests(b *testing.B) {
 	b.ReportMetric(float64(strip.Nanoseconds())/n, "strip-ns/req")
 	b.ReportMetric(float64(inject)/float64(strip), "inject/strip")
 	b.ReportMetric(float64((cpu1-cpu0).Microseconds())/n, "inject-cpu-us/req")
+	// egressgate's share: ext_proc, and the audit trail of each request.
+	b.ReportMetric(float64((own1-own0).Microseconds())/n, "inject-egressgate-cpu-us/req")
 	b.ReportMetric(float64((cpu2-cpu1).Microseconds())/n, "strip-cpu-us/req")
 	b.ReportMetric(float64(cpu1-cpu0)/float64(cpu2-cpu1), "inject/strip-cpu")
 }
