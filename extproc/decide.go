@@ -3,6 +3,7 @@ package extproc
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"strings"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
@@ -17,6 +18,7 @@ func (s *Server) requestHeaders(ctx context.Context, b binding, bindErr error, h
 	if bindErr != nil {
 		return s.deny(ctx, b, h, misconfigured(b, bindErr))
 	}
+	b.strip = append(slices.Clone(b.strip), agentControlHeaders(h)...)
 	if b.slot == "" {
 		s.logger.DebugContext(ctx, "ext_proc request", "host", b.host, "action", "strip")
 		s.observe("strip")
@@ -104,4 +106,24 @@ func validHeaderValue(v string) bool {
 		}
 	}
 	return true
+}
+
+// methodOverrideHeaders make some upstreams (Rails, Express's
+// method-override, Google APIs) act as another method than the request's:
+// a route allowing only GET would forward a GET that deletes.
+var methodOverrideHeaders = []string{"x-http-method-override", "x-method-override", "x-http-method"}
+
+// agentControlHeaders are the headers of h that would steer Envoy or the
+// upstream rather than carry the agent's request: x-envoy-* (retries,
+// timeouts, the upstream's view of Envoy) and method overrides. They are
+// removed from every request that is forwarded.
+func agentControlHeaders(h *extprocv3.HttpHeaders) []string {
+	var out []string
+	for _, hv := range h.GetHeaders().GetHeaders() {
+		name := strings.ToLower(hv.GetKey())
+		if (strings.HasPrefix(name, "x-envoy-") || slices.Contains(methodOverrideHeaders, name)) && !slices.Contains(out, name) {
+			out = append(out, name)
+		}
+	}
+	return out
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -342,4 +343,31 @@ func TestNamedHeaderAndStripList(t *testing.T) {
 
 	// Both a scheme and a header is a broken binding: refused.
 	requireDenied(t, h.headers(t, append(md, MetadataScheme, "Bearer")), 500, codeMisconfigured)
+}
+
+// TestAgentControlHeadersRemoved: headers that would steer Envoy
+// (x-envoy-*: retries, timeouts) or the upstream (method overrides) are
+// removed from every forwarded request, with or without a credential;
+// ordinary headers are left alone.
+func TestAgentControlHeadersRemoved(t *testing.T) {
+	h := newHarness(t)
+	slot := envSlot(tokenB)
+	h.srv.SetSlots([]config.Slot{slot})
+	control := []string{
+		"X-Envoy-Retry-On", "5xx", "x-envoy-max-retries", "5", "x-envoy-upstream-rq-timeout-ms", "1",
+		"X-HTTP-Method-Override", "DELETE", "x-method-override", "DELETE", "x-http-method", "PUT",
+	}
+	want := []string{"x-envoy-retry-on", "x-envoy-max-retries", "x-envoy-upstream-rq-timeout-ms",
+		"x-http-method-override", "x-method-override", "x-http-method"}
+	for name, md := range map[string][]string{
+		"strip":  route("api.example", "", ""),
+		"inject": route("api.example", slot.Name, "Bearer"),
+	} {
+		t.Run(name, func(t *testing.T) {
+			m := mutation(t, h.headersWith(t, md, append(control, "accept", "text/plain", "x-request-id", "agent-id")...))
+			assert.Subset(t, m.GetRemoveHeaders(), want)
+			assert.NotContains(t, m.GetRemoveHeaders(), "accept")
+			assert.NotContains(t, m.GetRemoveHeaders(), "x-request-id")
+		})
+	}
 }

@@ -112,6 +112,44 @@ func coreDataPath(t *testing.T, b egress, up *upstream, login *hostLogin) {
 		assertNoValueContains(t, got.Header, "agent-placeholder")
 	})
 
+	t.Run("the upstream sees the agent's request, not Envoy's additions", func(t *testing.T) {
+		for _, h2 := range []bool{false, true} {
+			req, err := http.NewRequest(http.MethodGet, "https://chatgpt.com/backend-api/headers", nil)
+			require.NoError(t, err)
+			req.Header.Set("X-Envoy-Upstream-Rq-Timeout-Ms", "1")
+			req.Header.Set("X-HTTP-Method-Override", "DELETE")
+			req.Header.Set("X-Method-Override", "DELETE")
+			req.Header.Set("X-HTTP-Method", "DELETE")
+			req.Header.Set("X-Agent-Own", "kept")
+			resp, err := b.agent(t, h2).Do(req)
+			require.NoError(t, err)
+			resp.Body.Close()
+			require.Equal(t, http.StatusOK, resp.StatusCode)
+			got := lastRequestTo(t, up, "/backend-api/headers").Header
+			for name := range got {
+				assert.False(t, strings.HasPrefix(strings.ToLower(name), "x-envoy-"), "%s reached the upstream", name)
+			}
+			for _, name := range []string{"X-Http-Method-Override", "X-Method-Override", "X-Http-Method", "X-Request-Id", "X-Forwarded-Proto", "X-Forwarded-For"} {
+				assert.Empty(t, got.Values(name), "%s reached the upstream", name)
+			}
+			assert.Equal(t, "kept", got.Get("X-Agent-Own"))
+			assert.Equal(t, []string{"Bearer " + login.accessToken}, got.Values("Authorization"))
+		}
+
+		// Envoy obeys x-envoy-retry-on from a client it trusts; the agent
+		// is not one, or it could replay a credentialed request at will.
+		before := len(up.requests())
+		req, err := http.NewRequest(http.MethodGet, "https://api.example.test/allowed/status-503", nil)
+		require.NoError(t, err)
+		req.Header.Set("X-Envoy-Retry-On", "5xx")
+		req.Header.Set("X-Envoy-Max-Retries", "3")
+		resp, err := b.agent(t, false).Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+		assert.Len(t, up.requests(), before+1, "one request upstream, no retries")
+	})
+
 	t.Run("host not in manifest refused", func(t *testing.T) {
 		before := len(up.requests())
 		status, header, body := rawConnect(t, b.proxy, "evil.example.test:443")

@@ -108,6 +108,8 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r) // Claude Code's start-up settings: optional
 	case r.URL.Path == "/backend-api/codex/responses":
 		codexStream(w)
+	case strings.HasSuffix(r.URL.Path, "/status-503"):
+		http.Error(w, "unavailable for the test", http.StatusServiceUnavailable)
 	default:
 		fmt.Fprintf(w, "ok %s %s\n", r.Host, r.URL.Path)
 	}

@@ -41,7 +41,9 @@ func extProcFilter(callerKey string) (*hcmv3.HttpFilter, error) {
 		MessageTimeout: seconds(extProcMessageTimeout),
 		// A mutation Envoy refuses must fail the request, not silently
 		// leave the agent's header in place.
-		MutationRules: &mutationv3.HeaderMutationRules{DisallowIsError: wrapBool(true)},
+		// allow_envoy: ext_proc removes the agent's x-envoy-* headers,
+		// which Envoy's router would otherwise obey (retries, timeouts).
+		MutationRules: &mutationv3.HeaderMutationRules{DisallowIsError: wrapBool(true), AllowEnvoy: wrapBool(true)},
 		// The credential is bound to the route Envoy matched before asking
 		// ext_proc; header changes must never move the request elsewhere.
 		RouteCacheAction: extprocv3.ExternalProcessor_RETAIN,

@@ -131,6 +131,9 @@ func mitmFilterChain(p *config.Policy, r config.Route, extProcKey, auditKey stri
 			ConfigSource: adsSource(), RouteConfigName: mitmRouteName(host),
 		}},
 		UpgradeConfigs: []*hcmv3.HttpConnectionManager_UpgradeConfig{{UpgradeType: "websocket"}},
+		// No x-request-id added upstream: the upstream sees what the
+		// agent sent (an agent's own x-request-id passes unchanged).
+		GenerateRequestId: wrapBool(false),
 		// Routes match the path Envoy sees, upstreams act on the path they
 		// normalise: without these, /backend-api/../admin matches the
 		// /backend-api/ prefix, gets the credential, and reaches /admin.

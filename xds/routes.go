@@ -124,7 +124,10 @@ func mitmRoutes(p *config.Policy, r config.Route) (*routev3.RouteConfiguration, 
 	return &routev3.RouteConfiguration{
 		Name: mitmRouteName(r.Host),
 		VirtualHosts: []*routev3.VirtualHost{
-			{Name: r.Host, Domains: []string{r.Host, r.Host + ":443"}, Routes: routes},
+			{Name: r.Host, Domains: []string{r.Host, r.Host + ":443"}, Routes: routes,
+				// Envoy adds it to every request it forwards; the upstream
+				// should see what the agent sent, less its credentials.
+				RequestHeadersToRemove: []string{"x-forwarded-proto"}},
 			{Name: "refuse", Domains: []string{"*"}, Routes: []*routev3.Route{
 				refusal(r.Host+"/other-host", &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}}, otherHost, disabled),
 			}},
