@@ -27,7 +27,7 @@ func mintToken(t *testing.T, node string) string {
 	t.Helper()
 	auth, err := xdsauth.LoadOrCreateKey(t.TempDir())
 	require.NoError(t, err)
-	token, err := auth.Mint(node, time.Now(), time.Hour)
+	token, _, err := auth.EnsureToken(node, xdsauth.RoleEnvoy, time.Now())
 	require.NoError(t, err)
 	return token
 }

@@ -150,9 +150,9 @@ func TestSplitDeployment(t *testing.T) {
 	t.Run("streams without the bottle's token are refused", func(t *testing.T) {
 		other, err := xdsauth.LoadOrCreateKey(t.TempDir())
 		require.NoError(t, err)
-		forged, err := other.Mint("itest", time.Now(), time.Hour)
+		forged, err := other.Mint("itest", xdsauth.RoleEnvoy, time.Now(), time.Hour)
 		require.NoError(t, err)
-		tokenB := strings.TrimSpace(readFile(t, filepath.Join(d.stateDir, "tokens", "other.jwt")))
+		tokenB := bootstrapToken(t, d.stateDir, "other")
 		for name, token := range map[string]string{"no token": "", "forged token": forged, "other bottle's token": tokenB} {
 			_, err := fetchClusters(t, d.xds, token, "itest")
 			assert.Error(t, err, name)

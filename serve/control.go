@@ -2,12 +2,17 @@ package serve
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/egressgate/egressgate/config"
+	"github.com/egressgate/egressgate/xdsauth"
 )
 
 // RunControl is `egressgate control`: the xDS server for several bottles,
@@ -18,7 +23,7 @@ import (
 func RunControl(ctx context.Context, o ControlOptions) error {
 	o.setDefaults()
 	log := o.Logger
-	manifests, err := expandManifests(o.Manifests)
+	manifests, err := scanManifests(o.Manifests)
 	if err != nil {
 		return err
 	}
@@ -28,24 +33,56 @@ func RunControl(ctx context.Context, o ControlOptions) error {
 		return err
 	}
 	defer cp.stop()
-	if err := cp.loadAll(ctx); err != nil {
-		return err
-	}
 	xdsAddr := o.XDSAddress
 	if xdsAddr == "" {
 		xdsAddr = cp.xdsAddr
 	}
-	var names []string
-	for _, p := range cp.policies() {
-		token, _, err := cp.auth.EnsureToken(o.StateDir, p.Name, time.Now())
+	cp.manifestArgs = o.Manifests
+	cp.tokenFiles = func(bottle string) []string {
+		return []string{xdsauth.TokenPath(o.StateDir, bottle, xdsauth.RoleEnvoy), xdsauth.TokenPath(o.StateDir, bottle, xdsauth.RoleExtProc)}
+	}
+	written := map[string]string{} // bottle -> the Envoy token in its bootstrap; under cp.reloading
+	cp.firstServed = func(p *config.Policy) error {
+		token, err := cp.writeEnvoyBootstrap(o, p.Name, xdsAddr)
 		if err != nil {
 			return err
 		}
-		if _, err := writeBootstrap(o.BootstrapDir, p.Name, xdsAddr, o.EnvoyAdmin, token); err != nil {
-			return fmt.Errorf("bootstrap for %s: %w", p.Name, err)
-		}
+		written[p.Name] = token
 		logSlots(log, p)
-		names = append(names, p.Name)
+		return nil
+	}
+	cp.afterReload = func() {
+		for _, p := range cp.policies() {
+			token, _, err := cp.auth.EnsureToken(p.Name, xdsauth.RoleEnvoy, time.Now())
+			if err != nil || token == written[p.Name] {
+				continue
+			}
+			if written[p.Name] != "" {
+				// A rotation: the new token goes into the bootstrap, for
+				// the restart that the bottle's Envoy now needs.
+				log.Warn("bottle's tokens rotated: restart its Envoy with its rewritten bootstrap", "bottle", p.Name, "bootstrap", bootstrapPath(o.BootstrapDir, p.Name))
+			}
+			if _, err := cp.writeEnvoyBootstrap(o, p.Name, xdsAddr); err != nil {
+				log.Error("cannot write the bottle's Envoy bootstrap", "bottle", p.Name, "error", err)
+				continue
+			}
+			written[p.Name] = token
+		}
+		if n := cp.auth.EndRevoked(); n > 0 {
+			log.Info("ended xDS streams opened with revoked tokens", "streams", n)
+		}
+	}
+	cp.withdrawn = func(bottle string) {
+		delete(written, bottle)
+		if err := cp.auth.RemoveTokens(bottle); err != nil {
+			log.Error("cannot remove a withdrawn bottle's tokens", "bottle", bottle, "error", err)
+		}
+		if err := os.Remove(bootstrapPath(o.BootstrapDir, bottle)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			log.Warn("cannot remove a withdrawn bottle's Envoy bootstrap", "bottle", bottle, "error", err)
+		}
+	}
+	if err := cp.loadAll(ctx); err != nil {
+		return err
 	}
 	adminAddr, err := cp.obs.serveAdmin(ctx, o.Admin, cp.status, log)
 	if err != nil {
@@ -56,16 +93,39 @@ func RunControl(ctx context.Context, o ControlOptions) error {
 	}
 	go cp.warnExpiry(ctx)
 	cp.obs.ready.Store(true)
+	var names []string
+	for _, p := range cp.policies() {
+		names = append(names, p.Name)
+	}
 	fmt.Fprintf(o.Stdout, "egressgate control ready: bottles %s, xds %s, admin %s\n",
-		strings.Join(names, ","), cp.xdsAddr, orNone(adminAddr))
+		orNone(strings.Join(names, ",")), cp.xdsAddr, orNone(adminAddr))
 	<-ctx.Done()
 	log.Info("stopping", "reason", context.Cause(ctx))
 	return nil
 }
 
-// expandManifests turns each argument into manifest paths: a file is
-// itself, a directory stands for the *.md, *.yaml and *.yml files in it.
-func expandManifests(args []string) ([]string, error) {
+// writeEnvoyBootstrap writes bottle's Envoy bootstrap with its Envoy token
+// (never the sidecar's: the bootstrap must yield no credential value) and
+// returns that token.
+func (cp *controlPlane) writeEnvoyBootstrap(o ControlOptions, bottle, xdsAddr string) (string, error) {
+	token, _, err := cp.auth.EnsureToken(bottle, xdsauth.RoleEnvoy, time.Now())
+	if err != nil {
+		return "", err
+	}
+	if _, err := writeBootstrap(o.BootstrapDir, bottle, xdsAddr, o.EnvoyAdmin, token); err != nil {
+		return "", fmt.Errorf("bootstrap for %s: %w", bottle, err)
+	}
+	return token, nil
+}
+
+// scanManifests turns each argument into manifest paths: a file is itself
+// (even once it is gone, so that its bottle reports the error rather than
+// vanishing), a directory stands for the *.md, *.yaml and *.yml files in
+// it now. An empty directory is fine: control follows it.
+func scanManifests(args []string) ([]string, error) {
+	if len(args) == 0 {
+		return nil, fmt.Errorf("no manifest given")
+	}
 	var out []string
 	for _, a := range args {
 		info, err := os.Stat(a)
@@ -82,18 +142,26 @@ func expandManifests(args []string) ([]string, error) {
 		}
 		var found []string
 		for _, e := range entries {
-			if ext := filepath.Ext(e.Name()); !e.IsDir() && (ext == ".md" || ext == ".yaml" || ext == ".yml") {
+			if ext := filepath.Ext(e.Name()); !e.IsDir() && !strings.HasPrefix(e.Name(), ".") && (ext == ".md" || ext == ".yaml" || ext == ".yml") {
 				found = append(found, filepath.Join(a, e.Name()))
 			}
-		}
-		if len(found) == 0 {
-			return nil, fmt.Errorf("manifest directory %s holds no .md, .yaml or .yml file", a)
 		}
 		slices.Sort(found)
 		out = append(out, found...)
 	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("no manifest given")
+	return slices.Compact(out), nil
+}
+
+// manifestDirs are the directories among args, whose membership control
+// follows.
+func manifestDirs(args []string) []string {
+	var dirs []string
+	for _, a := range args {
+		if info, err := os.Stat(a); err == nil && info.IsDir() {
+			if abs, err := filepath.Abs(a); err == nil {
+				dirs = append(dirs, abs)
+			}
+		}
 	}
-	return out, nil
+	return dirs
 }

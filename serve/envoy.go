@@ -34,8 +34,13 @@ func writeBootstrap(bootDir, node, xdsAddr, adminAddr, token string) (string, er
 	}
 	// WriteAtomic sets 0600 whatever an older file's mode was (os.WriteFile
 	// would keep it), and Envoy never reads a half-written bootstrap.
-	path := filepath.Join(dir, "envoy.yaml")
+	path := bootstrapPath(bootDir, node)
 	return path, securefile.WriteAtomic(path, boot, 0o600)
+}
+
+// bootstrapPath is where writeBootstrap puts node's bootstrap.
+func bootstrapPath(bootDir, node string) string {
+	return filepath.Join(bootDir, node, "envoy.yaml")
 }
 
 // startEnvoy renders, validates and starts the bottle's Envoy.

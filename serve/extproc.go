@@ -51,11 +51,10 @@ func RunExtProc(ctx context.Context, o ExtProcOptions) error {
 	if o.Node == "" || o.XDS == "" || o.TokenFile == "" {
 		return fmt.Errorf("extproc needs --node, --xds and --token-file")
 	}
-	raw, err := os.ReadFile(o.TokenFile)
-	if err != nil {
-		return fmt.Errorf("xds token: %w", err)
+	token := &tokenFile{path: o.TokenFile, log: o.Logger}
+	if err := token.reload(); err != nil {
+		return err
 	}
-	token := strings.TrimSpace(string(raw))
 
 	obs := newObservability()
 	slots := &slotHolder{}
@@ -67,7 +66,7 @@ func RunExtProc(ctx context.Context, o ExtProcOptions) error {
 	ep.SetLatencyObserver(metrics.ExtProcDecided)
 	ep.OnRejected(func(r extproc.Rejection) { metrics.CredentialRejected(o.Node, r.Slot, r.Host) })
 	addr, stop, err := serveGRPC(o.Listen, ep.Register, o.Logger,
-		grpc.StreamInterceptor(extproc.CallerKeyInterceptor(xdsauth.ExtProcKey(token))))
+		grpc.StreamInterceptor(extproc.CallerKeyInterceptor(token.callerKey)))
 	if err != nil {
 		return fmt.Errorf("ext_proc server: %w", err)
 	}
@@ -88,7 +87,7 @@ func RunExtProc(ctx context.Context, o ExtProcOptions) error {
 	go func() {
 		syncErr <- slotsync.Run(ctx, conn, slotsync.Options{
 			Node:   &corev3.Node{Id: o.Node, Cluster: xds.ExtProcCluster},
-			Token:  token,
+			Token:  token.forStream,
 			Logger: o.Logger,
 			OnSlots: func(s []config.Slot) {
 				ep.SetSlots(s)
@@ -115,6 +114,49 @@ func RunExtProc(ctx context.Context, o ExtProcOptions) error {
 	fmt.Fprintf(o.Stdout, "egressgate extproc ready: bottle %s, ext_proc %s, xds %s, admin %s\n", o.Node, addr, o.XDS, orNone(adminAddr))
 	<-ctx.Done()
 	return nil
+}
+
+// tokenFile is the sidecar's xDS token, read again for each xDS stream:
+// when `egressgate token rotate` revokes the old one, control ends the
+// stream, and the reconnect presents the new one. The caller key Envoy
+// must present follows the token in use.
+type tokenFile struct {
+	path string
+	log  *slog.Logger
+	mu   sync.Mutex
+	tok  string
+}
+
+func (t *tokenFile) reload() error {
+	raw, err := os.ReadFile(t.path)
+	if err != nil {
+		return fmt.Errorf("xds token: %w", err)
+	}
+	token := strings.TrimSpace(string(raw))
+	if token == "" {
+		return fmt.Errorf("xds token: %s is empty", t.path)
+	}
+	t.mu.Lock()
+	t.tok = token
+	t.mu.Unlock()
+	return nil
+}
+
+// forStream re-reads the file and returns the token to present; if the
+// file cannot be read now, the last one read.
+func (t *tokenFile) forStream() string {
+	if err := t.reload(); err != nil {
+		t.log.Warn("cannot read the xDS token again; presenting the last one read", "error", err)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.tok
+}
+
+func (t *tokenFile) callerKey() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return xdsauth.ExtProcKey(t.tok)
 }
 
 // slotHolder keeps the last slot set for status and metrics.

@@ -74,7 +74,7 @@ func startControlPlane(ctx context.Context, c *Common, cfg planeConfig, manifest
 	// By default each bottle's ext_proc caller key comes from its xDS token,
 	// which a sidecar ext_proc server can derive too.
 	p.cfg.extProcKey = func(bottle string) (string, error) {
-		token, _, err := auth.EnsureToken(c.StateDir, bottle, time.Now())
+		token, _, err := auth.EnsureToken(bottle, xdsauth.RoleExtProc, time.Now())
 		if err != nil {
 			return "", err
 		}

@@ -22,9 +22,11 @@ type Options struct {
 	// bottle name and Cluster is xds.ExtProcCluster. Sent on the first
 	// request of every stream.
 	Node *corev3.Node
-	// Token is sent as "authorization: Bearer <token>" metadata on every
-	// stream; "" sends none.
-	Token string
+	// Token gives what is sent as "authorization: Bearer <token>" metadata
+	// on each stream it opens, asked afresh each time so that a rotated
+	// token is picked up on the reconnect its revocation causes; nil or ""
+	// sends none.
+	Token func() string
 	// Logger receives connection and NACK events; nil discards them. Slot
 	// values are never logged.
 	Logger *slog.Logger

@@ -33,8 +33,10 @@ func newClient(conn grpc.ClientConnInterface, o Options) *client {
 func (c *client) stream(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if c.opts.Token != "" {
-		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+c.opts.Token)
+	if c.opts.Token != nil {
+		if token := c.opts.Token(); token != "" {
+			ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
+		}
 	}
 	s, err := c.ads.StreamAggregatedResources(ctx)
 	if err != nil {
