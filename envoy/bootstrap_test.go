@@ -106,6 +106,7 @@ func TestRenderBootstrapHoldsOnlyXDSPlumbing(t *testing.T) {
 		"envoy.bootstrap.internal_listener",
 		"envoy.resource_monitors.global_downstream_max_connections",
 		"http2_protocol_options:",
+		"retry_back_off:", "base_interval: 0.25s", "max_interval: 1s",
 	} {
 		require.Contains(t, s, want)
 	}
