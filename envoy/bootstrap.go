@@ -9,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
 	"regexp"
+	"strings"
 	"text/template"
 )
 
@@ -17,8 +19,10 @@ import (
 var bootstrapTemplate string
 
 const (
-	defaultCluster   = "egressgate"
-	defaultAdminHost = "127.0.0.1"
+	defaultCluster = "egressgate"
+	// MaxSocketPathLen is the longest Unix socket path Linux can bind:
+	// sun_path holds 108 bytes, the last one the terminating NUL.
+	MaxSocketPathLen = 107
 	// maxDownstreamConnections bounds connections across all of Envoy's
 	// listeners. An agent needs a few dozen; the limit is there so a runaway
 	// agent cannot exhaust the host's file descriptors.
@@ -35,11 +39,12 @@ type BootstrapParams struct {
 	// or a host name (resolved by Envoy, e.g. a compose service name).
 	XDSHost string
 	XDSPort int
-	// AdminHost is a loopback IP for Envoy's admin listener; empty means
-	// 127.0.0.1. AdminPort 0 lets the kernel pick a free port (read it back
-	// with Process.AdminAddress).
-	AdminHost string
-	AdminPort int
+	// AdminSocket is the absolute path, on Envoy's file system, of the
+	// Unix socket Envoy's admin API listens on (mode 0600). Not TCP: the
+	// admin's /config_dump shows this bootstrap's xDS token and the
+	// ext_proc caller key, and on loopback TCP every local user could read
+	// them. Required.
+	AdminSocket string
 	// XDSToken, if set, is the bottle's xDS token (package xdsauth). Envoy
 	// sends it as "authorization: Bearer <token>" metadata on every xDS
 	// stream. A bootstrap holding a token is a credential: callers write it
@@ -95,9 +100,6 @@ func (p BootstrapParams) templateData() (bootstrapData, error) {
 	if p.Cluster == "" {
 		p.Cluster = defaultCluster
 	}
-	if p.AdminHost == "" {
-		p.AdminHost = defaultAdminHost
-	}
 	if err := p.validate(); err != nil {
 		return bootstrapData{}, err
 	}
@@ -126,19 +128,33 @@ func (p BootstrapParams) validate() error {
 	if p.XDSPort < 1 || p.XDSPort > 65535 {
 		errs = append(errs, fmt.Errorf("bootstrap: xDS port %d out of range 1-65535", p.XDSPort))
 	}
-	// Envoy's admin API can stop Envoy and dump its config (secrets
-	// included), so it never listens beyond loopback.
-	if ip := net.ParseIP(p.AdminHost); ip == nil || !ip.IsLoopback() {
-		errs = append(errs, fmt.Errorf("bootstrap: admin host %q must be a loopback IP", p.AdminHost))
-	}
-	if p.AdminPort < 0 || p.AdminPort > 65535 {
-		errs = append(errs, fmt.Errorf("bootstrap: admin port %d out of range 0-65535", p.AdminPort))
+	if err := CheckAdminSocket(p.AdminSocket); err != nil {
+		errs = append(errs, fmt.Errorf("bootstrap: %w", err))
 	}
 	// The message never quotes the token: it may be a real one, mangled.
 	if p.XDSToken != "" && (len(p.XDSToken) > maxXDSTokenLen || !jwtPattern.MatchString(p.XDSToken)) {
 		errs = append(errs, errors.New("bootstrap: xDS token is not a JWT (three base64url parts separated by dots)"))
 	}
 	return errors.Join(errs...)
+}
+
+// CheckAdminSocket reports why path cannot be the admin socket of an
+// Envoy: Envoy resolves a relative path against its own working directory,
+// which egressgate does not know, and refuses a path longer than sun_path
+// only once it is starting.
+func CheckAdminSocket(path string) error {
+	switch {
+	case path == "":
+		return errors.New("envoy admin socket path is required")
+	case !filepath.IsAbs(path):
+		return fmt.Errorf("envoy admin socket %q must be an absolute path", path)
+	case len(path) > MaxSocketPathLen:
+		return fmt.Errorf("envoy admin socket path %s is %d bytes, over the %d a Unix socket path may have; choose a shorter --envoy-admin (or state dir)",
+			path, len(path), MaxSocketPathLen)
+	case strings.ContainsAny(path, "\x00\n"):
+		return fmt.Errorf("envoy admin socket %q holds a NUL or newline", path)
+	}
+	return nil
 }
 
 func validHostname(h string) bool {

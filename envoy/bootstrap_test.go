@@ -32,6 +32,10 @@ func mintToken(t *testing.T, node string) string {
 	return token
 }
 
+// testSocket is an admin socket path for bootstraps that are only rendered
+// or validated, never run.
+const testSocket = "/run/egressgate/demo/envoy-admin.sock"
+
 func TestRenderBootstrapPassesEnvoyValidation(t *testing.T) {
 	bin := testenv.EnvoyBinary(t)
 	token := mintToken(t, "demo")
@@ -42,28 +46,29 @@ func TestRenderBootstrapPassesEnvoyValidation(t *testing.T) {
 	}{
 		{
 			name:   "defaults",
-			params: BootstrapParams{NodeID: "demo", XDSHost: "127.0.0.1", XDSPort: 18000},
+			params: BootstrapParams{NodeID: "demo", XDSHost: "127.0.0.1", XDSPort: 18000, AdminSocket: testSocket},
 			wantYAML: []string{
 				`id: "demo"`, `cluster: "egressgate"`, "type: STATIC",
-				`address: "127.0.0.1"`, "port_value: 18000", "port_value: 0",
+				`address: "127.0.0.1"`, "port_value: 18000",
+				"pipe:", `path: "` + testSocket + `"`, "mode: 0600",
 			},
 		},
 		{
-			name: "ipv6 and fixed admin port",
+			name: "ipv6 and longest socket path",
 			params: BootstrapParams{
 				NodeID: "bottle-2", Cluster: "ci", XDSHost: "::1", XDSPort: 65535,
-				AdminHost: "::1", AdminPort: 19000,
+				AdminSocket: "/" + strings.Repeat("s", MaxSocketPathLen-1),
 			},
-			wantYAML: []string{`id: "bottle-2"`, `cluster: "ci"`, `address: "::1"`, "port_value: 19000", "port_value: 65535"},
+			wantYAML: []string{`id: "bottle-2"`, `cluster: "ci"`, `address: "::1"`, "port_value: 65535"},
 		},
 		{
 			name:     "xds by host name",
-			params:   BootstrapParams{NodeID: "demo", XDSHost: "egressgate.internal", XDSPort: 18000},
+			params:   BootstrapParams{NodeID: "demo", XDSHost: "egressgate.internal", XDSPort: 18000, AdminSocket: testSocket},
 			wantYAML: []string{"type: LOGICAL_DNS", `address: "egressgate.internal"`},
 		},
 		{
 			name:   "xds token",
-			params: BootstrapParams{NodeID: "demo", XDSHost: "127.0.0.1", XDSPort: 18000, XDSToken: token},
+			params: BootstrapParams{NodeID: "demo", XDSHost: "127.0.0.1", XDSPort: 18000, AdminSocket: testSocket, XDSToken: token},
 			wantYAML: []string{
 				"initial_metadata:",
 				"- key: " + xdsauth.MetadataKey,
@@ -88,25 +93,28 @@ func TestRenderBootstrapPassesEnvoyValidation(t *testing.T) {
 // The bootstrap must hold nothing but the xDS plumbing (DESIGN: "Envoy's
 // own bootstrap"); everything else arrives over ADS.
 func TestRenderBootstrapHoldsOnlyXDSPlumbing(t *testing.T) {
-	out, err := RenderBootstrap(BootstrapParams{NodeID: "demo", XDSHost: "127.0.0.1", XDSPort: 18000})
+	out, err := RenderBootstrap(BootstrapParams{NodeID: "demo", XDSHost: "127.0.0.1", XDSPort: 18000, AdminSocket: testSocket})
 	require.NoError(t, err)
 	s := string(out)
 	require.Equal(t, 1, strings.Count(s, "- name: "+"xds"), "exactly one static cluster")
 	require.NotContains(t, s, "listeners:")
 	require.NotContains(t, s, "secrets:")
 	require.NotContains(t, s, "initial_metadata", "no token, no metadata")
+	require.Equal(t, 1, strings.Count(s, "socket_address:"), "only the xDS endpoint is TCP; the admin is a Unix socket")
 	for _, want := range []string{
 		"set_node_on_first_message_only: true",
 		"envoy.bootstrap.internal_listener",
 		"envoy.resource_monitors.global_downstream_max_connections",
 		"http2_protocol_options:",
+		"retry_back_off:", "base_interval: 0.25s", "max_interval: 1s",
 	} {
 		require.Contains(t, s, want)
 	}
 }
 
 func TestRenderBootstrapRejectsBadParams(t *testing.T) {
-	ok := BootstrapParams{NodeID: "demo", XDSHost: "127.0.0.1", XDSPort: 18000}
+	ok := BootstrapParams{NodeID: "demo", XDSHost: "127.0.0.1", XDSPort: 18000, AdminSocket: testSocket}
+	tooLong := "/" + strings.Repeat("s", MaxSocketPathLen)
 	tests := []struct {
 		name    string
 		mutate  func(*BootstrapParams)
@@ -121,9 +129,11 @@ func TestRenderBootstrapRejectsBadParams(t *testing.T) {
 		{"xds host injection", func(p *BootstrapParams) { p.XDSHost = "a\n b" }, "xDS host"},
 		{"xds port zero", func(p *BootstrapParams) { p.XDSPort = 0 }, "xDS port"},
 		{"xds port too big", func(p *BootstrapParams) { p.XDSPort = 65536 }, "xDS port"},
-		{"admin not loopback", func(p *BootstrapParams) { p.AdminHost = "0.0.0.0" }, "loopback"},
-		{"admin host name", func(p *BootstrapParams) { p.AdminHost = "localhost" }, "loopback"},
-		{"admin port negative", func(p *BootstrapParams) { p.AdminPort = -1 }, "admin port"},
+		{"no admin socket", func(p *BootstrapParams) { p.AdminSocket = "" }, "admin socket path is required"},
+		{"relative admin socket", func(p *BootstrapParams) { p.AdminSocket = "demo/admin.sock" }, "absolute path"},
+		{"admin socket as host:port", func(p *BootstrapParams) { p.AdminSocket = "127.0.0.1:9901" }, "absolute path"},
+		{"admin socket too long", func(p *BootstrapParams) { p.AdminSocket = tooLong }, tooLong + " is 108 bytes"},
+		{"yaml injection in admin socket", func(p *BootstrapParams) { p.AdminSocket = "/a\"\nadmin: {}" }, "newline"},
 		{"token not a jwt", func(p *BootstrapParams) { p.XDSToken = "secret-value" }, "xDS token"},
 		{"token with two parts", func(p *BootstrapParams) { p.XDSToken = "aGVhZGVy.cGF5bG9hZA" }, "xDS token"},
 		{"unsigned token", func(p *BootstrapParams) { p.XDSToken = "aGVhZGVy.cGF5bG9hZA." }, "xDS token"},

@@ -36,8 +36,9 @@ type Options struct {
 	// rather than --log-path, so what Envoy prints before its logger is up,
 	// or as it crashes, is kept too. Required.
 	LogPath string
-	// AdminAddressPath is where Envoy writes its admin address once bound;
-	// required, since the bootstrap usually asks for port 0.
+	// AdminAddressPath is where Envoy writes its admin address (the admin
+	// socket's path) once the admin listener is bound: the sign that the
+	// socket is there to dial. Required.
 	AdminAddressPath string
 	// Concurrency is Envoy's worker thread count; 0 keeps Envoy's default
 	// (one per core).
@@ -48,12 +49,11 @@ type Options struct {
 
 // Process is a running Envoy child.
 type Process struct {
-	opts   Options
-	cmd    *exec.Cmd
-	log    *os.File
-	client *http.Client
-	done   chan struct{}
-	err    error // written once before done is closed
+	opts Options
+	cmd  *exec.Cmd
+	log  *os.File
+	done chan struct{}
+	err  error // written once before done is closed
 }
 
 // Start runs Envoy. Like exec.CommandContext, ctx bounds the process's
@@ -63,8 +63,8 @@ func Start(ctx context.Context, o Options) (*Process, error) {
 	if err := o.check(); err != nil {
 		return nil, err
 	}
-	// A stale address file from an earlier run would make AdminAddress
-	// report a port nobody listens on.
+	// A stale address file from an earlier run would make AdminSocket
+	// report a socket before this Envoy has bound it.
 	if err := os.Remove(o.AdminAddressPath); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("envoy admin address file: %w", err)
 	}
@@ -76,10 +76,7 @@ func Start(ctx context.Context, o Options) (*Process, error) {
 		opts: o,
 		cmd:  o.command(ctx, logFile),
 		log:  logFile,
-		// No proxy: the admin API is on loopback, and egressgate may run
-		// with HTTP(S)_PROXY set for other reasons.
-		client: &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}},
-		done:   make(chan struct{}),
+		done: make(chan struct{}),
 	}
 	if err := p.start(); err != nil {
 		logFile.Close()
@@ -197,10 +194,11 @@ func (p *Process) Stop(ctx context.Context) error {
 	return fmt.Errorf("envoy (pid %d) ignored SIGTERM, killed: %w", p.PID(), ctx.Err())
 }
 
-// AdminAddress waits until Envoy has written its admin address (host:port)
-// and returns it. It fails early, with Envoy's log tail, if Envoy exits.
-func (p *Process) AdminAddress(ctx context.Context) (string, error) {
-	return poll(ctx, p, "admin address", func(context.Context) (string, bool) {
+// AdminSocket waits until Envoy has bound its admin socket and returns the
+// socket's path; AdminClient(path) talks to it. It fails early, with
+// Envoy's log tail, if Envoy exits.
+func (p *Process) AdminSocket(ctx context.Context) (string, error) {
+	return poll(ctx, p, "admin socket", func(context.Context) (string, bool) {
 		data, err := os.ReadFile(p.opts.AdminAddressPath)
 		addr := strings.TrimSpace(string(data))
 		return addr, err == nil && addr != ""
@@ -210,23 +208,23 @@ func (p *Process) AdminAddress(ctx context.Context) (string, error) {
 // WaitReady waits until Envoy's /ready answers 200 "LIVE", which Envoy does
 // once its initial clusters and listeners from xDS are in place.
 func (p *Process) WaitReady(ctx context.Context) error {
-	addr, err := p.AdminAddress(ctx)
+	socket, err := p.AdminSocket(ctx)
 	if err != nil {
 		return err
 	}
-	url := "http://" + addr + "/ready"
+	client := AdminClient(socket)
 	_, err = poll(ctx, p, "ready", func(ctx context.Context) (struct{}, bool) {
-		return struct{}{}, p.isLive(ctx, url)
+		return struct{}{}, isLive(ctx, client)
 	})
 	return err
 }
 
-func (p *Process) isLive(ctx context.Context, url string) bool {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+func isLive(ctx context.Context, client *http.Client) bool {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, AdminURL+"/ready", nil)
 	if err != nil {
 		return false
 	}
-	resp, err := p.client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return false
 	}

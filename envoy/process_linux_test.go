@@ -63,7 +63,7 @@ func TestEnvoyDiesWithItsParent(t *testing.T) {
 	// A Process that only knows the paths: enough to poll the address file
 	// and so know Envoy is up, not merely forked.
 	p := &Process{opts: o, done: make(chan struct{})}
-	_, err = p.AdminAddress(ctx)
+	_, err = p.AdminSocket(ctx)
 	require.NoError(t, err)
 
 	require.NoError(t, helper.Process.Kill())
@@ -83,4 +83,46 @@ func deadOrZombie(pid int) bool {
 	// Field 3, after "(comm)", is the state.
 	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
 	return len(fields) > 0 && (fields[0] == "Z" || fields[0] == "X")
+}
+
+// Envoy's admin must not listen on TCP at all: with no xDS server, an Envoy
+// has no listener but its admin, so any TCP listening socket it holds would
+// be the admin's.
+func TestAdminHasNoTCPListener(t *testing.T) {
+	p := startEnvoy(t, t.Context(), testOptions(t, closedPort(t)))
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	_, err := p.AdminSocket(ctx)
+	require.NoError(t, err)
+	require.Empty(t, tcpListeners(t, p.PID()), "envoy listens on TCP")
+}
+
+// tcpListeners returns the local addresses (hex, as /proc shows them) of
+// the TCP sockets in LISTEN state that process pid holds.
+func tcpListeners(t *testing.T, pid int) []string {
+	t.Helper()
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	require.NoError(t, err)
+	inodes := map[string]bool{}
+	for _, fd := range fds {
+		link, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
+		if err == nil && strings.HasPrefix(link, "socket:[") {
+			inodes[strings.TrimSuffix(strings.TrimPrefix(link, "socket:["), "]")] = true
+		}
+	}
+	require.NotEmpty(t, inodes, "envoy holds no socket at all: the fd scan is broken")
+	var listening []string
+	for _, table := range []string{"tcp", "tcp6"} {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/%s", pid, table))
+		require.NoError(t, err)
+		for _, line := range strings.Split(string(data), "\n")[1:] {
+			// sl local_address rem_address st ... inode is field 9.
+			f := strings.Fields(line)
+			const listen = "0A"
+			if len(f) > 9 && f[3] == listen && inodes[f[9]] {
+				listening = append(listening, f[1])
+			}
+		}
+	}
+	return listening
 }

@@ -32,9 +32,10 @@ func closedPort(t *testing.T) int {
 // Options to run it in a fresh directory.
 func testOptions(t *testing.T, xdsPort int) Options {
 	t.Helper()
-	cfg, err := RenderBootstrap(BootstrapParams{NodeID: "test", XDSHost: "127.0.0.1", XDSPort: xdsPort})
-	require.NoError(t, err)
 	dir := t.TempDir()
+	cfg, err := RenderBootstrap(BootstrapParams{NodeID: "test", XDSHost: "127.0.0.1", XDSPort: xdsPort,
+		AdminSocket: filepath.Join(dir, "admin.sock")})
+	require.NoError(t, err)
 	path := filepath.Join(dir, "bootstrap.yaml")
 	require.NoError(t, os.WriteFile(path, cfg, 0o600))
 	return Options{
@@ -67,20 +68,25 @@ func processGone(pid int) bool {
 	return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
 }
 
-func TestStartAdminAddressStop(t *testing.T) {
-	p := startEnvoy(t, t.Context(), testOptions(t, closedPort(t)))
+func TestStartAdminSocketStop(t *testing.T) {
+	o := testOptions(t, closedPort(t))
+	p := startEnvoy(t, t.Context(), o)
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 
-	addr, err := p.AdminAddress(ctx)
+	socket, err := p.AdminSocket(ctx)
 	require.NoError(t, err)
-	host, _, err := net.SplitHostPort(addr)
+	require.Equal(t, filepath.Join(filepath.Dir(o.ConfigPath), "admin.sock"), socket)
+	info, err := os.Stat(socket)
 	require.NoError(t, err)
-	require.Equal(t, "127.0.0.1", host)
+	require.Equal(t, os.ModeSocket, info.Mode().Type(), "admin listens on a Unix socket")
+	require.Equal(t, os.FileMode(0o600), info.Mode().Perm(), "only Envoy's user may reach the admin")
 
 	// The admin API answers; /ready is not LIVE, since no xDS server ever
 	// delivers the initial clusters and listeners.
-	resp, err := http.Get("http://" + addr + "/ready")
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, AdminURL+"/ready", nil)
+	require.NoError(t, err)
+	resp, err := AdminClient(socket).Do(req)
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
@@ -98,7 +104,7 @@ func TestStartContextEndStopsEnvoy(t *testing.T) {
 	p := startEnvoy(t, ctx, testOptions(t, closedPort(t)))
 	waitCtx, waitCancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer waitCancel()
-	_, err := p.AdminAddress(waitCtx)
+	_, err := p.AdminSocket(waitCtx)
 	require.NoError(t, err)
 
 	cancel()
@@ -123,7 +129,7 @@ func TestWaitReadyFailsEarlyWhenEnvoyExits(t *testing.T) {
 	require.Error(t, p.Err())
 }
 
-func TestAdminAddressHonoursDeadline(t *testing.T) {
+func TestAdminSocketHonoursDeadline(t *testing.T) {
 	o := testOptions(t, closedPort(t))
 	// A script that never writes the address file stands in for a hung Envoy.
 	o.Bin = filepath.Join(t.TempDir(), "envoy")
@@ -132,7 +138,7 @@ func TestAdminAddressHonoursDeadline(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 	defer cancel()
-	_, err := p.AdminAddress(ctx)
+	_, err := p.AdminSocket(ctx)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	require.ErrorContains(t, err, "starting")
 }
@@ -141,12 +147,12 @@ func TestStopKillsWhenSIGTERMIgnored(t *testing.T) {
 	o := testOptions(t, closedPort(t))
 	// $5 is the --admin-address-path value: written once the trap is set.
 	o.Bin = filepath.Join(t.TempDir(), "envoy")
-	script := "#!/bin/sh\ntrap '' TERM\necho 127.0.0.1:1 > \"$5\"\nexec sleep 60\n"
+	script := "#!/bin/sh\ntrap '' TERM\necho /nonexistent.sock > \"$5\"\nexec sleep 60\n"
 	require.NoError(t, os.WriteFile(o.Bin, []byte(script), 0o755))
 	p := startEnvoy(t, t.Context(), o)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	_, err := p.AdminAddress(ctx)
+	_, err := p.AdminSocket(ctx)
 	require.NoError(t, err)
 
 	stopCtx, stopCancel := context.WithTimeout(t.Context(), 300*time.Millisecond)

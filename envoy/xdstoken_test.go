@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -61,7 +62,8 @@ func startAuthXDS(t *testing.T, auth *xdsauth.Authority) (int, <-chan streamOutc
 func optionsWithToken(t *testing.T, xdsPort int, token string) Options {
 	t.Helper()
 	o := testOptions(t, xdsPort)
-	cfg, err := RenderBootstrap(BootstrapParams{NodeID: "test", XDSHost: "127.0.0.1", XDSPort: xdsPort, XDSToken: token})
+	cfg, err := RenderBootstrap(BootstrapParams{NodeID: "test", XDSHost: "127.0.0.1", XDSPort: xdsPort,
+		AdminSocket: filepath.Join(filepath.Dir(o.ConfigPath), "admin.sock"), XDSToken: token})
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(o.ConfigPath, cfg, 0o600))
 	return o
@@ -124,7 +126,7 @@ func firstOutcome(t *testing.T, outcomes <-chan streamOutcome, wantErr bool) str
 func TestValidateRedactsTheXDSToken(t *testing.T) {
 	bin := testenv.EnvoyBinary(t)
 	token := mintToken(t, "demo")
-	cfg, err := RenderBootstrap(BootstrapParams{NodeID: "demo", XDSHost: "127.0.0.1", XDSPort: 18000, XDSToken: token})
+	cfg, err := RenderBootstrap(BootstrapParams{NodeID: "demo", XDSHost: "127.0.0.1", XDSPort: 18000, AdminSocket: testSocket, XDSToken: token})
 	require.NoError(t, err)
 	broken := strings.Replace(string(cfg), "connect_timeout: 1s", "connect_timeout: soon", 1)
 	require.NotEqual(t, string(cfg), broken)

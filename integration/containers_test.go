@@ -169,6 +169,10 @@ func (tp *topology) writeManifest(hosts ...string) {
 
 func (tp *topology) manifestPath() string { return filepath.Join(tp.dirs.bottle, "bottle.yaml") }
 
+// envoyAdminSocket is the Envoy container's admin socket, on a tmpfs owned
+// by the image's user (65532).
+const envoyAdminSocket = "/run/envoy/admin.sock"
+
 // startEgressgate starts `serve --external-envoy` and waits until it has
 // written Envoy's bootstrap into the state dir.
 func (tp *topology) startEgressgate() {
@@ -181,6 +185,9 @@ func (tp *topology) startEgressgate() {
 			"--admin", tp.ports.admin,
 			"--proxy", tp.ports.proxy,
 			"--extproc-listen", tp.ports.extProc,
+			// Envoy mounts the state dir read-only, so its admin socket
+			// goes to a tmpfs of its own (startEnvoy).
+			"--envoy-admin", envoyAdminSocket,
 			"--codex-home", "/codex",
 			"--log-level", "debug"),
 		hostNetwork(
@@ -199,6 +206,7 @@ func (tp *topology) startEnvoy() {
 	t.Helper()
 	tp.envoy = tp.run("envoy", envoyImage,
 		testcontainers.WithCmd("-c", "/state/itest/envoy.yaml", "--disable-hot-restart", "-l", "info"),
+		testcontainers.WithTmpfs(map[string]string{filepath.Dir(envoyAdminSocket): "uid=65532,gid=65532,mode=0700"}),
 		hostNetwork(bind(tp.dirs.state, "/state", true)))
 	ready := wait.ForLog("egressgate ready").WithStartupTimeout(startTimeout)
 	require.NoError(t, ready.WaitUntilReady(t.Context(), tp.egressgate), "egressgate ready")

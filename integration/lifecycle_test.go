@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -121,10 +120,22 @@ func TestRestartKeepsCAAndBootstrapValidates(t *testing.T) {
 	keyInfo, err := os.Stat(filepath.Join(state, "ca-key.pem"))
 	require.NoError(t, err)
 	assert.Equal(t, os.FileMode(0o600), keyInfo.Mode().Perm(), "CA key mode")
-	adminAddr := strings.TrimSpace(readFile(t, filepath.Join(state, "itest", "envoy-admin.txt")))
+	// Envoy's admin is a Unix socket beside its bootstrap that only its
+	// user may open, and readiness (startBottle waited for it) goes through
+	// that socket.
+	adminSocket := filepath.Join(state, "itest", "envoy-admin.sock")
+	assert.Equal(t, adminSocket, strings.TrimSpace(readFile(t, filepath.Join(state, "itest", "envoy-admin.txt"))))
+	sockInfo, err := os.Stat(adminSocket)
+	require.NoError(t, err)
+	assert.Equal(t, os.ModeSocket, sockInfo.Mode().Type())
+	assert.Equal(t, os.FileMode(0o600), sockInfo.Mode().Perm(), "envoy admin socket mode")
+	code, body, err := envoyAdmin(t, adminSocket, "/ready")
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusOK, code)
+	assert.Equal(t, "LIVE", strings.TrimSpace(body))
 	first.stop()
 	require.NoError(t, first.exitErr, "SIGTERM must stop egressgate cleanly")
-	_, err = net.DialTimeout("tcp", adminAddr, time.Second)
+	_, _, err = envoyAdmin(t, adminSocket, "/ready")
 	assert.Error(t, err, "envoy must be gone after egressgate stops")
 
 	second := startBottle(t, opts)

@@ -3,6 +3,7 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/egressgate/egressgate/admin"
+	"github.com/egressgate/egressgate/envoy"
 )
 
 // eventually polls cond until it holds or the deadline passes. It is how
@@ -82,4 +84,18 @@ func fetchStatus(adminAddr string) (admin.Status, error) {
 		return st, fmt.Errorf("status %s", resp.Status)
 	}
 	return st, json.NewDecoder(resp.Body).Decode(&st)
+}
+
+// envoyAdmin fetches path from the Envoy admin API on the Unix socket at
+// socket, returning the status code and body. Its output holds keys
+// (/config_dump): assert on it, never log it.
+func envoyAdmin(t testing.TB, socket, path string) (int, string, error) {
+	t.Helper()
+	resp, err := envoy.AdminClient(socket).Get(envoy.AdminURL + path)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body), err
 }

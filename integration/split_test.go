@@ -3,7 +3,6 @@ package integration
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -77,7 +76,7 @@ func trySplit(t *testing.T, state, codexHome string, manifests []string) (d *spl
 	d = &splitDeployment{egress: egress{proxy: freePort(t), stateDir: state}, xds: freePort(t), extProc: freePort(t)}
 	d.controlArg = append(append([]string{"control"}, manifests...),
 		"--state-dir", state, "--listen", d.xds, "--admin", "127.0.0.1:0", "--proxy", d.proxy,
-		"--extproc-address", d.extProc, "--envoy-admin", "127.0.0.1:0", "--codex-home", codexHome, "--log-level", "debug")
+		"--extproc-address", d.extProc, "--codex-home", codexHome, "--log-level", "debug")
 	d.control = &bottle{t: t, egress: egress{stateDir: state}}
 	if err := d.control.tryRun(d.controlArg...); err != nil {
 		return nil, portClash(d.control), err
@@ -183,17 +182,15 @@ func TestSplitDeployment(t *testing.T) {
 	})
 
 	t.Run("bottle A never receives bottle B's routes or slots", func(t *testing.T) {
-		admin, err := d.envoy.AdminAddress(context.Background())
+		socket, err := d.envoy.AdminSocket(context.Background())
 		require.NoError(t, err)
-		resp, err := http.Get("http://" + admin + "/config_dump?include_eds")
+		code, dump, err := envoyAdmin(t, socket, "/config_dump?include_eds")
 		require.NoError(t, err)
-		dump, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		require.NoError(t, err)
-		assert.Contains(t, string(dump), "chatgpt.com")
-		assert.NotContains(t, string(dump), "b-only.example.test")
-		assert.NotContains(t, string(dump), otherBottleSecret)
-		assert.NotContains(t, string(dump), login.accessToken, "slot values go to ext_proc, not Envoy")
+		require.Equal(t, http.StatusOK, code)
+		assert.Contains(t, dump, "chatgpt.com")
+		assert.NotContains(t, dump, "b-only.example.test")
+		assert.NotContains(t, dump, otherBottleSecret)
+		assert.NotContains(t, dump, login.accessToken, "slot values go to ext_proc, not Envoy")
 
 		slots := status(t, d.extproc.admin).Bottles[0].Slots
 		require.Len(t, slots, 1)

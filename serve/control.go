@@ -22,6 +22,10 @@ import (
 // with the bottle's xDS token) and STATE_DIR/tokens/<bottle>.jwt.
 func RunControl(ctx context.Context, o ControlOptions) error {
 	o.setDefaults()
+	var err error
+	if o.EnvoyAdmin, err = resolveEnvoyAdmin(o.EnvoyAdmin, false); err != nil {
+		return err
+	}
 	log := o.Logger
 	manifests, err := scanManifests(o.Manifests)
 	if err != nil {

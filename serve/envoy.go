@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/egressgate/egressgate/envoy"
@@ -15,15 +16,23 @@ import (
 	"github.com/egressgate/egressgate/xds"
 )
 
+// adminSocketName is Envoy's admin socket beside its bootstrap, unless
+// --envoy-admin names another path.
+const adminSocketName = "envoy-admin.sock"
+
 // writeBootstrap renders the bootstrap of node's Envoy into
 // <bootDir>/<node>/envoy.yaml (so several bottles can share a directory),
-// mode 0600 because it holds the bottle's xDS token.
-func writeBootstrap(bootDir, node, xdsAddr, adminAddr, token string) (string, error) {
+// mode 0600 because it holds the bottle's xDS token. adminSocket "" puts
+// Envoy's admin socket beside it.
+func writeBootstrap(bootDir, node, xdsAddr, adminSocket, token string) (string, error) {
 	dir := filepath.Join(bootDir, node)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
 	}
-	params, err := bootstrapParams(node, xdsAddr, adminAddr)
+	if adminSocket == "" {
+		adminSocket = filepath.Join(dir, adminSocketName)
+	}
+	params, err := bootstrapParams(node, xdsAddr, adminSocket)
 	if err != nil {
 		return "", err
 	}
@@ -65,16 +74,38 @@ func startEnvoy(ctx context.Context, o *Options, node, xdsAddr, token string) (*
 	})
 }
 
-func bootstrapParams(node, xdsAddr, adminAddr string) (envoy.BootstrapParams, error) {
+func bootstrapParams(node, xdsAddr, adminSocket string) (envoy.BootstrapParams, error) {
 	xh, xp, err := hostPort(xdsAddr)
 	if err != nil {
 		return envoy.BootstrapParams{}, fmt.Errorf("xds address: %w", err)
 	}
-	ah, ap, err := hostPort(adminAddr)
-	if err != nil {
-		return envoy.BootstrapParams{}, fmt.Errorf("envoy admin address: %w", err)
+	return envoy.BootstrapParams{NodeID: node, Cluster: "egressgate", XDSHost: xh, XDSPort: xp, AdminSocket: adminSocket}, nil
+}
+
+// resolveEnvoyAdmin checks an --envoy-admin and makes it absolute where
+// that is safe. A host:port from before the admin moved to a Unix socket
+// gets a reason of its own, rather than becoming a socket file named
+// "127.0.0.1:9901". An Envoy of our own (ownEnvoy) shares our working
+// directory, so a relative path means the same to both; an external
+// Envoy's does not, and a relative path is refused.
+func resolveEnvoyAdmin(path string, ownEnvoy bool) (string, error) {
+	if path == "" {
+		return "", nil
 	}
-	return envoy.BootstrapParams{NodeID: node, Cluster: "egressgate", XDSHost: xh, XDSPort: xp, AdminHost: ah, AdminPort: ap}, nil
+	if _, _, err := hostPort(path); err == nil && !strings.Contains(path, "/") {
+		return "", fmt.Errorf("--envoy-admin %s: Envoy's admin no longer listens on TCP; give a Unix socket path, or leave it out for STATE_DIR/BOTTLE/%s", path, adminSocketName)
+	}
+	if ownEnvoy {
+		abs, err := filepath.Abs(path)
+		if err != nil {
+			return "", fmt.Errorf("--envoy-admin: %w", err)
+		}
+		path = abs
+	}
+	if err := envoy.CheckAdminSocket(path); err != nil {
+		return "", fmt.Errorf("--envoy-admin: %w", err)
+	}
+	return path, nil
 }
 
 func hostPort(addr string) (string, int, error) {

@@ -12,6 +12,7 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 
@@ -76,7 +77,8 @@ func RunExtProc(ctx context.Context, o ExtProcOptions) error {
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		// A control plane that vanishes without closing the connection
 		// must still be noticed, so the client reconnects when it is back.
-		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true}))
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true}),
+		grpc.WithConnectParams(xdsConnectParams()))
 	if err != nil {
 		return fmt.Errorf("xds client: %w", err)
 	}
@@ -157,6 +159,24 @@ func (t *tokenFile) callerKey() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return xdsauth.ExtProcKey(t.tok)
+}
+
+// xdsConnectParams pace the sidecar's reconnects to the control plane.
+// gRPC's default back-off grows to 120s, so slots changed while the
+// control plane restarted could arrive minutes after it is back; capped at
+// 1s they arrive about as soon as Envoy's routes (whose bootstrap caps its
+// xDS back-off at 1s). MinConnectTimeout bounds one attempt at an
+// unanswering address; a refused one fails at once anyway.
+func xdsConnectParams() grpc.ConnectParams {
+	return grpc.ConnectParams{
+		Backoff: backoff.Config{
+			BaseDelay:  100 * time.Millisecond,
+			Multiplier: 1.6,
+			Jitter:     0.2,
+			MaxDelay:   time.Second,
+		},
+		MinConnectTimeout: 2 * time.Second,
+	}
 }
 
 // slotHolder keeps the last slot set for status and metrics.

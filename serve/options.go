@@ -56,8 +56,10 @@ type Options struct {
 	ExtProcAddress string
 	EnvoyBin       string
 	ExternalEnvoy  bool
-	// EnvoyAdmin is the Envoy admin address; port 0 picks a free one.
-	EnvoyAdmin string // default 127.0.0.1:0
+	// EnvoyAdmin is the path of the Unix socket Envoy's admin API listens
+	// on (mode 0600); "" means <BootstrapDir>/<bottle>/envoy-admin.sock.
+	// For an external Envoy it is a path on that Envoy's file system.
+	EnvoyAdmin string
 }
 
 // ControlOptions configure RunControl.
@@ -67,7 +69,12 @@ type ControlOptions struct {
 	// ExtProcAddress is where each bottle's sidecar ext_proc server
 	// listens, as Envoy sees it.
 	ExtProcAddress string // default 127.0.0.1:9001
-	EnvoyAdmin     string // default 127.0.0.1:9901, in each bottle's bootstrap
+	// EnvoyAdmin is the path, on each Envoy's file system, of the Unix
+	// socket its admin API listens on; "" means beside each bottle's
+	// bootstrap, <BootstrapDir>/<bottle>/envoy-admin.sock. A path given
+	// here is the same for every bottle, so suits Envoys that do not share
+	// a file system.
+	EnvoyAdmin string
 }
 
 func (c *Common) setDefaults() {
@@ -92,13 +99,11 @@ func (c *Common) setDefaults() {
 func (o *Options) setDefaults() {
 	o.Common.setDefaults()
 	def(&o.ExtProcListen, "127.0.0.1:0")
-	def(&o.EnvoyAdmin, "127.0.0.1:0")
 }
 
 func (o *ControlOptions) setDefaults() {
 	o.Common.setDefaults()
 	def(&o.ExtProcAddress, "127.0.0.1:9001")
-	def(&o.EnvoyAdmin, "127.0.0.1:9901")
 }
 
 func def(s *string, v string) {

@@ -25,6 +25,10 @@ const readyTimeout = time.Minute
 // first line says what failed.
 func Run(ctx context.Context, o Options) error {
 	o.setDefaults()
+	var err error
+	if o.EnvoyAdmin, err = resolveEnvoyAdmin(o.EnvoyAdmin, !o.ExternalEnvoy); err != nil {
+		return err
+	}
 	log := o.Logger
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -63,7 +63,7 @@ func TestDecodeSlots(t *testing.T) {
 
 func TestHandlePacesRepeatedNACKs(t *testing.T) {
 	const step = 20 * time.Millisecond
-	c := &client{opts: Options{OnSlots: func([]config.Slot) {}}, nack: backoff{initial: step}}
+	c := &client{opts: Options{OnSlots: func([]config.Slot) {}}, nack: backoff{initial: step, max: maxNACKPacing}}
 	c.opts.setDefaults()
 	bad := response(t, "v2", &tlsv3.Secret{Name: "slot/EGRESS_TOKEN_0"})
 
@@ -83,13 +83,20 @@ func TestHandlePacesRepeatedNACKs(t *testing.T) {
 }
 
 func TestBackoff(t *testing.T) {
-	b := backoff{initial: 100 * time.Millisecond}
-	var got []time.Duration
-	for range 8 {
-		got = append(got, b.step())
-	}
 	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
-	require.Equal(t, []time.Duration{ms(100), ms(200), ms(400), ms(800), ms(1600), ms(3200), ms(5000), ms(5000)}, got)
-	b.reset()
-	require.Equal(t, ms(100), b.step())
+	steps := func(b *backoff) []time.Duration {
+		var got []time.Duration
+		for range 8 {
+			got = append(got, b.step())
+		}
+		return got
+	}
+	reconnect := backoff{initial: 100 * time.Millisecond, max: maxReconnect}
+	require.Equal(t, []time.Duration{ms(100), ms(200), ms(400), ms(800), ms(1000), ms(1000), ms(1000), ms(1000)}, steps(&reconnect),
+		"a returning control plane is noticed within a second")
+	reconnect.reset()
+	require.Equal(t, ms(100), reconnect.step())
+
+	nack := backoff{initial: 100 * time.Millisecond, max: maxNACKPacing}
+	require.Equal(t, []time.Duration{ms(100), ms(200), ms(400), ms(800), ms(1600), ms(3200), ms(5000), ms(5000)}, steps(&nack))
 }

@@ -37,13 +37,21 @@ type Options struct {
 	// reconnect, and is never called because a stream dropped.
 	OnSlots func([]config.Slot)
 	// Backoff is the first reconnect delay (default 100ms); it doubles up
-	// to 5s and starts over after a stream that lived more than 10s.
+	// to 1s and starts over after a stream that lived more than 10s. It
+	// also paces repeated NACKs, up to 5s.
 	Backoff time.Duration
 }
 
 const (
 	defaultBackoff = 100 * time.Millisecond
-	maxBackoff     = 5 * time.Second
+	// maxReconnect caps the wait before reopening a failed stream: slots
+	// changed while the control plane was away should arrive within about
+	// a second of its return, as Envoy's routes do (its bootstrap caps its
+	// xDS back-off at 1s too).
+	maxReconnect = time.Second
+	// maxNACKPacing caps the wait before re-NACKing a version; it only
+	// keeps a bad snapshot from bouncing at full speed, so may be longer.
+	maxNACKPacing = 5 * time.Second
 	// healthyStream is how long a stream must live for its end to count as
 	// a fresh failure rather than one more in a row.
 	healthyStream = 10 * time.Second
@@ -60,7 +68,7 @@ func Run(ctx context.Context, conn grpc.ClientConnInterface, o Options) error {
 	}
 	o.setDefaults()
 	c := newClient(conn, o)
-	reconnect := backoff{initial: o.Backoff}
+	reconnect := backoff{initial: o.Backoff, max: maxReconnect}
 	for {
 		start := time.Now()
 		err := c.stream(ctx)
@@ -97,9 +105,10 @@ func (o *Options) setDefaults() {
 	}
 }
 
-// backoff is a doubling delay capped at maxBackoff.
+// backoff is a doubling delay capped at max.
 type backoff struct {
 	initial time.Duration
+	max     time.Duration
 	next    time.Duration
 }
 
@@ -111,8 +120,8 @@ func (b *backoff) step() time.Duration {
 	if d == 0 {
 		d = b.initial
 	}
-	b.next = min(2*d, maxBackoff)
-	return min(d, maxBackoff)
+	b.next = min(2*d, b.max)
+	return min(d, b.max)
 }
 
 // sleep waits for d or until ctx ends, reporting whether d elapsed.

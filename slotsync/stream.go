@@ -26,7 +26,7 @@ type client struct {
 }
 
 func newClient(conn grpc.ClientConnInterface, o Options) *client {
-	return &client{ads: discoveryv3.NewAggregatedDiscoveryServiceClient(conn), opts: o, nack: backoff{initial: o.Backoff}}
+	return &client{ads: discoveryv3.NewAggregatedDiscoveryServiceClient(conn), opts: o, nack: backoff{initial: o.Backoff, max: maxNACKPacing}}
 }
 
 // stream runs one ADS stream until it fails or ctx ends.
@@ -38,7 +38,12 @@ func (c *client) stream(ctx context.Context) error {
 			ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
 		}
 	}
-	s, err := c.ads.StreamAggregatedResources(ctx)
+	// WaitForReady: while the control plane is away the connection is in
+	// TRANSIENT_FAILURE, where a plain call fails at once and the stream
+	// would only be retried after our own back-off. Waiting instead opens
+	// the stream the moment gRPC's reconnect (capped at 1s by the caller's
+	// connect params) succeeds.
+	s, err := c.ads.StreamAggregatedResources(ctx, grpc.WaitForReady(true))
 	if err != nil {
 		return fmt.Errorf("open stream: %w", err)
 	}

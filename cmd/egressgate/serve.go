@@ -38,7 +38,7 @@ or a change to the manifest or a credential file, reloads.`,
 	commonFlags(f, &o.Common, &logs)
 	f.StringVar(&o.EnvoyBin, "envoy", "", "Envoy binary (default $ENVOY_BIN, then envoy on PATH)")
 	f.BoolVar(&o.ExternalEnvoy, "external-envoy", false, "do not start Envoy; write its bootstrap to the state dir and wait for it to connect")
-	f.StringVar(&o.EnvoyAdmin, "envoy-admin", "127.0.0.1:0", "Envoy admin address (loopback; port 0 picks one)")
+	f.StringVar(&o.EnvoyAdmin, "envoy-admin", "", "Unix socket, mode 0600, for Envoy's admin API (default STATE_DIR/BOTTLE/envoy-admin.sock, under --bootstrap-dir if given)")
 	f.StringVar(&o.ExtProcListen, "extproc-listen", "127.0.0.1:0", "address of the built-in ext_proc server")
 	f.StringVar(&o.ExtProcAddress, "extproc-address", "", "use the ext_proc server at this address instead of the built-in one")
 	f.StringVar(&o.ExtProcAdvertise, "extproc-advertise", "", "address Envoy dials for the built-in ext_proc server (default: the address --extproc-listen bound)")
@@ -68,7 +68,7 @@ writes STATE_DIR/<bottle>/envoy.yaml and STATE_DIR/tokens/<bottle>.jwt for them.
 	f.StringArrayVar(&o.Manifests, "manifest", nil, "bottle manifest, or a directory of them (repeatable)")
 	commonFlags(f, &o.Common, &logs)
 	f.StringVar(&o.ExtProcAddress, "extproc-address", "127.0.0.1:9001", "address of each bottle's ext_proc sidecar, as its Envoy sees it")
-	f.StringVar(&o.EnvoyAdmin, "envoy-admin", "127.0.0.1:9901", "Envoy admin address written into the bootstraps")
+	f.StringVar(&o.EnvoyAdmin, "envoy-admin", "", "absolute path, on each Envoy's file system, of its admin API's Unix socket (default STATE_DIR/BOTTLE/envoy-admin.sock, under --bootstrap-dir if given)")
 	_ = cmd.MarkFlagRequired("manifest")
 	return cmd
 }
