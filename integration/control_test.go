@@ -2,6 +2,8 @@ package integration
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"os"
 	"os/exec"
@@ -17,12 +19,14 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	grpcstatus "google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"sigs.k8s.io/yaml"
 
+	"github.com/egressgate/egressgate/pki"
 	"github.com/egressgate/egressgate/xdsauth"
 )
 
@@ -86,9 +90,38 @@ func sidecarToken(t *testing.T, stateDir, bottle string) string {
 
 // xdsFetch asks, over ADS (SotW or delta), for every resource of typ as
 // node, and returns the wire bytes of what it is sent, or the refusal.
-func xdsFetch(t *testing.T, addr, token string, node *corev3.Node, typ string, delta bool) ([]byte, error) {
+func xdsFetch(t *testing.T, c *controlDir, token string, node *corev3.Node, typ string, delta bool) ([]byte, error) {
 	t.Helper()
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	return xdsFetchWith(t, c.xds, controlCreds(t, c.stateDir), token, node, typ, delta)
+}
+
+// controlCreds trusts the control CA of stateDir, as Envoy and the
+// sidecars are told to.
+func controlCreds(t *testing.T, stateDir string) credentials.TransportCredentials {
+	t.Helper()
+	return credentials.NewTLS(&tls.Config{RootCAs: controlPool(t, stateDir), ServerName: "127.0.0.1"})
+}
+
+func controlPool(t *testing.T, stateDir string) *x509.CertPool {
+	t.Helper()
+	return pemPool(t, filepath.Join(stateDir, "control-ca", "ca.pem"))
+}
+
+func bottlePool(t *testing.T, stateDir string) *x509.CertPool {
+	t.Helper()
+	return pemPool(t, filepath.Join(stateDir, "ca.pem"))
+}
+
+func pemPool(t *testing.T, path string) *x509.CertPool {
+	t.Helper()
+	roots := x509.NewCertPool()
+	require.True(t, roots.AppendCertsFromPEM([]byte(readFile(t, path))), path)
+	return roots
+}
+
+func xdsFetchWith(t *testing.T, addr string, creds credentials.TransportCredentials, token string, node *corev3.Node, typ string, delta bool) ([]byte, error) {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
 	require.NoError(t, err)
 	defer conn.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
@@ -147,7 +180,7 @@ func TestControlLeastPrivilege(t *testing.T) {
 			for _, cluster := range clusters {
 				for _, typ := range types {
 					for _, delta := range []bool{false, true} {
-						wire, err := xdsFetch(t, c.xds, token, &corev3.Node{Id: node, Cluster: cluster}, typ, delta)
+						wire, err := xdsFetch(t, c, token, &corev3.Node{Id: node, Cluster: cluster}, typ, delta)
 						if err != nil {
 							code := grpcstatus.Code(err)
 							require.True(t, code == codes.Unauthenticated || code == codes.PermissionDenied || code == codes.DeadlineExceeded, "%s as %s/%s: %v", tokenName, node, cluster, err)
@@ -170,8 +203,26 @@ func TestControlLeastPrivilege(t *testing.T) {
 		"b's sidecar b/egressgate-extproc Secret delta=true -> b":  true,
 	}, got, "only a bottle's sidecar token fetches its slots, and only its own")
 
+	t.Run("only TLS from the control CA", func(t *testing.T) {
+		node := &corev3.Node{Id: "a", Cluster: xdsauth.ExtProcCluster}
+		_, err := xdsFetchWith(t, c.xds, insecure.NewCredentials(), sidecarA, node, resource.SecretType, false)
+		assert.Equal(t, codes.Unavailable, grpcstatus.Code(err), "a plaintext client: %v", err)
+		other := t.TempDir()
+		_, err = pki.LoadOrCreateControlCA(other, time.Now())
+		require.NoError(t, err)
+		_, err = xdsFetchWith(t, c.xds, controlCreds(t, other), sidecarA, node, resource.SecretType, false)
+		assert.Equal(t, codes.Unavailable, grpcstatus.Code(err), "a client trusting another CA: %v", err)
+		assert.ErrorContains(t, err, "certificate signed by unknown authority")
+		wrongName := credentials.NewTLS(&tls.Config{RootCAs: controlPool(t, c.stateDir), ServerName: "impostor.example"})
+		_, err = xdsFetchWith(t, c.xds, wrongName, sidecarA, node, resource.SecretType, false)
+		assert.Equal(t, codes.Unavailable, grpcstatus.Code(err), "a name the certificate does not carry: %v", err)
+		bottleCA := credentials.NewTLS(&tls.Config{RootCAs: bottlePool(t, c.stateDir), ServerName: "127.0.0.1"})
+		_, err = xdsFetchWith(t, c.xds, bottleCA, sidecarA, node, resource.SecretType, false)
+		assert.Equal(t, codes.Unavailable, grpcstatus.Code(err), "the bottle CA (which agents trust) vouches for nothing here: %v", err)
+	})
+
 	t.Run("a rotated token is refused and its open stream ends", func(t *testing.T) {
-		open := openStream(t, c.xds, sidecarB, &corev3.Node{Id: "b", Cluster: xdsauth.ExtProcCluster}, resource.SecretType)
+		open := openStream(t, c, sidecarB, &corev3.Node{Id: "b", Cluster: xdsauth.ExtProcCluster}, resource.SecretType)
 		out, err := exec.Command(egressgateBin, "token", "rotate", "b", "--state-dir", c.stateDir).CombinedOutput()
 		require.NoError(t, err, "%s", out)
 		assert.Contains(t, string(out), "rotated the tokens of bottle b")
@@ -182,18 +233,18 @@ func TestControlLeastPrivilege(t *testing.T) {
 			return grpcstatus.Code(err) == codes.Unauthenticated
 		})
 		for name, token := range map[string]string{"Envoy": envoyB, "sidecar": sidecarB} {
-			_, err := xdsFetch(t, c.xds, token, &corev3.Node{Id: "b", Cluster: xdsauth.ExtProcCluster}, resource.SecretType, false)
+			_, err := xdsFetch(t, c, token, &corev3.Node{Id: "b", Cluster: xdsauth.ExtProcCluster}, resource.SecretType, false)
 			assert.Equal(t, codes.Unauthenticated, grpcstatus.Code(err), "old %s token: %v", name, err)
 		}
-		wire, err := xdsFetch(t, c.xds, sidecarToken(t, c.stateDir, "b"), &corev3.Node{Id: "b", Cluster: xdsauth.ExtProcCluster}, resource.SecretType, false)
+		wire, err := xdsFetch(t, c, sidecarToken(t, c.stateDir, "b"), &corev3.Node{Id: "b", Cluster: xdsauth.ExtProcCluster}, resource.SecretType, false)
 		require.NoError(t, err, "the new sidecar token works")
 		assert.Contains(t, string(wire), secretB)
 		eventually(t, propagation, "the bootstrap to carry the new Envoy token", func() bool {
 			return bootstrapToken(t, c.stateDir, "b") != envoyB
 		})
-		_, err = xdsFetch(t, c.xds, bootstrapToken(t, c.stateDir, "b"), &corev3.Node{Id: "b"}, resource.ListenerType, false)
+		_, err = xdsFetch(t, c, bootstrapToken(t, c.stateDir, "b"), &corev3.Node{Id: "b"}, resource.ListenerType, false)
 		require.NoError(t, err, "the rewritten bootstrap's token works")
-		_, err = xdsFetch(t, c.xds, sidecarA, &corev3.Node{Id: "a", Cluster: xdsauth.ExtProcCluster}, resource.SecretType, false)
+		_, err = xdsFetch(t, c, sidecarA, &corev3.Node{Id: "a", Cluster: xdsauth.ExtProcCluster}, resource.SecretType, false)
 		require.NoError(t, err, "bottle a is not touched")
 
 		out, err = exec.Command(egressgateBin, "token", "rotate", "nosuch", "--state-dir", c.stateDir).CombinedOutput()
@@ -203,27 +254,27 @@ func TestControlLeastPrivilege(t *testing.T) {
 
 	t.Run("a removed bottle's tokens are refused", func(t *testing.T) {
 		envoyB, sidecarB := bootstrapToken(t, c.stateDir, "b"), sidecarToken(t, c.stateDir, "b")
-		open := openStream(t, c.xds, sidecarB, &corev3.Node{Id: "b", Cluster: xdsauth.ExtProcCluster}, resource.SecretType)
+		open := openStream(t, c, sidecarB, &corev3.Node{Id: "b", Cluster: xdsauth.ExtProcCluster}, resource.SecretType)
 		require.NoError(t, os.Remove(filepath.Join(c.dir, "b.yaml")))
 		eventually(t, propagation, "b's open stream to end", func() bool {
 			_, err := open.Recv()
 			return grpcstatus.Code(err) == codes.Unauthenticated
 		})
 		for name, token := range map[string]string{"Envoy": envoyB, "sidecar": sidecarB} {
-			_, err := xdsFetch(t, c.xds, token, &corev3.Node{Id: "b", Cluster: xdsauth.ExtProcCluster}, resource.SecretType, false)
+			_, err := xdsFetch(t, c, token, &corev3.Node{Id: "b", Cluster: xdsauth.ExtProcCluster}, resource.SecretType, false)
 			assert.Equal(t, codes.Unauthenticated, grpcstatus.Code(err), "%s token of a removed bottle: %v", name, err)
 		}
 		assert.NoFileExists(t, filepath.Join(c.stateDir, "b", "envoy.yaml"), "its bootstrap is withdrawn too")
-		_, err := xdsFetch(t, c.xds, sidecarA, &corev3.Node{Id: "a", Cluster: xdsauth.ExtProcCluster}, resource.SecretType, false)
+		_, err := xdsFetch(t, c, sidecarA, &corev3.Node{Id: "a", Cluster: xdsauth.ExtProcCluster}, resource.SecretType, false)
 		require.NoError(t, err, "bottle a is not touched")
 	})
 }
 
 // openStream opens an ADS stream and takes its first response, leaving it
 // open for the test to watch.
-func openStream(t *testing.T, addr, token string, node *corev3.Node, typ string) discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient {
+func openStream(t *testing.T, c *controlDir, token string, node *corev3.Node, typ string) discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient {
 	t.Helper()
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(c.xds, grpc.WithTransportCredentials(controlCreds(t, c.stateDir)))
 	require.NoError(t, err)
 	t.Cleanup(func() { conn.Close() })
 	ctx, cancel := context.WithCancel(metadata.AppendToOutgoingContext(context.Background(), xdsauth.MetadataKey, "Bearer "+token))
@@ -253,7 +304,7 @@ func TestControlServesWhatLoads(t *testing.T) {
 	}
 	assert.Empty(t, byManifest["a.yaml"])
 	assert.Contains(t, byManifest["bad.yaml"], "bad.yaml", "status names the broken manifest")
-	_, err := xdsFetch(t, c.xds, bootstrapToken(t, c.stateDir, "a"), &corev3.Node{Id: "a"}, resource.ListenerType, false)
+	_, err := xdsFetch(t, c, bootstrapToken(t, c.stateDir, "a"), &corev3.Node{Id: "a"}, resource.ListenerType, false)
 	require.NoError(t, err, "the good bottle is served")
 	metrics := httpGet(t, "http://"+c.admin+"/metrics")
 	assert.Contains(t, metrics, `egressgate_last_reload_success{bottle="`+filepath.Join(c.dir, "bad.yaml")+`"} 0`)
@@ -263,7 +314,7 @@ func TestControlServesWhatLoads(t *testing.T) {
 		_, err := os.Stat(filepath.Join(c.stateDir, "c", "envoy.yaml"))
 		return err == nil
 	})
-	wire, err := xdsFetch(t, c.xds, sidecarToken(t, c.stateDir, "c"), &corev3.Node{Id: "c", Cluster: xdsauth.ExtProcCluster}, resource.SecretType, false)
+	wire, err := xdsFetch(t, c, sidecarToken(t, c.stateDir, "c"), &corev3.Node{Id: "c", Cluster: xdsauth.ExtProcCluster}, resource.SecretType, false)
 	require.NoError(t, err)
 	assert.Contains(t, string(wire), "secret-c")
 
@@ -282,5 +333,7 @@ func TestControlServesWhatLoads(t *testing.T) {
 		}
 		return true
 	})
-	assert.Contains(t, c.stderr.String(), "bottle withdrawn")
+	eventually(t, propagation, "the withdrawal to be logged", func() bool {
+		return strings.Contains(c.stderr.String(), "bottle withdrawn")
+	})
 }

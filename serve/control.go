@@ -2,24 +2,22 @@ package serve
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/egressgate/egressgate/config"
 	"github.com/egressgate/egressgate/xdsauth"
 )
 
 // RunControl is `egressgate control`: the xDS server for several bottles,
-// each isolated (its own snapshot, its own slots, its own token). Each
-// bottle's Envoy and ext_proc sidecar run elsewhere; RunControl writes what
-// they need into the state dir: STATE_DIR/<bottle>/envoy.yaml (bootstrap
-// with the bottle's xDS token) and STATE_DIR/tokens/<bottle>.jwt.
+// each isolated (its own snapshot, its own slots, its own tokens). Each
+// bottle's Envoy and ext_proc sidecar run elsewhere and reach it over TLS
+// (the control CA); RunControl writes what they need: the bootstrap with
+// the Envoy's token (BOOTSTRAP_DIR/<bottle>/envoy.yaml) and the sidecar's
+// token (STATE_DIR/tokens/<bottle>.jwt, copied to --sidecar-dir if given).
 func RunControl(ctx context.Context, o ControlOptions) error {
 	o.setDefaults()
 	var err error
@@ -45,45 +43,33 @@ func RunControl(ctx context.Context, o ControlOptions) error {
 	cp.tokenFiles = func(bottle string) []string {
 		return []string{xdsauth.TokenPath(o.StateDir, bottle, xdsauth.RoleEnvoy), xdsauth.TokenPath(o.StateDir, bottle, xdsauth.RoleExtProc)}
 	}
-	written := map[string]string{} // bottle -> the Envoy token in its bootstrap; under cp.reloading
+	files := &bottleFiles{o: o, xdsAddr: xdsAddr, cp: cp, written: map[string]writtenTokens{}}
 	cp.firstServed = func(p *config.Policy) error {
-		token, err := cp.writeEnvoyBootstrap(o, p.Name, xdsAddr)
-		if err != nil {
+		if _, err := files.sync(p.Name); err != nil {
 			return err
 		}
-		written[p.Name] = token
 		logSlots(log, p)
 		return nil
 	}
 	cp.afterReload = func() {
 		for _, p := range cp.policies() {
-			token, _, err := cp.auth.EnsureToken(p.Name, xdsauth.RoleEnvoy, time.Now())
-			if err != nil || token == written[p.Name] {
-				continue
+			rotated, err := files.sync(p.Name)
+			if err != nil {
+				log.Error("cannot write what the bottle's Envoy and sidecar need", "bottle", p.Name, "error", err)
 			}
-			if written[p.Name] != "" {
-				// A rotation: the new token goes into the bootstrap, for
-				// the restart that the bottle's Envoy now needs.
+			if rotated {
 				log.Warn("bottle's tokens rotated: restart its Envoy with its rewritten bootstrap", "bottle", p.Name, "bootstrap", bootstrapPath(o.BootstrapDir, p.Name))
 			}
-			if _, err := cp.writeEnvoyBootstrap(o, p.Name, xdsAddr); err != nil {
-				log.Error("cannot write the bottle's Envoy bootstrap", "bottle", p.Name, "error", err)
-				continue
-			}
-			written[p.Name] = token
 		}
 		if n := cp.auth.EndRevoked(); n > 0 {
 			log.Info("ended xDS streams opened with revoked tokens", "streams", n)
 		}
 	}
 	cp.withdrawn = func(bottle string) {
-		delete(written, bottle)
 		if err := cp.auth.RemoveTokens(bottle); err != nil {
 			log.Error("cannot remove a withdrawn bottle's tokens", "bottle", bottle, "error", err)
 		}
-		if err := os.Remove(bootstrapPath(o.BootstrapDir, bottle)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			log.Warn("cannot remove a withdrawn bottle's Envoy bootstrap", "bottle", bottle, "error", err)
-		}
+		files.remove(bottle)
 	}
 	if err := cp.loadAll(ctx); err != nil {
 		return err
@@ -106,20 +92,6 @@ func RunControl(ctx context.Context, o ControlOptions) error {
 	<-ctx.Done()
 	log.Info("stopping", "reason", context.Cause(ctx))
 	return nil
-}
-
-// writeEnvoyBootstrap writes bottle's Envoy bootstrap with its Envoy token
-// (never the sidecar's: the bootstrap must yield no credential value) and
-// returns that token.
-func (cp *controlPlane) writeEnvoyBootstrap(o ControlOptions, bottle, xdsAddr string) (string, error) {
-	token, _, err := cp.auth.EnsureToken(bottle, xdsauth.RoleEnvoy, time.Now())
-	if err != nil {
-		return "", err
-	}
-	if _, err := writeBootstrap(o.BootstrapDir, bottle, xdsAddr, o.EnvoyAdmin, token); err != nil {
-		return "", fmt.Errorf("bootstrap for %s: %w", bottle, err)
-	}
-	return token, nil
 }
 
 // scanManifests turns each argument into manifest paths: a file is itself

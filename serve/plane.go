@@ -78,6 +78,9 @@ type planeConfig struct {
 	// (nil: no audit log).
 	extProcKey func(bottle string) (string, error)
 	auditKey   func(bottle string) string
+	// controlCA, in control mode, vouches for the sidecars' ext_proc
+	// servers; nil in serve, whose ext_proc is on loopback in-process.
+	controlCA *pki.CA
 }
 
 // bottle is one manifest and the generation of it being served.

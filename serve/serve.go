@@ -124,7 +124,7 @@ func (cp *controlPlane) runEnvoy(ctx context.Context, o *Options, node string) (
 		if xdsAddr == "" {
 			xdsAddr = cp.xdsAddr
 		}
-		path, err := writeBootstrap(o.BootstrapDir, node, xdsAddr, o.EnvoyAdmin, token)
+		path, err := writeBootstrap(o.BootstrapDir, node, xdsAddr, o.EnvoyAdmin, token, "")
 		if err != nil {
 			return nil, err
 		}

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/egressgate/egressgate/config"
+	"github.com/egressgate/egressgate/xds"
 )
 
 // Options configures Run.
@@ -36,6 +37,10 @@ type Options struct {
 	// set has arrived (readiness). It may repeat an unchanged set after a
 	// reconnect, and is never called because a stream dropped.
 	OnSlots func([]config.Slot)
+	// OnServerCert receives the certificate the sidecar's ext_proc server
+	// presents to Envoy (xds.ExtProcServerCertSecret), whenever a response
+	// carries one, before OnSlots. Nil ignores it.
+	OnServerCert func(xds.Certificate)
 	// Backoff is the first reconnect delay (default 100ms); it doubles up
 	// to 1s and starts over after a stream that lived more than 10s. It
 	// also paces repeated NACKs, up to 5s.
