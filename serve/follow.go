@@ -13,6 +13,9 @@ import (
 // latency, so it is kept small.
 const reloadDebounce = 20 * time.Millisecond
 
+// triggerFiles is the reload trigger of file events.
+const triggerFiles = "files changed"
+
 // follow reloads the plane whenever a file it was compiled from changes or
 // SIGHUP arrives, until ctx ends. The watched set follows the policies:
 // a manifest that starts naming a new ca_file or token_file gets it watched.
@@ -30,7 +33,7 @@ func (p *plane) follow(ctx context.Context, hup <-chan struct{}) error {
 	go func() {
 		defer w.Close()
 		for {
-			trigger := "files changed"
+			trigger := triggerFiles
 			select {
 			case <-ctx.Done():
 				return

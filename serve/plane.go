@@ -90,6 +90,11 @@ type bottle struct {
 	current    *compiled
 	lastReload time.Time
 	lastErr    error
+	// inputs are the stamps of the files current was compiled from, taken
+	// before compiling; nil after a failure. A reload on file changes
+	// skips a bottle whose files all still match, so that with a thousand
+	// bottles one edit recompiles one.
+	inputs map[string]fileStamp
 }
 
 func (p *plane) addManifests(manifests []string) {
@@ -129,7 +134,13 @@ func (p *plane) reloadAll(ctx context.Context, trigger string) {
 	p.reloading.Lock()
 	defer p.reloading.Unlock()
 	p.rescan()
+	// After file events only the bottles whose files changed are
+	// compiled; SIGHUP (and any other trigger) compiles every one.
+	onlyChanged := trigger == "" || trigger == triggerFiles
 	for _, b := range p.bottles {
+		if onlyChanged && p.unchanged(b) {
+			continue
+		}
 		if err := p.apply(ctx, b, trigger); err != nil {
 			p.log.Error("reload failed; keeping the previous configuration", "manifest", b.manifest, "trigger", trigger, "error", err)
 		}
@@ -149,6 +160,9 @@ func (p *plane) apply(ctx context.Context, b *bottle, trigger string) error {
 	current, name, others := b.current, b.name, p.otherNames(b)
 	p.mu.Unlock()
 
+	// Stamped before compiling: a file that changes while it is read
+	// then differs from its stamp, and the next reload compiles again.
+	stamps := stampFiles(b.inputFiles())
 	next, err := p.compileChecked(ctx, b.manifest, current, name, others)
 	if err == nil {
 		err = p.publish(ctx, next)
@@ -158,9 +172,17 @@ func (p *plane) apply(ctx context.Context, b *bottle, trigger string) error {
 	defer p.mu.Unlock()
 	b.lastReload = p.now()
 	if err != nil {
-		b.lastErr = err
+		b.lastErr, b.inputs = err, nil
 		p.metrics.ReloadFailed(b.label())
 		return err
+	}
+	b.inputs = stamps
+	for _, f := range next.policy.Inputs {
+		if _, ok := stamps[f]; !ok {
+			// Named for the first time: read before it was stamped, so
+			// the next reload must compile again to be sure.
+			stamps[f] = fileStamp{}
+		}
 	}
 	switch {
 	case current == nil || current.version() != next.version():
