@@ -90,10 +90,18 @@ func TestComposeStack(t *testing.T) {
 	assert.NotContains(t, probe, token)
 
 	// The stack keeps the same audit trail as serve on a host: the request
-	// above and a refused CONNECT, read back with `egressgate audit`.
+	// above, a refused CONNECT, a refused path, and a request failed closed
+	// while the sidecar is down, read back with `egressgate audit`.
 	refused, _ := run(ctx, "run", "--rm", "agent", "/agentprobe", "https://evil.example.test/")
 	assert.Contains(t, refused, "Forbidden", "the unlisted host is refused at CONNECT")
-	var credentialed, connect audit.Record
+	refusedPath, _ := run(ctx, "run", "--rm", "agent", "/agentprobe", "https://demo.example.test/private")
+	assert.Contains(t, refusedPath, "403", "a path the route does not list is refused")
+	out, err = run(ctx, "stop", "extproc")
+	require.NoError(t, err, "compose stop extproc:\n%s", out)
+	failed, _ := run(ctx, "run", "--rm", "agent", "/agentprobe", "https://demo.example.test/hello/while-down")
+	assert.Contains(t, failed, "503", "with the sidecar down, a credentialed request fails closed")
+	assert.NotContains(t, failed, token)
+	var credentialed, connect, path, closed audit.Record
 	var raw string
 	eventually(t, time.Minute, "the stack's audit records", func() bool {
 		full := append(append(compose[1:], "-p", project, "-f", filepath.Join(root, "docker-compose.yml")),
@@ -113,9 +121,13 @@ func TestComposeStack(t *testing.T) {
 				credentialed = r
 			case r.Host == "evil.example.test":
 				connect = r
+			case r.Path == "/private":
+				path = r
+			case r.Path == "/hello/while-down":
+				closed = r
 			}
 		}
-		return credentialed.Decision != "" && connect.Decision != ""
+		return credentialed.Decision != "" && connect.Decision != "" && path.Decision != "" && closed.Decision != ""
 	})
 	assert.Equal(t, audit.ForwardedWithCredential, credentialed.Decision)
 	assert.Equal(t, "compose", credentialed.Bottle)
@@ -123,6 +135,9 @@ func TestComposeStack(t *testing.T) {
 	assert.NotEmpty(t, credentialed.Agent, "the agent container's address")
 	assert.Equal(t, audit.Refused, connect.Decision)
 	assert.Equal(t, "host_not_allowed", connect.Reason)
+	assert.Equal(t, audit.Refused, path.Decision, "%+v", path)
+	assert.Equal(t, "not_allowed", path.Reason)
+	assert.Equal(t, audit.FailedClosed, closed.Decision, "%+v", closed)
 	for _, secret := range []string{token, "agent-placeholder", "YWdlbnQ6cGxhY2Vob2xkZXI="} {
 		assert.False(t, strings.Contains(raw, secret), "an audit record holds a credential")
 	}

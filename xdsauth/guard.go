@@ -128,9 +128,9 @@ func permit(id Identity, node *corev3.Node, typeURL string, allowNoNode bool) er
 		// length so it cannot forge or flood a log line.
 		return status.Errorf(codes.PermissionDenied, "node %.64q presented a token for %q", node.GetId(), id.Node)
 	case node != nil && (node.GetCluster() == ExtProcCluster) != (id.Role == RoleExtProc):
-		return status.Errorf(codes.PermissionDenied, "node %q presented a %s token as cluster %.64q", id.Node, id.Role, node.GetCluster())
+		return status.Errorf(codes.PermissionDenied, "node %q presented an %s token as cluster %.64q", id.Node, id.Role, node.GetCluster())
 	case typeURL != "" && !slices.Contains(roleTypes[id.Role], typeURL):
-		return status.Errorf(codes.PermissionDenied, "node %q: a %s token may not fetch %.100q", id.Node, id.Role, typeURL)
+		return status.Errorf(codes.PermissionDenied, "node %q: an %s token may not fetch %.100q", id.Node, id.Role, typeURL)
 	}
 	return nil
 }
