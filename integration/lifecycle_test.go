@@ -238,3 +238,33 @@ func TestExternalEnvoyStopsCleanly(t *testing.T) {
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	assert.NoError(t, <-exited, "exit status after SIGTERM")
 }
+
+// TestServeWithSidecar: serve with --extproc-address and an `egressgate
+// extproc` sidecar, as a bottle host without a separate control plane
+// would run them. serve's xDS then speaks TLS (the sidecar subscribes to
+// credential values over it), and so does the sidecar's ext_proc; the
+// sidecar finds the control CA beside its token file.
+func TestServeWithSidecar(t *testing.T) {
+	pki := newUpstreamPKI(t, testHosts...)
+	up := newUpstream(t, pki)
+	login := newHostLogin(t, time.Now().Add(time.Hour))
+	sidecarAddr := freePort(t)
+	b := startBottle(t, bottleOptions{manifest: codexManifest(true, up, pki), codexHome: login.home, extProcAddress: sidecarAddr})
+	xdsAddr := readyField(b.stdout.String(), "xds")
+	assert.Contains(t, readFile(t, filepath.Join(b.stateDir, "itest", "envoy.yaml")), "envoy.transport_sockets.tls", "serve's own Envoy verifies the TLS xDS too")
+	startProcess(t, b.stateDir, "extproc", "--node", "itest", "--xds", xdsAddr,
+		"--token-file", filepath.Join(b.stateDir, "tokens", "itest.jwt"), "--listen", sidecarAddr, "--admin", "127.0.0.1:0")
+
+	eventually(t, propagation, "a credentialed request through the sidecar", func() bool {
+		req, err := http.NewRequest(http.MethodGet, "https://chatgpt.com/backend-api/codex/sidecar", nil)
+		require.NoError(t, err)
+		req.Header.Set("Authorization", agentPlaceholder)
+		resp, err := b.agent(t, true).Do(req)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	assert.Equal(t, "Bearer "+login.accessToken, lastRequestTo(t, up, "/backend-api/codex/sidecar").Header.Get("Authorization"))
+}

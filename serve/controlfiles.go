@@ -40,7 +40,7 @@ func (f *bottleFiles) sync(bottle string) (rotated bool, err error) {
 	}
 	before, seen := f.written[bottle]
 	if before.envoy != envoyToken {
-		if _, err := writeBootstrap(f.o.BootstrapDir, bottle, f.xdsAddr, f.o.EnvoyAdmin, envoyToken, string(f.cp.controlCA.CertPEM())); err != nil {
+		if _, err := writeBootstrap(f.o.BootstrapDir, bottle, f.xdsAddr, f.o.EnvoyAdmin, envoyToken, f.cp.xdsCA()); err != nil {
 			return false, fmt.Errorf("bootstrap for %s: %w", bottle, err)
 		}
 	}

@@ -53,12 +53,12 @@ func bootstrapPath(bootDir, node string) string {
 }
 
 // startEnvoy renders, validates and starts the bottle's Envoy.
-func startEnvoy(ctx context.Context, o *Options, node, xdsAddr, token string) (*envoy.Process, error) {
+func startEnvoy(ctx context.Context, o *Options, node, xdsAddr, token, xdsCA string) (*envoy.Process, error) {
 	bin, err := envoy.FindBinary(o.EnvoyBin)
 	if err != nil {
 		return nil, err
 	}
-	bootPath, err := writeBootstrap(o.BootstrapDir, node, xdsAddr, o.EnvoyAdmin, token, "")
+	bootPath, err := writeBootstrap(o.BootstrapDir, node, xdsAddr, o.EnvoyAdmin, token, xdsCA)
 	if err != nil {
 		return nil, err
 	}

@@ -73,10 +73,12 @@ func startControlPlane(ctx context.Context, c *Common, cfg planeConfig, manifest
 		grpc.UnaryInterceptor(auth.UnaryInterceptor(time.Now)),
 	}
 	// control's xDS crosses hosts and container networks: tokens and slot
-	// values must not travel in clear, so it speaks TLS only. serve's
-	// stays plaintext on loopback, between egressgate and its own Envoy.
+	// values must not travel in clear, so it speaks TLS only, and so does
+	// serve's when an ext_proc sidecar (--extproc-address) subscribes to
+	// it. Otherwise serve's stays plaintext on loopback, between egressgate
+	// and its own Envoy.
 	var controlCA *pki.CA
-	if cfg.mode == "control" {
+	if cfg.mode == "control" || cfg.extProcAddr != "" {
 		if controlCA, err = pki.LoadOrCreateControlCA(c.StateDir, time.Now()); err != nil {
 			return nil, err
 		}
@@ -101,6 +103,15 @@ func startControlPlane(ctx context.Context, c *Common, cfg planeConfig, manifest
 	started = true
 	cp := &controlPlane{plane: p, auth: auth, controlCA: controlCA, obs: obs, xdsAddr: addr, stop: func() { stop(); sink.Close(); release() }}
 	return cp, nil
+}
+
+// xdsCA is the PEM a bootstrap must trust to reach this control plane's
+// xDS, or "" where it is plaintext.
+func (cp *controlPlane) xdsCA() string {
+	if cp.controlCA == nil {
+		return ""
+	}
+	return string(cp.controlCA.CertPEM())
 }
 
 // serveGRPC listens on addr and serves the services register adds, until

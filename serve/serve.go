@@ -124,14 +124,14 @@ func (cp *controlPlane) runEnvoy(ctx context.Context, o *Options, node string) (
 		if xdsAddr == "" {
 			xdsAddr = cp.xdsAddr
 		}
-		path, err := writeBootstrap(o.BootstrapDir, node, xdsAddr, o.EnvoyAdmin, token, "")
+		path, err := writeBootstrap(o.BootstrapDir, node, xdsAddr, o.EnvoyAdmin, token, cp.xdsCA())
 		if err != nil {
 			return nil, err
 		}
 		cp.log.Info("waiting for an external envoy", "node", node, "xds", cp.xdsAddr, "bootstrap", path)
 		return nil, cp.xds.WaitAcked(ctx, node)
 	}
-	proc, err := startEnvoy(ctx, o, node, cp.xdsAddr, token)
+	proc, err := startEnvoy(ctx, o, node, cp.xdsAddr, token, cp.xdsCA())
 	if err != nil {
 		return nil, err
 	}
