@@ -27,25 +27,20 @@ type fileSet struct {
 
 func newFileSet(files, dirs []string) (fileSet, error) {
 	s := fileSet{files: map[string]bool{}, above: map[string]bool{}, dirs: map[string]bool{}}
-	for _, d := range dirs {
-		if !filepath.IsAbs(d) {
-			return fileSet{}, fmt.Errorf("watch: %q is not an absolute path", d)
-		}
-		d = filepath.Clean(d)
-		s.dirs[d] = true
-		// The directory itself appearing or vanishing counts too.
-		for dir := filepath.Dir(d); !s.above[dir]; dir = filepath.Dir(dir) {
-			s.above[dir] = true
-		}
-	}
-	for _, f := range files {
-		if !filepath.IsAbs(f) {
-			return fileSet{}, fmt.Errorf("watch: %q is not an absolute path", f)
-		}
-		f = filepath.Clean(f)
-		s.files[f] = true
-		for dir := filepath.Dir(f); !s.above[dir]; dir = filepath.Dir(dir) {
-			s.above[dir] = true
+	// A watched directory appearing or vanishing counts too, like a file's.
+	for _, set := range []struct {
+		paths []string
+		into  map[string]bool
+	}{{dirs, s.dirs}, {files, s.files}} {
+		for _, p := range set.paths {
+			if !filepath.IsAbs(p) {
+				return fileSet{}, fmt.Errorf("watch: %q is not an absolute path", p)
+			}
+			p = filepath.Clean(p)
+			set.into[p] = true
+			for dir := filepath.Dir(p); !s.above[dir]; dir = filepath.Dir(dir) {
+				s.above[dir] = true
+			}
 		}
 	}
 	return s, nil
