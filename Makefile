@@ -34,8 +34,9 @@ lint:
 bench: setup
 	go test ./integration -run '^$$' -bench Propagation -benchtime 100x -count 1
 
-# Re-sync benchmark: `control` restarted with a change made while it was
-# down → served through Envoy and the sidecar, p50/p99/max over 20 trials.
+# Re-sync benchmark: `control` down 3s (EGRESSGATE_RESYNC_OUTAGE) while the
+# manifest changes, then restarted → the change served through Envoy and the
+# sidecar, p50/p99/max over 20 trials.
 bench-resync: setup
 	go test ./integration -run '^$$' -bench ControlRestartResync -benchtime 20x -count 1
 

@@ -15,6 +15,26 @@ import (
 // build's figures rather than stop at them.
 const resyncTimeout = time.Minute
 
+// defaultOutage is how long control stays down in each trial, unless
+// $EGRESSGATE_RESYNC_OUTAGE says otherwise (a Go duration; 0 restarts at
+// once). Envoy's and the sidecar's reconnect back-off grow with each
+// failed attempt, so a restart that takes a few seconds (a container
+// restarting, a deploy) is the case that exposed the delay.
+const defaultOutage = 3 * time.Second
+
+func outage(b *testing.B) time.Duration {
+	b.Helper()
+	v := os.Getenv("EGRESSGATE_RESYNC_OUTAGE")
+	if v == "" {
+		return defaultOutage
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		b.Fatalf("EGRESSGATE_RESYNC_OUTAGE: %v", err)
+	}
+	return d
+}
+
 // BenchmarkControlRestartResync measures how soon a split deployment
 // serves a change made while `egressgate control` was down, once control
 // is back. It is not part of `make test` (benchmarks only run with -bench):
@@ -23,8 +43,9 @@ const resyncTimeout = time.Minute
 //
 // Each of the b.N trials stops control, then, while it is down, toggles a
 // route in the manifest (adds new.example.test, or removes it again) and
-// replaces the host's Codex login, and starts control again on the same
-// state dir and address. It times, from control's process start, until a
+// replaces the host's Codex login, keeps it down for the outage (3s, or
+// $EGRESSGATE_RESYNC_OUTAGE), and starts control again on the same state
+// dir and address. It times, from control's process start, until a
 // request through Envoy shows the route change (Envoy re-synced) and until
 // the upstream sees the new login's token (the ext_proc sidecar re-synced);
 // "resync" is the later of the two. docs/benchmarks.md records the results.
@@ -36,7 +57,8 @@ func BenchmarkControlRestartResync(b *testing.B) {
 	withRoute := insertRoute(base, fmt.Sprintf("    - host: new.example.test\n      upstream: {address: %q, ca_file: %q}\n", up.addr(), pki.caPath))
 	d := startSplit(b, base, home)
 	manifest := d.controlArg[2]
-	b.Logf("load average before: %s", loadAverage())
+	down := outage(b)
+	b.Logf("outage %s; load average before: %s", down, loadAverage())
 
 	var envoySync, sidecarSync, resync []time.Duration
 	b.ResetTimer()
@@ -53,6 +75,9 @@ func BenchmarkControlRestartResync(b *testing.B) {
 		replaceFile(b, manifest, text)
 		login := newHostLogin(b, time.Now().Add(time.Hour+time.Duration(i+1)*time.Second))
 		replaceFile(b, filepath.Join(home, "auth.json"), readFile(b, filepath.Join(login.home, "auth.json")))
+		// Not synchronisation: the outage itself, during which Envoy and
+		// the sidecar keep failing to reconnect and their back-off grows.
+		time.Sleep(down)
 
 		start := time.Now()
 		d.control = launchControl(b, d)
