@@ -138,6 +138,16 @@ func (m *Metrics) ReloadFailed(bottle string) {
 	m.lastSuccess.WithLabelValues(bottle).Set(0)
 }
 
+// Forget drops the reload series of a bottle that is no longer served, so
+// a withdrawn bottle does not alert as failing forever.
+func (m *Metrics) Forget(bottle string) {
+	for _, v := range []interface {
+		DeletePartialMatch(prometheus.Labels) int
+	}{m.reloads, m.lastSuccess, m.lastSuccessTime} {
+		v.DeletePartialMatch(prometheus.Labels{"bottle": bottle})
+	}
+}
+
 // touchReloads creates both result series of bottle, so that the first
 // failure is an increase from 0 that increase() can see, not a new series.
 func (m *Metrics) touchReloads(bottle string) {

@@ -25,7 +25,7 @@ RUN go mod download
 COPY . .
 RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/egressgate ./cmd/egressgate \
  && echo 'nonroot:x:65532:65532:nonroot:/:/nonexistent' > /out/passwd \
- && mkdir -p /out/dirs/state /out/dirs/agent /out/dirs/boot
+ && mkdir -p /out/dirs/state /out/dirs/agent /out/dirs/boot /out/dirs/sidecar
 
 FROM scratch
 COPY --from=build /out/egressgate /egressgate

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	_ "embed"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
@@ -50,6 +51,11 @@ type BootstrapParams struct {
 	// stream. A bootstrap holding a token is a credential: callers write it
 	// with mode 0600, and never where the agent can read it.
 	XDSToken string
+	// XDSTrustedCA, if set, is the PEM of the control CA: Envoy then
+	// speaks TLS to the xDS server (and to the audit log service behind
+	// it) and accepts only a certificate from that CA naming XDSHost.
+	// Needed wherever the link leaves loopback; control always sets it.
+	XDSTrustedCA string
 }
 
 var (
@@ -94,6 +100,8 @@ type bootstrapData struct {
 	// (LOGICAL_DNS: one address at a time, re-resolved on reconnect).
 	XDSClusterType           string
 	MaxDownstreamConnections int
+	// XDSSANType is how XDSHost appears in the server's certificate.
+	XDSSANType string
 }
 
 func (p BootstrapParams) templateData() (bootstrapData, error) {
@@ -103,13 +111,14 @@ func (p BootstrapParams) templateData() (bootstrapData, error) {
 	if err := p.validate(); err != nil {
 		return bootstrapData{}, err
 	}
-	clusterType := "STATIC"
+	clusterType, sanType := "STATIC", "IP_ADDRESS"
 	if net.ParseIP(p.XDSHost) == nil {
-		clusterType = "LOGICAL_DNS"
+		clusterType, sanType = "LOGICAL_DNS", "DNS"
 	}
 	return bootstrapData{
 		BootstrapParams:          p,
 		XDSClusterType:           clusterType,
+		XDSSANType:               sanType,
 		MaxDownstreamConnections: maxDownstreamConnections,
 	}, nil
 }
@@ -130,6 +139,11 @@ func (p BootstrapParams) validate() error {
 	}
 	if err := CheckAdminSocket(p.AdminSocket); err != nil {
 		errs = append(errs, fmt.Errorf("bootstrap: %w", err))
+	}
+	if p.XDSTrustedCA != "" {
+		if block, _ := pem.Decode([]byte(p.XDSTrustedCA)); block == nil || block.Type != "CERTIFICATE" {
+			errs = append(errs, errors.New("bootstrap: xDS trusted CA is not a PEM certificate"))
+		}
 	}
 	// The message never quotes the token: it may be a real one, mangled.
 	if p.XDSToken != "" && (len(p.XDSToken) > maxXDSTokenLen || !jwtPattern.MatchString(p.XDSToken)) {

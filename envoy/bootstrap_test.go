@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/egressgate/egressgate/internal/testenv"
+	"github.com/egressgate/egressgate/pki"
 	"github.com/egressgate/egressgate/xdsauth"
 )
 
@@ -27,7 +28,7 @@ func mintToken(t *testing.T, node string) string {
 	t.Helper()
 	auth, err := xdsauth.LoadOrCreateKey(t.TempDir())
 	require.NoError(t, err)
-	token, err := auth.Mint(node, time.Now(), time.Hour)
+	token, _, err := auth.EnsureToken(node, xdsauth.RoleEnvoy, time.Now())
 	require.NoError(t, err)
 	return token
 }
@@ -35,6 +36,13 @@ func mintToken(t *testing.T, node string) string {
 // testSocket is an admin socket path for bootstraps that are only rendered
 // or validated, never run.
 const testSocket = "/run/egressgate/demo/envoy-admin.sock"
+
+func controlCAPEM(t *testing.T) string {
+	t.Helper()
+	ca, err := pki.LoadOrCreateControlCA(t.TempDir(), time.Now())
+	require.NoError(t, err)
+	return string(ca.CertPEM())
+}
 
 func TestRenderBootstrapPassesEnvoyValidation(t *testing.T) {
 	bin := testenv.EnvoyBinary(t)
@@ -74,6 +82,18 @@ func TestRenderBootstrapPassesEnvoyValidation(t *testing.T) {
 				"- key: " + xdsauth.MetadataKey,
 				`value: "Bearer ` + token + `"`,
 			},
+		},
+		{
+			name:   "xds over TLS by IP",
+			params: BootstrapParams{NodeID: "demo", XDSHost: "10.0.0.2", XDSPort: 18000, AdminSocket: testSocket, XDSTrustedCA: controlCAPEM(t)},
+			wantYAML: []string{
+				"envoy.transport_sockets.tls", "alpn_protocols: [h2]", "san_type: IP_ADDRESS", `exact: "10.0.0.2"`, "inline_string:",
+			},
+		},
+		{
+			name:     "xds over TLS by name",
+			params:   BootstrapParams{NodeID: "demo", XDSHost: "control", XDSPort: 18000, AdminSocket: testSocket, XDSTrustedCA: controlCAPEM(t)},
+			wantYAML: []string{`sni: "control"`, "san_type: DNS", `exact: "control"`},
 		},
 	}
 	for _, tt := range tests {

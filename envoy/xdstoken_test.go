@@ -75,7 +75,7 @@ func TestEnvoySendsXDSToken(t *testing.T) {
 	auth, err := xdsauth.LoadOrCreateKey(t.TempDir())
 	require.NoError(t, err)
 	mint := func(node string) string {
-		token, err := auth.Mint(node, time.Now(), time.Hour)
+		token, _, err := auth.EnsureToken(node, xdsauth.RoleEnvoy, time.Now())
 		require.NoError(t, err)
 		return token
 	}

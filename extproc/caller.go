@@ -17,10 +17,11 @@ import (
 // in its own container).
 const MetadataCallerKey = "x-egressgate-extproc-key"
 
-// CallerKeyInterceptor refuses every stream that does not present key.
-func CallerKeyInterceptor(key string) grpc.StreamServerInterceptor {
+// CallerKeyInterceptor refuses every stream that does not present the key
+// key returns when the stream opens (a sidecar's key follows its token).
+func CallerKeyInterceptor(key func() string) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		if !callerKeyOK(ss.Context(), key) {
+		if !callerKeyOK(ss.Context(), key()) {
 			return status.Error(codes.Unauthenticated, "ext_proc: caller key missing or wrong")
 		}
 		return handler(srv, ss)

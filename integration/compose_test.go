@@ -57,7 +57,7 @@ func TestComposeStack(t *testing.T) {
 	require.NoError(t, yaml.Unmarshal([]byte(out), &cfg))
 	// What the agent talks to, and the agent itself, never see the keys in
 	// the state dir or the host's Codex login.
-	for _, svc := range []string{"envoy", "agent"} {
+	for _, svc := range []string{"envoy", "extproc", "agent"} {
 		mounts := fmt.Sprint(cfg.Services[svc].Volumes)
 		require.NotEmpty(t, cfg.Services[svc].Volumes, svc)
 		assert.NotContains(t, mounts, "/state", "%s mounts the state dir", svc)
@@ -97,7 +97,7 @@ func TestComposeStack(t *testing.T) {
 	var raw string
 	eventually(t, time.Minute, "the stack's audit records", func() bool {
 		full := append(append(compose[1:], "-p", project, "-f", filepath.Join(root, "docker-compose.yml")),
-			"exec", "-T", "egressgate", "/egressgate", "audit", "--state-dir=/state", "--all", "--json", "-n", "100")
+			"exec", "-T", "control", "/egressgate", "audit", "--state-dir=/state", "--all", "--json", "-n", "100")
 		out, err := exec.CommandContext(ctx, compose[0], full...).Output()
 		if err != nil {
 			return false

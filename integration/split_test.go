@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	grpcstatus "google.golang.org/grpc/status"
@@ -149,36 +151,45 @@ func TestSplitDeployment(t *testing.T) {
 	t.Run("streams without the bottle's token are refused", func(t *testing.T) {
 		other, err := xdsauth.LoadOrCreateKey(t.TempDir())
 		require.NoError(t, err)
-		forged, err := other.Mint("itest", time.Now(), time.Hour)
+		forged, err := other.Mint("itest", xdsauth.RoleEnvoy, time.Now(), time.Hour)
 		require.NoError(t, err)
-		tokenB := strings.TrimSpace(readFile(t, filepath.Join(d.stateDir, "tokens", "other.jwt")))
+		tokenB := bootstrapToken(t, d.stateDir, "other")
 		for name, token := range map[string]string{"no token": "", "forged token": forged, "other bottle's token": tokenB} {
-			_, err := fetchClusters(t, d.xds, token, "itest")
+			_, err := fetchClusters(t, d.stateDir, d.xds, token, "itest")
 			assert.Error(t, err, name)
 		}
 		// Bottle B's own token gets B's configuration, and nothing of A's.
-		names, err := fetchClusters(t, d.xds, tokenB, "other")
+		names, err := fetchClusters(t, d.stateDir, d.xds, tokenB, "other")
 		require.NoError(t, err)
 		assert.Contains(t, names, "upstream/b-only.example.test")
 		assert.NotContains(t, names, "upstream/chatgpt.com")
 	})
 
-	t.Run("ext_proc answers only callers with the bottle's key", func(t *testing.T) {
-		conn, err := grpc.NewClient(d.extProc, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		require.NoError(t, err)
-		defer conn.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
+	t.Run("ext_proc answers only callers with the bottle's key, over TLS from the control CA", func(t *testing.T) {
 		// Everything Envoy would send for the chatgpt.com route, but the key.
-		ctx = metadata.AppendToOutgoingContext(ctx, extproc.MetadataHost, "chatgpt.com",
-			extproc.MetadataSlot, "EGRESS_TOKEN_0", extproc.MetadataScheme, "Bearer")
-		stream, err := extprocv3.NewExternalProcessorClient(conn).Process(ctx)
-		require.NoError(t, err)
-		_ = stream.Send(&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestHeaders{RequestHeaders: &extprocv3.HttpHeaders{}}})
-		resp, err := stream.Recv()
-		require.Error(t, err, "an unauthenticated caller got an answer")
-		assert.Nil(t, resp)
-		assert.Equal(t, codes.Unauthenticated, grpcstatus.Code(err))
+		ask := func(creds credentials.TransportCredentials) error {
+			conn, err := grpc.NewClient(d.extProc, grpc.WithTransportCredentials(creds))
+			require.NoError(t, err)
+			defer conn.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			ctx = metadata.AppendToOutgoingContext(ctx, extproc.MetadataHost, "chatgpt.com",
+				extproc.MetadataSlot, "EGRESS_TOKEN_0", extproc.MetadataScheme, "Bearer")
+			stream, err := extprocv3.NewExternalProcessorClient(conn).Process(ctx)
+			if err != nil {
+				return err
+			}
+			_ = stream.Send(&extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestHeaders{RequestHeaders: &extprocv3.HttpHeaders{}}})
+			resp, err := stream.Recv()
+			assert.Nil(t, resp, "an unauthenticated caller got an answer")
+			return err
+		}
+		err := ask(controlCreds(t, d.stateDir))
+		assert.Equal(t, codes.Unauthenticated, grpcstatus.Code(err), "no caller key: %v", err)
+		err = ask(insecure.NewCredentials())
+		assert.Equal(t, codes.Unavailable, grpcstatus.Code(err), "a plaintext client: %v", err)
+		err = ask(credentials.NewTLS(&tls.Config{RootCAs: bottlePool(t, d.stateDir), ServerName: "127.0.0.1"}))
+		assert.ErrorContains(t, err, "certificate signed by unknown authority", "the bottle CA does not vouch for the sidecar")
 	})
 
 	t.Run("bottle A never receives bottle B's routes or slots", func(t *testing.T) {
@@ -258,9 +269,9 @@ func TestSplitDeployment(t *testing.T) {
 
 // fetchClusters opens an ADS stream as node with token and returns the
 // names of the clusters it is sent, or the error that refused it.
-func fetchClusters(t *testing.T, xdsAddr, token, node string) ([]string, error) {
+func fetchClusters(t *testing.T, stateDir, xdsAddr, token, node string) ([]string, error) {
 	t.Helper()
-	conn, err := grpc.NewClient(xdsAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(xdsAddr, grpc.WithTransportCredentials(controlCreds(t, stateDir)))
 	require.NoError(t, err)
 	defer conn.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -29,7 +29,10 @@ const (
 	certFile = "ca.pem"
 	keyFile  = "ca-key.pem"
 
-	caCommonName = "egressgate bottle CA"
+	caCommonName        = "egressgate bottle CA"
+	controlCACommonName = "egressgate control CA"
+	// controlCADir holds the control CA inside the state dir.
+	controlCADir = "control-ca"
 	caValidity   = 10 * 365 * 24 * time.Hour
 	// backdate absorbs clock skew between the host and the agent's container.
 	backdate = time.Hour
@@ -54,7 +57,20 @@ type CA struct {
 // starting together on a fresh dir (serve and control, say) agree on one
 // CA: the first creates both files, the others load them.
 func LoadOrCreateCA(dir string, now time.Time) (*CA, error) {
-	unlock, err := securefile.LockStateDir(dir)
+	return loadOrCreate(dir, dir, caCommonName, now)
+}
+
+// LoadOrCreateControlCA loads or creates the control CA, in
+// STATE_DIR/control-ca/: it signs the certificates of egressgate's own
+// gRPC links (control's xDS server, each ext_proc sidecar), which Envoy and
+// the sidecars verify. It is kept apart from the bottle CA, which agents
+// trust: nothing an agent trusts can vouch for the control plane.
+func LoadOrCreateControlCA(stateDir string, now time.Time) (*CA, error) {
+	return loadOrCreate(stateDir, filepath.Join(stateDir, controlCADir), controlCACommonName, now)
+}
+
+func loadOrCreate(stateDir, dir, commonName string, now time.Time) (*CA, error) {
+	unlock, err := securefile.LockStateDir(stateDir)
 	if err != nil {
 		return nil, fmt.Errorf("state dir: %w", err)
 	}
@@ -72,7 +88,10 @@ func LoadOrCreateCA(dir string, now time.Time) (*CA, error) {
 	case certOK && keyOK:
 		return loadCA(certPath, keyPath, now)
 	case !certOK && !keyOK:
-		return createCA(certPath, keyPath, now)
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, err
+		}
+		return createCA(certPath, keyPath, commonName, now)
 	case certOK:
 		return nil, fmt.Errorf("%s: missing, but %s exists; remove both to create a new CA", keyPath, certPath)
 	default:
@@ -94,7 +113,7 @@ func newCA(certPath string, certPEM []byte, cert *x509.Certificate, key *ecdsa.P
 	return &CA{certPath: certPath, certPEM: certPEM, cert: cert, key: key, leaves: map[string]Leaf{}}
 }
 
-func createCA(certPath, keyPath string, now time.Time) (*CA, error) {
+func createCA(certPath, keyPath, commonName string, now time.Time) (*CA, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("generate CA key: %w", err)
@@ -102,7 +121,7 @@ func createCA(certPath, keyPath string, now time.Time) (*CA, error) {
 	// SerialNumber is left nil: CreateCertificate then draws a random
 	// RFC 5280 serial.
 	tmpl := &x509.Certificate{
-		Subject:               pkix.Name{CommonName: caCommonName},
+		Subject:               pkix.Name{CommonName: commonName},
 		NotBefore:             now.Add(-backdate),
 		NotAfter:              now.Add(caValidity),
 		IsCA:                  true,

@@ -65,22 +65,36 @@ func (l Leaf) MarshalJSON() ([]byte, error) {
 // before now until now+30 days (never beyond the CA). Leaves are cached per
 // host and minted again once less than 10 days remain.
 func (c *CA) Leaf(host string, now time.Time) (Leaf, error) {
-	host, err := normalizeHost(host)
-	if err != nil {
-		return Leaf{}, err
+	return c.LeafFor([]string{host}, now)
+}
+
+// LeafFor is Leaf for a certificate naming every one of hosts (DNS names
+// or IP literals), as a server reached under several names needs.
+func (c *CA) LeafFor(hosts []string, now time.Time) (Leaf, error) {
+	if len(hosts) == 0 {
+		return Leaf{}, fmt.Errorf("leaf: no host")
 	}
+	names := make([]string, 0, len(hosts))
+	for _, h := range hosts {
+		n, err := normalizeHost(h)
+		if err != nil {
+			return Leaf{}, err
+		}
+		names = append(names, n)
+	}
+	key := strings.Join(names, ",")
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if l, ok := c.leaves[host]; ok && c.fresh(l, now) {
+	if l, ok := c.leaves[key]; ok && c.fresh(l, now) {
 		return l, nil
 	}
 	// Minting under the lock is cheap (one P-256 key) and means concurrent
 	// first requests for a host get one leaf, not several.
-	l, err := c.mint(host, now)
+	l, err := c.mint(names, now)
 	if err != nil {
 		return Leaf{}, err
 	}
-	c.leaves[host] = l
+	c.leaves[key] = l
 	return l, nil
 }
 
@@ -105,7 +119,8 @@ func (c *CA) fresh(l Leaf, now time.Time) bool {
 	return l.NotAfter.Sub(now) > leafRenewBefore || l.NotAfter.Equal(c.cert.NotAfter)
 }
 
-func (c *CA) mint(host string, now time.Time) (Leaf, error) {
+func (c *CA) mint(names []string, now time.Time) (Leaf, error) {
+	host := names[0]
 	notAfter := now.Add(leafValidity)
 	if notAfter.After(c.cert.NotAfter) {
 		notAfter = c.cert.NotAfter
@@ -117,7 +132,7 @@ func (c *CA) mint(host string, now time.Time) (Leaf, error) {
 	if err != nil {
 		return Leaf{}, fmt.Errorf("leaf for %s: generate key: %w", host, err)
 	}
-	tmpl := leafTemplate(host, now.Add(-backdate), notAfter)
+	tmpl := leafTemplate(names, now.Add(-backdate), notAfter)
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.cert, key.Public(), c.key)
 	if err != nil {
 		return Leaf{}, fmt.Errorf("leaf for %s: %w", host, err)
@@ -133,12 +148,13 @@ func (c *CA) mint(host string, now time.Time) (Leaf, error) {
 	}, nil
 }
 
-// leafTemplate puts host in the SAN; clients match names against the SAN
-// only, the CN is just for people reading the certificate. An IP literal
-// goes into an IP SAN, since a DNS SAN never matches an IP.
-func leafTemplate(host string, notBefore, notAfter time.Time) *x509.Certificate {
+// leafTemplate puts the names in the SAN; clients match names against the
+// SAN only, the CN (the first name) is just for people reading the
+// certificate. An IP literal goes into an IP SAN, since a DNS SAN never
+// matches an IP.
+func leafTemplate(names []string, notBefore, notAfter time.Time) *x509.Certificate {
 	tmpl := &x509.Certificate{
-		Subject:               pkix.Name{CommonName: host},
+		Subject:               pkix.Name{CommonName: names[0]},
 		NotBefore:             notBefore,
 		NotAfter:              notAfter,
 		BasicConstraintsValid: true,
@@ -146,10 +162,12 @@ func leafTemplate(host string, notBefore, notAfter time.Time) *x509.Certificate 
 		KeyUsage:    x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
-	if ip := net.ParseIP(host); ip != nil {
-		tmpl.IPAddresses = []net.IP{ip}
-	} else {
-		tmpl.DNSNames = []string{host}
+	for _, name := range names {
+		if ip := net.ParseIP(name); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, name)
+		}
 	}
 	return tmpl
 }

@@ -163,3 +163,35 @@ func TestLeafNeverPrintsKey(t *testing.T) {
 		require.Contains(t, out, "redacted")
 	}
 }
+
+// TestControlCAIsNotTheBottleCA: agents trust the bottle CA, so the CA
+// that vouches for egressgate's own links must be another one, and a
+// leaf from one must not verify under the other.
+func TestControlCAIsNotTheBottleCA(t *testing.T) {
+	state := t.TempDir()
+	bottle, err := LoadOrCreateCA(state, t0)
+	require.NoError(t, err)
+	control, err := LoadOrCreateControlCA(state, t0)
+	require.NoError(t, err)
+	require.NotEqual(t, bottle.CertPEM(), control.CertPEM())
+	assert.Equal(t, "egressgate control CA", parseCert(t, control.CertPEM()).Subject.CommonName)
+	assert.FileExists(t, control.CertPath())
+
+	again, err := LoadOrCreateControlCA(state, t0)
+	require.NoError(t, err)
+	require.Equal(t, control.CertPEM(), again.CertPEM(), "reused across restarts")
+
+	l, err := control.LeafFor([]string{"control", "127.0.0.1", "localhost"}, t0)
+	require.NoError(t, err)
+	require.NoError(t, verifyLeaf(t, control, l, "control", t0))
+	require.NoError(t, verifyLeaf(t, control, l, "localhost", t0))
+	require.NoError(t, verifyLeaf(t, control, l, "127.0.0.1", t0))
+	require.Error(t, verifyLeaf(t, control, l, "other", t0))
+	require.Error(t, verifyLeaf(t, bottle, l, "control", t0), "the bottle CA does not vouch for control")
+
+	cached, err := control.LeafFor([]string{"control", "127.0.0.1", "localhost"}, t0.Add(time.Hour))
+	require.NoError(t, err)
+	require.Equal(t, l.CertPEM, cached.CertPEM)
+	_, err = control.LeafFor(nil, t0)
+	require.Error(t, err)
+}

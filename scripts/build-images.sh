@@ -18,7 +18,7 @@ passwd='nonroot:x:65532:65532:nonroot:/:/nonexistent'
 mkdir -p "${work}/egressgate"
 CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o "${work}/egressgate/egressgate" ./cmd/egressgate
 echo "${passwd}" > "${work}/egressgate/passwd"
-mkdir -p "${work}/egressgate/dirs/state" "${work}/egressgate/dirs/agent" "${work}/egressgate/dirs/boot"
+mkdir -p "${work}/egressgate/dirs/state" "${work}/egressgate/dirs/agent" "${work}/egressgate/dirs/boot" "${work}/egressgate/dirs/sidecar"
 cp /etc/ssl/certs/ca-certificates.crt "${work}/egressgate/"
 docker build -q --target prebuilt -t egressgate:dev -f docker/egressgate.Dockerfile "${work}/egressgate" >/dev/null
 echo "built egressgate:dev"

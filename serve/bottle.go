@@ -2,6 +2,7 @@ package serve
 
 import (
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
@@ -75,10 +76,24 @@ func build(cfg planeConfig, ca *pki.CA, p *config.Policy, served map[string]conf
 		AuditKey:       auditKeyFor(cfg, p.Name),
 		SystemCAFile:   cfg.systemCAFile,
 	}
+	var serverCert *xds.Certificate
+	if cfg.controlCA != nil {
+		// A sidecar's ext_proc server: Envoy verifies it by the control CA,
+		// and the certificate it presents travels with its slots.
+		leaf, at, err := extProcServerLeaf(cfg, now)
+		if err != nil {
+			return nil, err
+		}
+		serverCert = &leaf
+		in.ExtProcTrustedCA = cfg.controlCA.CertPEM()
+		if c.renewLeavesAt.IsZero() || at.Before(c.renewLeavesAt) {
+			c.renewLeavesAt = at
+		}
+	}
 	if c.snapshot, err = snapshot(in); err != nil {
 		return nil, err
 	}
-	if c.slots, err = xds.SlotSnapshot(p); err != nil {
+	if c.slots, err = xds.SlotSnapshot(p, serverCert); err != nil {
 		return nil, err
 	}
 	if served != nil && admitsMore(p, served) {
@@ -88,6 +103,21 @@ func build(cfg planeConfig, ca *pki.CA, p *config.Policy, served map[string]conf
 		}
 	}
 	return c, nil
+}
+
+// extProcServerLeaf is the certificate of a sidecar's ext_proc server: the
+// control CA's, naming the host Envoy dials (--extproc-address), and when
+// it is due for renewal.
+func extProcServerLeaf(cfg planeConfig, now time.Time) (xds.Certificate, time.Time, error) {
+	host, _, err := net.SplitHostPort(cfg.extProcAddr)
+	if err != nil {
+		return xds.Certificate{}, time.Time{}, fmt.Errorf("ext_proc address %s: %w", cfg.extProcAddr, err)
+	}
+	leaf, err := cfg.controlCA.LeafFor([]string{host}, now)
+	if err != nil {
+		return xds.Certificate{}, time.Time{}, fmt.Errorf("ext_proc server certificate: %w", err)
+	}
+	return xds.Certificate{CertPEM: leaf.CertPEM, KeyPEM: leaf.KeyPEM}, cfg.controlCA.RenewAt(leaf), nil
 }
 
 func snapshot(in xds.Input) (*cache.Snapshot, error) {

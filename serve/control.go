@@ -7,14 +7,17 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"time"
+
+	"github.com/egressgate/egressgate/config"
+	"github.com/egressgate/egressgate/xdsauth"
 )
 
 // RunControl is `egressgate control`: the xDS server for several bottles,
-// each isolated (its own snapshot, its own slots, its own token). Each
-// bottle's Envoy and ext_proc sidecar run elsewhere; RunControl writes what
-// they need into the state dir: STATE_DIR/<bottle>/envoy.yaml (bootstrap
-// with the bottle's xDS token) and STATE_DIR/tokens/<bottle>.jwt.
+// each isolated (its own snapshot, its own slots, its own tokens). Each
+// bottle's Envoy and ext_proc sidecar run elsewhere and reach it over TLS
+// (the control CA); RunControl writes what they need: the bootstrap with
+// the Envoy's token (BOOTSTRAP_DIR/<bottle>/envoy.yaml) and the sidecar's
+// token (STATE_DIR/tokens/<bottle>.jwt, copied to --sidecar-dir if given).
 func RunControl(ctx context.Context, o ControlOptions) error {
 	o.setDefaults()
 	var err error
@@ -22,7 +25,7 @@ func RunControl(ctx context.Context, o ControlOptions) error {
 		return err
 	}
 	log := o.Logger
-	manifests, err := expandManifests(o.Manifests)
+	manifests, err := scanManifests(o.Manifests)
 	if err != nil {
 		return err
 	}
@@ -32,24 +35,44 @@ func RunControl(ctx context.Context, o ControlOptions) error {
 		return err
 	}
 	defer cp.stop()
-	if err := cp.loadAll(ctx); err != nil {
-		return err
-	}
 	xdsAddr := o.XDSAddress
 	if xdsAddr == "" {
 		xdsAddr = cp.xdsAddr
 	}
-	var names []string
-	for _, p := range cp.policies() {
-		token, _, err := cp.auth.EnsureToken(o.StateDir, p.Name, time.Now())
-		if err != nil {
+	cp.manifestArgs = o.Manifests
+	cp.tokenFiles = func(bottle string) []string {
+		return []string{xdsauth.TokenPath(o.StateDir, bottle, xdsauth.RoleEnvoy), xdsauth.TokenPath(o.StateDir, bottle, xdsauth.RoleExtProc)}
+	}
+	files := &bottleFiles{o: o, xdsAddr: xdsAddr, cp: cp, written: map[string]writtenTokens{}}
+	cp.firstServed = func(p *config.Policy) error {
+		if _, err := files.sync(p.Name); err != nil {
 			return err
 		}
-		if _, err := writeBootstrap(o.BootstrapDir, p.Name, xdsAddr, o.EnvoyAdmin, token); err != nil {
-			return fmt.Errorf("bootstrap for %s: %w", p.Name, err)
-		}
 		logSlots(log, p)
-		names = append(names, p.Name)
+		return nil
+	}
+	cp.afterReload = func() {
+		for _, p := range cp.policies() {
+			rotated, err := files.sync(p.Name)
+			if err != nil {
+				log.Error("cannot write what the bottle's Envoy and sidecar need", "bottle", p.Name, "error", err)
+			}
+			if rotated {
+				log.Warn("bottle's tokens rotated: restart its Envoy with its rewritten bootstrap", "bottle", p.Name, "bootstrap", bootstrapPath(o.BootstrapDir, p.Name))
+			}
+		}
+		if n := cp.auth.EndRevoked(); n > 0 {
+			log.Info("ended xDS streams opened with revoked tokens", "streams", n)
+		}
+	}
+	cp.withdrawn = func(bottle string) {
+		if err := cp.auth.RemoveTokens(bottle); err != nil {
+			log.Error("cannot remove a withdrawn bottle's tokens", "bottle", bottle, "error", err)
+		}
+		files.remove(bottle)
+	}
+	if err := cp.loadAll(ctx); err != nil {
+		return err
 	}
 	adminAddr, err := cp.obs.serveAdmin(ctx, o.Admin, cp.status, log)
 	if err != nil {
@@ -60,16 +83,25 @@ func RunControl(ctx context.Context, o ControlOptions) error {
 	}
 	go cp.warnExpiry(ctx)
 	cp.obs.ready.Store(true)
+	var names []string
+	for _, p := range cp.policies() {
+		names = append(names, p.Name)
+	}
 	fmt.Fprintf(o.Stdout, "egressgate control ready: bottles %s, xds %s, admin %s\n",
-		strings.Join(names, ","), cp.xdsAddr, orNone(adminAddr))
+		orNone(strings.Join(names, ",")), cp.xdsAddr, orNone(adminAddr))
 	<-ctx.Done()
 	log.Info("stopping", "reason", context.Cause(ctx))
 	return nil
 }
 
-// expandManifests turns each argument into manifest paths: a file is
-// itself, a directory stands for the *.md, *.yaml and *.yml files in it.
-func expandManifests(args []string) ([]string, error) {
+// scanManifests turns each argument into manifest paths: a file is itself
+// (even once it is gone, so that its bottle reports the error rather than
+// vanishing), a directory stands for the *.md, *.yaml and *.yml files in
+// it now. An empty directory is fine: control follows it.
+func scanManifests(args []string) ([]string, error) {
+	if len(args) == 0 {
+		return nil, fmt.Errorf("no manifest given")
+	}
 	var out []string
 	for _, a := range args {
 		info, err := os.Stat(a)
@@ -86,18 +118,26 @@ func expandManifests(args []string) ([]string, error) {
 		}
 		var found []string
 		for _, e := range entries {
-			if ext := filepath.Ext(e.Name()); !e.IsDir() && (ext == ".md" || ext == ".yaml" || ext == ".yml") {
+			if ext := filepath.Ext(e.Name()); !e.IsDir() && !strings.HasPrefix(e.Name(), ".") && (ext == ".md" || ext == ".yaml" || ext == ".yml") {
 				found = append(found, filepath.Join(a, e.Name()))
 			}
-		}
-		if len(found) == 0 {
-			return nil, fmt.Errorf("manifest directory %s holds no .md, .yaml or .yml file", a)
 		}
 		slices.Sort(found)
 		out = append(out, found...)
 	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("no manifest given")
+	return slices.Compact(out), nil
+}
+
+// manifestDirs are the directories among args, whose membership control
+// follows.
+func manifestDirs(args []string) []string {
+	var dirs []string
+	for _, a := range args {
+		if info, err := os.Stat(a); err == nil && info.IsDir() {
+			if abs, err := filepath.Abs(a); err == nil {
+				dirs = append(dirs, abs)
+			}
+		}
 	}
-	return out, nil
+	return dirs
 }

@@ -24,7 +24,7 @@ const adminSocketName = "envoy-admin.sock"
 // <bootDir>/<node>/envoy.yaml (so several bottles can share a directory),
 // mode 0600 because it holds the bottle's xDS token. adminSocket "" puts
 // Envoy's admin socket beside it.
-func writeBootstrap(bootDir, node, xdsAddr, adminSocket, token string) (string, error) {
+func writeBootstrap(bootDir, node, xdsAddr, adminSocket, token, xdsCA string) (string, error) {
 	dir := filepath.Join(bootDir, node)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
@@ -36,15 +36,20 @@ func writeBootstrap(bootDir, node, xdsAddr, adminSocket, token string) (string, 
 	if err != nil {
 		return "", err
 	}
-	params.XDSToken = token
+	params.XDSToken, params.XDSTrustedCA = token, xdsCA
 	boot, err := envoy.RenderBootstrap(params)
 	if err != nil {
 		return "", err
 	}
 	// WriteAtomic sets 0600 whatever an older file's mode was (os.WriteFile
 	// would keep it), and Envoy never reads a half-written bootstrap.
-	path := filepath.Join(dir, "envoy.yaml")
+	path := bootstrapPath(bootDir, node)
 	return path, securefile.WriteAtomic(path, boot, 0o600)
+}
+
+// bootstrapPath is where writeBootstrap puts node's bootstrap.
+func bootstrapPath(bootDir, node string) string {
+	return filepath.Join(bootDir, node, "envoy.yaml")
 }
 
 // startEnvoy renders, validates and starts the bottle's Envoy.
@@ -53,7 +58,7 @@ func startEnvoy(ctx context.Context, o *Options, node, xdsAddr, token string) (*
 	if err != nil {
 		return nil, err
 	}
-	bootPath, err := writeBootstrap(o.BootstrapDir, node, xdsAddr, o.EnvoyAdmin, token)
+	bootPath, err := writeBootstrap(o.BootstrapDir, node, xdsAddr, o.EnvoyAdmin, token, "")
 	if err != nil {
 		return nil, err
 	}

@@ -44,7 +44,7 @@ func TestResolveEnvoyAdmin(t *testing.T) {
 
 func TestWriteBootstrapPutsAdminSocketBesideIt(t *testing.T) {
 	dir := t.TempDir()
-	path, err := writeBootstrap(dir, "demo", "127.0.0.1:18000", "", "")
+	path, err := writeBootstrap(dir, "demo", "127.0.0.1:18000", "", "", "")
 	require.NoError(t, err)
 	boot, err := os.ReadFile(path)
 	require.NoError(t, err)
@@ -55,7 +55,7 @@ func TestWriteBootstrapPutsAdminSocketBesideIt(t *testing.T) {
 // fail with the path in the message, not when Envoy starts.
 func TestWriteBootstrapRefusesTooLongSocketPath(t *testing.T) {
 	deep := filepath.Join(t.TempDir(), strings.Repeat("d", 100))
-	_, err := writeBootstrap(deep, "demo", "127.0.0.1:18000", "", "")
+	_, err := writeBootstrap(deep, "demo", "127.0.0.1:18000", "", "", "")
 	require.ErrorContains(t, err, filepath.Join(deep, "demo", adminSocketName))
 	require.ErrorContains(t, err, "--envoy-admin")
 }

@@ -1,11 +1,17 @@
 package serve
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -13,7 +19,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/egressgate/egressgate/admin"
@@ -30,8 +36,12 @@ type ExtProcOptions struct {
 	Node      string // the bottle name
 	XDS       string // the control plane's xDS address
 	TokenFile string // the bottle's xDS token, STATE_DIR/tokens/<bottle>.jwt
-	Listen    string // default 127.0.0.1:9001
-	Admin     string
+	// XDSCA is the control CA's certificate, which control's xDS server
+	// must present a certificate from (default: control-ca/ca.pem in the
+	// state dir holding TokenFile).
+	XDSCA  string
+	Listen string // default 127.0.0.1:9001
+	Admin  string
 
 	Stdout io.Writer
 	Logger *slog.Logger
@@ -52,11 +62,10 @@ func RunExtProc(ctx context.Context, o ExtProcOptions) error {
 	if o.Node == "" || o.XDS == "" || o.TokenFile == "" {
 		return fmt.Errorf("extproc needs --node, --xds and --token-file")
 	}
-	raw, err := os.ReadFile(o.TokenFile)
-	if err != nil {
-		return fmt.Errorf("xds token: %w", err)
+	token := &tokenFile{path: o.TokenFile, log: o.Logger}
+	if err := token.reload(); err != nil {
+		return err
 	}
-	token := strings.TrimSpace(string(raw))
 
 	obs := newObservability()
 	slots := &slotHolder{}
@@ -67,15 +76,24 @@ func RunExtProc(ctx context.Context, o ExtProcOptions) error {
 	ep.SetObserver(metrics.ExtProcDecision)
 	ep.SetLatencyObserver(metrics.ExtProcDecided)
 	ep.OnRejected(func(r extproc.Rejection) { metrics.CredentialRejected(o.Node, r.Slot, r.Host) })
+	cert := &serverCert{}
 	addr, stop, err := serveGRPC(o.Listen, ep.Register, o.Logger,
-		grpc.StreamInterceptor(extproc.CallerKeyInterceptor(xdsauth.ExtProcKey(token))))
+		grpc.StreamInterceptor(extproc.CallerKeyInterceptor(token.callerKey)),
+		// TLS only: Envoy verifies this server by the control CA, and the
+		// streams carry the agent's headers and the injected credential.
+		// The certificate arrives from control with the first slots.
+		grpc.Creds(credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: cert.get})))
 	if err != nil {
 		return fmt.Errorf("ext_proc server: %w", err)
 	}
 	defer stop()
 
+	xdsCreds, err := xdsClientCreds(o)
+	if err != nil {
+		return err
+	}
 	conn, err := grpc.NewClient(o.XDS,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(xdsCreds),
 		// A control plane that vanishes without closing the connection
 		// must still be noticed, so the client reconnects when it is back.
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true}),
@@ -89,9 +107,10 @@ func RunExtProc(ctx context.Context, o ExtProcOptions) error {
 	syncErr := make(chan error, 1)
 	go func() {
 		syncErr <- slotsync.Run(ctx, conn, slotsync.Options{
-			Node:   &corev3.Node{Id: o.Node, Cluster: xds.ExtProcCluster},
-			Token:  token,
-			Logger: o.Logger,
+			Node:         &corev3.Node{Id: o.Node, Cluster: xds.ExtProcCluster},
+			Token:        token.forStream,
+			Logger:       o.Logger,
+			OnServerCert: func(c xds.Certificate) { cert.set(c, o.Logger) },
 			OnSlots: func(s []config.Slot) {
 				ep.SetSlots(s)
 				slots.set(s)
@@ -119,6 +138,72 @@ func RunExtProc(ctx context.Context, o ExtProcOptions) error {
 	return nil
 }
 
+// xdsClientCreds verifies control's xDS server: a certificate from the
+// control CA naming the host in --xds. There is no plaintext fallback: the
+// stream carries the bottle's credential values.
+func xdsClientCreds(o ExtProcOptions) (credentials.TransportCredentials, error) {
+	caFile := o.XDSCA
+	if caFile == "" {
+		caFile = filepath.Join(filepath.Dir(filepath.Dir(o.TokenFile)), "control-ca", "ca.pem")
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("control CA (--xds-ca): %w; give the control plane's STATE_DIR/control-ca/ca.pem", err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("control CA %s holds no PEM certificate", caFile)
+	}
+	host, _, err := net.SplitHostPort(o.XDS)
+	if err != nil {
+		return nil, fmt.Errorf("--xds %s: %w", o.XDS, err)
+	}
+	return credentials.NewTLS(&tls.Config{RootCAs: roots, ServerName: host, MinVersion: tls.VersionTLS12}), nil
+}
+
+// tokenFile is the sidecar's xDS token, read again for each xDS stream:
+// when `egressgate token rotate` revokes the old one, control ends the
+// stream, and the reconnect presents the new one. The caller key Envoy
+// must present follows the token in use.
+type tokenFile struct {
+	path string
+	log  *slog.Logger
+	mu   sync.Mutex
+	tok  string
+}
+
+func (t *tokenFile) reload() error {
+	raw, err := os.ReadFile(t.path)
+	if err != nil {
+		return fmt.Errorf("xds token: %w", err)
+	}
+	token := strings.TrimSpace(string(raw))
+	if token == "" {
+		return fmt.Errorf("xds token: %s is empty", t.path)
+	}
+	t.mu.Lock()
+	t.tok = token
+	t.mu.Unlock()
+	return nil
+}
+
+// forStream re-reads the file and returns the token to present; if the
+// file cannot be read now, the last one read.
+func (t *tokenFile) forStream() string {
+	if err := t.reload(); err != nil {
+		t.log.Warn("cannot read the xDS token again; presenting the last one read", "error", err)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.tok
+}
+
+func (t *tokenFile) callerKey() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return xdsauth.ExtProcKey(t.tok)
+}
+
 // xdsConnectParams pace the sidecar's reconnects to the control plane.
 // gRPC's default back-off grows to 120s, so slots changed while the
 // control plane restarted could arrive minutes after it is back; capped at
@@ -135,6 +220,38 @@ func xdsConnectParams() grpc.ConnectParams {
 		},
 		MinConnectTimeout: 2 * time.Second,
 	}
+}
+
+// serverCert is the certificate the sidecar's ext_proc server presents,
+// as control last sent it.
+type serverCert struct {
+	mu   sync.Mutex
+	pem  []byte
+	cert *tls.Certificate
+}
+
+func (s *serverCert) set(c xds.Certificate, log *slog.Logger) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if bytes.Equal(s.pem, c.CertPEM) {
+		return
+	}
+	cert, err := tls.X509KeyPair(c.CertPEM, c.KeyPEM)
+	if err != nil {
+		// Not a secret in this error: it describes the PEM's shape.
+		log.Error("ext_proc server certificate from control does not load; keeping the previous one", "error", err)
+		return
+	}
+	s.pem, s.cert = c.CertPEM, &cert
+}
+
+func (s *serverCert) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cert == nil {
+		return nil, errors.New("ext_proc: no server certificate from control yet")
+	}
+	return s.cert, nil
 }
 
 // slotHolder keeps the last slot set for status and metrics.

@@ -55,7 +55,7 @@ func (p *plane) watchInputs(w *watch.Watcher) bool {
 	files := p.inputs()
 	changed := !slices.Equal(files, p.watched)
 	p.watched = files
-	if err := w.Set(files); err != nil {
+	if err := w.Set(files, manifestDirs(p.manifestArgs)...); err != nil {
 		p.log.Warn("cannot watch the manifest and credential files; reload with SIGHUP", "error", err)
 	}
 	return changed

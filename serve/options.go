@@ -75,6 +75,11 @@ type ControlOptions struct {
 	// here is the same for every bottle, so suits Envoys that do not share
 	// a file system.
 	EnvoyAdmin string
+	// SidecarDir, if set, receives a copy of what each bottle's ext_proc
+	// sidecar needs, DIR/<bottle>/extproc.jwt and DIR/control-ca.pem, for a
+	// sidecar that must not mount the state dir (which holds the signing
+	// keys). Without it the sidecar reads STATE_DIR/tokens/<bottle>.jwt.
+	SidecarDir string
 }
 
 func (c *Common) setDefaults() {
@@ -104,6 +109,11 @@ func (o *Options) setDefaults() {
 func (o *ControlOptions) setDefaults() {
 	o.Common.setDefaults()
 	def(&o.ExtProcAddress, "127.0.0.1:9001")
+	if o.SidecarDir != "" {
+		if abs, err := filepath.Abs(o.SidecarDir); err == nil {
+			o.SidecarDir = abs
+		}
+	}
 }
 
 func def(s *string, v string) {

@@ -42,7 +42,21 @@ type plane struct {
 	// never wait behind Envoy.
 	reloading sync.Mutex
 	mu        sync.Mutex
-	bottles   []*bottle // in the order the manifests were given; fixed after start
+	bottles   []*bottle // in the order the manifests were given or found
+	// manifestArgs, in control mode, are the manifest files and
+	// directories given: each reload scans them again, so a manifest
+	// added to a directory becomes a bottle and one removed is withdrawn.
+	// Nil in serve mode, whose one bottle is fixed.
+	manifestArgs []string
+	// firstServed is called when a bottle's first good generation has been
+	// published (control: its tokens and Envoy bootstrap), withdrawn when a
+	// served bottle's manifest has gone. Callers hold p.reloading.
+	firstServed func(*config.Policy) error
+	withdrawn   func(name string)
+	// tokenFiles are a bottle's xDS token files (control), watched so that
+	// `egressgate token rotate` takes effect in the afterReload that follows.
+	tokenFiles  func(name string) []string
+	afterReload func()
 	// watched is the file set the watcher follows; only follow's goroutine
 	// touches it once following has started.
 	watched []string
@@ -64,6 +78,9 @@ type planeConfig struct {
 	// (nil: no audit log).
 	extProcKey func(bottle string) (string, error)
 	auditKey   func(bottle string) string
+	// controlCA, in control mode, vouches for the sidecars' ext_proc
+	// servers; nil in serve, whose ext_proc is on loopback in-process.
+	controlCA *pki.CA
 }
 
 // bottle is one manifest and the generation of it being served.
@@ -81,13 +98,21 @@ func (p *plane) addManifests(manifests []string) {
 	}
 }
 
-// loadAll is the first load: every bottle must compile, or nothing starts.
+// loadAll is the first load. In serve mode every bottle must compile, or
+// nothing starts. In control mode a bottle that does not compile is
+// reported (log, status, metrics) and the others are served: one bad
+// manifest must not take every bottle's control plane down at a restart.
 func (p *plane) loadAll(ctx context.Context) error {
 	p.reloading.Lock()
 	defer p.reloading.Unlock()
 	var errs []error
 	for _, b := range p.bottles {
-		errs = append(errs, p.apply(ctx, b, "start"))
+		err := p.apply(ctx, b, "start")
+		if err != nil && p.manifestArgs != nil {
+			p.log.Error("bottle not served: its manifest does not load; fix it and it is picked up", "manifest", b.manifest, "error", err)
+			continue
+		}
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err
@@ -103,12 +128,16 @@ func (p *plane) loadAll(ctx context.Context) error {
 func (p *plane) reloadAll(ctx context.Context, trigger string) {
 	p.reloading.Lock()
 	defer p.reloading.Unlock()
+	p.rescan()
 	for _, b := range p.bottles {
 		if err := p.apply(ctx, b, trigger); err != nil {
 			p.log.Error("reload failed; keeping the previous configuration", "manifest", b.manifest, "trigger", trigger, "error", err)
 		}
 	}
 	p.syncRefreshers(ctx)
+	if p.afterReload != nil {
+		p.afterReload()
+	}
 }
 
 // apply compiles b afresh and, only if that succeeds, serves it. Slots go
@@ -144,6 +173,16 @@ func (p *plane) apply(ctx context.Context, b *bottle, trigger string) error {
 	}
 	b.name, b.current, b.lastErr = next.policy.Name, next, nil
 	p.metrics.ReloadSucceeded(b.name)
+	if current == nil && p.firstServed != nil {
+		// Unlocked: the hook writes files, and status must not wait on it.
+		p.mu.Unlock()
+		err := p.firstServed(next.policy)
+		p.mu.Lock()
+		if err != nil {
+			b.lastErr = err
+			return err
+		}
+	}
 	return nil
 }
 
@@ -253,6 +292,9 @@ func (p *plane) inputs() []string {
 		files = append(files, config.ManifestInputs(b.manifest)...)
 		if b.current != nil {
 			files = append(files, b.current.policy.Inputs...)
+			if p.tokenFiles != nil {
+				files = append(files, p.tokenFiles(b.name)...)
+			}
 		}
 	}
 	slices.Sort(files)

@@ -21,10 +21,13 @@ import (
 // authority, the xDS server and the plane of bottles.
 type controlPlane struct {
 	*plane
-	auth    *xdsauth.Authority
-	obs     *observability
-	xdsAddr string
-	stop    func()
+	auth *xdsauth.Authority
+	// controlCA vouches for control's xDS server and the sidecars' ext_proc
+	// servers (control mode; nil in serve, whose links stay on loopback).
+	controlCA *pki.CA
+	obs       *observability
+	xdsAddr   string
+	stop      func()
 }
 
 // startControlPlane loads the state dir, starts the authenticated xDS
@@ -65,25 +68,38 @@ func startControlPlane(ctx context.Context, c *Common, cfg planeConfig, manifest
 		p.xds.Register(g)
 		receiver.Register(g)
 	}
-	addr, stop, err := serveGRPC(c.Listen, register, c.Logger,
+	opts := []grpc.ServerOption{
 		grpc.StreamInterceptor(auth.StreamInterceptor(time.Now)),
-		grpc.UnaryInterceptor(auth.UnaryInterceptor(time.Now)))
+		grpc.UnaryInterceptor(auth.UnaryInterceptor(time.Now)),
+	}
+	// control's xDS crosses hosts and container networks: tokens and slot
+	// values must not travel in clear, so it speaks TLS only. serve's
+	// stays plaintext on loopback, between egressgate and its own Envoy.
+	var controlCA *pki.CA
+	if cfg.mode == "control" {
+		if controlCA, err = pki.LoadOrCreateControlCA(c.StateDir, time.Now()); err != nil {
+			return nil, err
+		}
+		opts = append(opts, tlsServerCreds(controlCA, serverNames(c.Listen, c.XDSAddress)))
+	}
+	addr, stop, err := serveGRPC(c.Listen, register, c.Logger, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("xds server: %w", err)
 	}
 	// By default each bottle's ext_proc caller key comes from its xDS token,
 	// which a sidecar ext_proc server can derive too.
 	p.cfg.extProcKey = func(bottle string) (string, error) {
-		token, _, err := auth.EnsureToken(c.StateDir, bottle, time.Now())
+		token, _, err := auth.EnsureToken(bottle, xdsauth.RoleExtProc, time.Now())
 		if err != nil {
 			return "", err
 		}
 		return xdsauth.ExtProcKey(token), nil
 	}
 	p.cfg.auditKey = auth.AuditKey
+	p.cfg.controlCA = controlCA
 	p.addManifests(manifests)
 	started = true
-	cp := &controlPlane{plane: p, auth: auth, obs: obs, xdsAddr: addr, stop: func() { stop(); sink.Close(); release() }}
+	cp := &controlPlane{plane: p, auth: auth, controlCA: controlCA, obs: obs, xdsAddr: addr, stop: func() { stop(); sink.Close(); release() }}
 	return cp, nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/egressgate/egressgate/config"
 	"github.com/egressgate/egressgate/envoy"
 	"github.com/egressgate/egressgate/extproc"
+	"github.com/egressgate/egressgate/xdsauth"
 )
 
 // readyTimeout bounds start-up: Envoy starting, fetching and acknowledging
@@ -54,7 +55,7 @@ func Run(ctx context.Context, o Options) error {
 		// Envoy and this server live and die together: a key of this
 		// process's own is enough.
 		key := rand.Text()
-		addr, stop, err := serveGRPC(o.ExtProcListen, ep.Register, log, grpc.StreamInterceptor(extproc.CallerKeyInterceptor(key)))
+		addr, stop, err := serveGRPC(o.ExtProcListen, ep.Register, log, grpc.StreamInterceptor(extproc.CallerKeyInterceptor(func() string { return key })))
 		if err != nil {
 			return fmt.Errorf("ext_proc server: %w", err)
 		}
@@ -114,7 +115,7 @@ func Run(ctx context.Context, o Options) error {
 // has acknowledged the configuration. For an external Envoy it writes the
 // bootstrap, waits the same way, and returns no process.
 func (cp *controlPlane) runEnvoy(ctx context.Context, o *Options, node string) (*envoy.Process, error) {
-	token, _, err := cp.auth.EnsureToken(o.StateDir, node, time.Now())
+	token, _, err := cp.auth.EnsureToken(node, xdsauth.RoleEnvoy, time.Now())
 	if err != nil {
 		return nil, err
 	}
@@ -123,7 +124,7 @@ func (cp *controlPlane) runEnvoy(ctx context.Context, o *Options, node string) (
 		if xdsAddr == "" {
 			xdsAddr = cp.xdsAddr
 		}
-		path, err := writeBootstrap(o.BootstrapDir, node, xdsAddr, o.EnvoyAdmin, token)
+		path, err := writeBootstrap(o.BootstrapDir, node, xdsAddr, o.EnvoyAdmin, token, "")
 		if err != nil {
 			return nil, err
 		}

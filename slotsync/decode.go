@@ -17,30 +17,38 @@ import (
 // not named as slots are skipped: the node may be sent other secrets. One
 // bad slot rejects the whole response, because the slot set is applied as a
 // whole or not at all. Errors name slots, never values.
-func decodeSlots(resp *discoveryv3.DiscoveryResponse) ([]config.Slot, error) {
+func decodeSlots(resp *discoveryv3.DiscoveryResponse) ([]config.Slot, *xds.Certificate, error) {
 	var slots []config.Slot
+	var cert *xds.Certificate
 	seen := map[string]bool{}
 	for i, a := range resp.GetResources() {
 		s := &tlsv3.Secret{}
 		if err := a.UnmarshalTo(s); err != nil {
-			return nil, fmt.Errorf("resource %d: %w", i, err)
+			return nil, nil, fmt.Errorf("resource %d: %w", i, err)
+		}
+		if c, ok, err := xds.DecodeServerCert(s); ok {
+			if err != nil {
+				return nil, nil, err
+			}
+			cert = &c
+			continue
 		}
 		if !strings.HasPrefix(s.GetName(), xds.SlotSecretPrefix) {
 			continue
 		}
 		sl, err := xds.DecodeSlotSecret(s)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if seen[sl.Name] {
-			return nil, fmt.Errorf("slot %s sent twice", sl.Name)
+			return nil, nil, fmt.Errorf("slot %s sent twice", sl.Name)
 		}
 		seen[sl.Name] = true
 		slots = append(slots, sl)
 	}
 	// The server sends resources in no particular order.
 	slices.SortFunc(slots, bySlotOrder)
-	return slots, nil
+	return slots, cert, nil
 }
 
 // bySlotOrder orders slots by index. Slot names are config.SlotName(i), a

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/egressgate/egressgate/config"
+	"github.com/egressgate/egressgate/xds"
 )
 
 func response(t *testing.T, version string, secrets ...types.Resource) *discoveryv3.DiscoveryResponse {
@@ -36,7 +37,8 @@ func TestDecodeSlots(t *testing.T) {
 		}
 		secrets := slotSecrets(t, values...)
 		rand.Shuffle(len(secrets), func(i, j int) { secrets[i], secrets[j] = secrets[j], secrets[i] })
-		slots, err := decodeSlots(response(t, "v1", secrets...))
+		slots, cert, err := decodeSlots(response(t, "v1", secrets...))
+		require.Nil(t, cert, "no certificate sent")
 		require.NoError(t, err)
 		require.Len(t, slots, 12)
 		for i, sl := range slots {
@@ -46,17 +48,33 @@ func TestDecodeSlots(t *testing.T) {
 	})
 	t.Run("other secrets are not slots", func(t *testing.T) {
 		leaf := &tlsv3.Secret{Name: "leaf/example.com", Type: &tlsv3.Secret_TlsCertificate{TlsCertificate: &tlsv3.TlsCertificate{}}}
-		slots, err := decodeSlots(response(t, "v1", append(slotSecrets(t, "only"), leaf)...))
+		slots, _, err := decodeSlots(response(t, "v1", append(slotSecrets(t, "only"), leaf)...))
 		require.NoError(t, err)
 		require.Equal(t, []string{"only"}, values(slots))
 	})
+	t.Run("the ext_proc server's certificate", func(t *testing.T) {
+		snap, err := xds.SlotSnapshot(&config.Policy{Name: "b"}, &xds.Certificate{CertPEM: []byte("cert"), KeyPEM: []byte("key")})
+		require.NoError(t, err)
+		var secrets []types.Resource
+		for _, r := range snap.GetResources(resource.SecretType) {
+			secrets = append(secrets, r)
+		}
+		slots, cert, err := decodeSlots(response(t, "v1", secrets...))
+		require.NoError(t, err)
+		require.Empty(t, slots)
+		require.Equal(t, &xds.Certificate{CertPEM: []byte("cert"), KeyPEM: []byte("key")}, cert)
+
+		empty := &tlsv3.Secret{Name: xds.ExtProcServerCertSecret, Type: &tlsv3.Secret_TlsCertificate{TlsCertificate: &tlsv3.TlsCertificate{}}}
+		_, _, err = decodeSlots(response(t, "v1", empty))
+		require.ErrorContains(t, err, "no inline certificate")
+	})
 	t.Run("a slot sent twice is refused", func(t *testing.T) {
 		s := slotSecrets(t, "twice")
-		_, err := decodeSlots(response(t, "v1", s[0], s[0]))
+		_, _, err := decodeSlots(response(t, "v1", s[0], s[0]))
 		require.ErrorContains(t, err, "EGRESS_TOKEN_0 sent twice")
 	})
 	t.Run("a resource that is not a secret is refused", func(t *testing.T) {
-		_, err := decodeSlots(response(t, "v1", durationpb.New(time.Second)))
+		_, _, err := decodeSlots(response(t, "v1", durationpb.New(time.Second)))
 		require.ErrorContains(t, err, "resource 0")
 	})
 }

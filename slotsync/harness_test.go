@@ -182,7 +182,7 @@ func startSidecar(t *testing.T, addr, token string) *sidecar {
 	go func() {
 		done <- Run(ctx, conn, Options{
 			Node:    &corev3.Node{Id: bottle, Cluster: xds.ExtProcCluster},
-			Token:   token,
+			Token:   func() string { return token },
 			Logger:  slog.New(slog.NewTextHandler(sc.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 			OnSlots: sc.slots.add,
 			Backoff: 10 * time.Millisecond,

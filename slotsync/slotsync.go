@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/egressgate/egressgate/config"
+	"github.com/egressgate/egressgate/xds"
 )
 
 // Options configures Run.
@@ -22,9 +23,11 @@ type Options struct {
 	// bottle name and Cluster is xds.ExtProcCluster. Sent on the first
 	// request of every stream.
 	Node *corev3.Node
-	// Token is sent as "authorization: Bearer <token>" metadata on every
-	// stream; "" sends none.
-	Token string
+	// Token gives what is sent as "authorization: Bearer <token>" metadata
+	// on each stream it opens, asked afresh each time so that a rotated
+	// token is picked up on the reconnect its revocation causes; nil or ""
+	// sends none.
+	Token func() string
 	// Logger receives connection and NACK events; nil discards them. Slot
 	// values are never logged.
 	Logger *slog.Logger
@@ -34,6 +37,10 @@ type Options struct {
 	// set has arrived (readiness). It may repeat an unchanged set after a
 	// reconnect, and is never called because a stream dropped.
 	OnSlots func([]config.Slot)
+	// OnServerCert receives the certificate the sidecar's ext_proc server
+	// presents to Envoy (xds.ExtProcServerCertSecret), whenever a response
+	// carries one, before OnSlots. Nil ignores it.
+	OnServerCert func(xds.Certificate)
 	// Backoff is the first reconnect delay (default 100ms); it doubles up
 	// to 1s and starts over after a stream that delivered slots or lived
 	// more than 10s. It also paces repeated NACKs, up to 5s.

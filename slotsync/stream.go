@@ -37,8 +37,10 @@ func (c *client) stream(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	c.streamAccepted = false
-	if c.opts.Token != "" {
-		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+c.opts.Token)
+	if c.opts.Token != nil {
+		if token := c.opts.Token(); token != "" {
+			ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
+		}
 	}
 	// WaitForReady: while the control plane is away the connection is in
 	// TRANSIENT_FAILURE, where a plain call fails at once and the stream
@@ -90,11 +92,16 @@ func (c *client) handle(ctx context.Context, resp *discoveryv3.DiscoveryResponse
 		log.Warn("ignoring response of unsubscribed type", "type", resp.GetTypeUrl())
 		return nil
 	}
-	slots, err := decodeSlots(resp)
+	slots, cert, err := decodeSlots(resp)
 	if err != nil {
 		log.Error("rejecting slot secrets; keeping the previous slots", "err", err)
 		c.paceNACK(ctx, resp.GetVersionInfo())
 		return c.request(resp.GetNonce(), err)
+	}
+	// The certificate first: the ext_proc server must be able to answer
+	// Envoy by the time the slots say it may.
+	if cert != nil && c.opts.OnServerCert != nil {
+		c.opts.OnServerCert(*cert)
 	}
 	c.opts.OnSlots(slots)
 	c.acked, c.rejected = resp.GetVersionInfo(), ""

@@ -20,10 +20,24 @@ type fileSet struct {
 	// Create, Remove or Rename of one of them can bring a file into being
 	// or take it away, even though no event names the file itself.
 	above map[string]bool
+	// dirs are directories whose membership is watched: a file created,
+	// removed or renamed in one counts (control's manifest directory).
+	dirs map[string]bool
 }
 
-func newFileSet(files []string) (fileSet, error) {
-	s := fileSet{files: map[string]bool{}, above: map[string]bool{}}
+func newFileSet(files, dirs []string) (fileSet, error) {
+	s := fileSet{files: map[string]bool{}, above: map[string]bool{}, dirs: map[string]bool{}}
+	for _, d := range dirs {
+		if !filepath.IsAbs(d) {
+			return fileSet{}, fmt.Errorf("watch: %q is not an absolute path", d)
+		}
+		d = filepath.Clean(d)
+		s.dirs[d] = true
+		// The directory itself appearing or vanishing counts too.
+		for dir := filepath.Dir(d); !s.above[dir]; dir = filepath.Dir(dir) {
+			s.above[dir] = true
+		}
+	}
 	for _, f := range files {
 		if !filepath.IsAbs(f) {
 			return fileSet{}, fmt.Errorf("watch: %q is not an absolute path", f)
@@ -52,6 +66,9 @@ type layout struct {
 // plan looks at the filesystem and says where the watches for s go.
 func (s fileSet) plan() layout {
 	l := layout{dirs: map[string]bool{}, linked: map[string]bool{}}
+	for d := range s.dirs {
+		l.dirs[nearestDir(d)] = true
+	}
 	for f := range s.files {
 		l.dirs[nearestDir(filepath.Dir(f))] = true
 		if fi, err := os.Lstat(f); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
@@ -92,9 +109,9 @@ func (s fileSet) classify(name string, op fsnotify.Op, linked map[string]bool) (
 		// Writes and attribute changes elsewhere are someone else's files
 		// (or, on kqueue, a directory noting that its entries changed).
 		return false, false
-	case s.above[name]:
+	case s.above[name] || s.dirs[name]:
 		return true, true
-	case linked[filepath.Dir(name)]:
+	case linked[filepath.Dir(name)] || s.dirs[filepath.Dir(name)]:
 		return true, false
 	}
 	return false, false

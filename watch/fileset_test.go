@@ -11,17 +11,17 @@ import (
 )
 
 func TestNewFileSet(t *testing.T) {
-	s, err := newFileSet([]string{"/w/d/token", "/w/d/../d/auth.json", "/w/e/ca.pem"})
+	s, err := newFileSet([]string{"/w/d/token", "/w/d/../d/auth.json", "/w/e/ca.pem"}, nil)
 	require.NoError(t, err)
 	require.Equal(t, map[string]bool{"/w/d/token": true, "/w/d/auth.json": true, "/w/e/ca.pem": true}, s.files)
 	require.Equal(t, map[string]bool{"/w/d": true, "/w/e": true, "/w": true, "/": true}, s.above)
 
-	_, err = newFileSet([]string{"/w/d/token", "./token"})
+	_, err = newFileSet([]string{"/w/d/token", "./token"}, nil)
 	require.EqualError(t, err, `watch: "./token" is not an absolute path`)
 }
 
 func TestClassify(t *testing.T) {
-	s, err := newFileSet([]string{"/w/d/token"})
+	s, err := newFileSet([]string{"/w/d/token"}, nil)
 	require.NoError(t, err)
 	linked := map[string]bool{"/w/k": true}
 	tests := []struct {
@@ -66,7 +66,7 @@ func TestPlan(t *testing.T) {
 		filepath.Join(root, "k", "token"),
 		filepath.Join(root, "missing", "deeper", "token"),
 		filepath.Join(root, "f", "token"),
-	})
+	}, nil)
 	require.NoError(t, err)
 	l := s.plan()
 	require.Equal(t, map[string]bool{

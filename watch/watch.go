@@ -91,13 +91,15 @@ func New(log *slog.Logger, debounce time.Duration) (*Watcher, error) {
 // reader. It is closed once Close has stopped the watcher.
 func (w *Watcher) Changes() <-chan struct{} { return w.changes }
 
-// Set replaces the watched files; each must be an absolute path. A file
-// or directory that does not exist yet is watched for. Directories in both
+// Set replaces the watched files, and the directories whose membership is
+// watched (a file created, removed or renamed in one is a change); each
+// must be an absolute path. A file or directory that does not exist yet is
+// watched for. Directories in both
 // the old and the new set stay watched throughout, so a caller that loads
 // its files and then calls Set misses a change in between only to a file
 // new to the set. On error, the files that could be watched still are.
-func (w *Watcher) Set(files []string) error {
-	set, err := newFileSet(files)
+func (w *Watcher) Set(files []string, dirs ...string) error {
+	set, err := newFileSet(files, dirs)
 	if err != nil {
 		return err
 	}

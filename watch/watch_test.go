@@ -282,6 +282,31 @@ func TestSymlinkSwap(t *testing.T) {
 	require.Equal(t, "new", string(got))
 }
 
+// TestDirectoryMembership is control's manifest directory: a manifest
+// added, removed or renamed in it is a change, though no watched file
+// names it; a write to a file nobody watches is not.
+func TestDirectoryMembership(t *testing.T) {
+	dir := t.TempDir()
+	w, err := New(nil, testDebounce)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, w.Close()) })
+	require.NoError(t, w.Set(nil, dir))
+
+	added := filepath.Join(dir, "b.yaml")
+	write(t, added, "new")
+	requireChange(t, w, "a manifest added")
+	require.NoError(t, os.Rename(added, filepath.Join(dir, "c.yaml")))
+	requireChange(t, w, "a manifest renamed")
+	require.NoError(t, os.Remove(filepath.Join(dir, "c.yaml")))
+	requireChange(t, w, "a manifest removed")
+
+	other := filepath.Join(t.TempDir(), "x")
+	write(t, other, "x")
+	require.NoError(t, w.Set(nil, dir, other+"-dir"))
+	write(t, other, "y")
+	requireQuiet(t, w, "a file outside the watched directory")
+}
+
 func TestClose(t *testing.T) {
 	before := runtime.NumGoroutine()
 	path := filepath.Join(t.TempDir(), "token")

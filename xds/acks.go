@@ -137,6 +137,11 @@ func (t *ackTracker) closed(stream int64) {
 	t.update(func() { delete(t.streams, stream) })
 }
 
+// forget drops node's expectations and acknowledgements.
+func (t *ackTracker) forget(node string) {
+	t.update(func() { delete(t.nodes, node) })
+}
+
 func (n *nodeAcks) refresh() {
 	for typ, names := range n.required {
 		got := n.got[typ]

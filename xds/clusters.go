@@ -163,11 +163,20 @@ func mitmCluster(host string) (*clusterv3.Cluster, error) {
 }
 
 // extProcClusterFor points Envoy's ext_proc filter at egressgate's ext_proc
-// gRPC server, which speaks HTTP/2 only.
-func extProcClusterFor(addr string) (*clusterv3.Cluster, error) {
+// gRPC server, which speaks HTTP/2 only. With trustedCA (a sidecar, in
+// split mode) the link is TLS and the server must present a certificate
+// from that CA naming the address's host: ext_proc hands out credentials,
+// and its requests carry the agent's headers.
+func extProcClusterFor(addr string, trustedCA []byte) (*clusterv3.Cluster, error) {
 	host, port, err := splitHostPort(addr)
 	if err != nil {
 		return nil, fmt.Errorf("ext_proc cluster: %w", err)
+	}
+	var transport *corev3.TransportSocket
+	if trustedCA != nil {
+		if transport, err = verifiedTLS(host, trustedCA, []string{"h2"}); err != nil {
+			return nil, err
+		}
 	}
 	h2, err := toAny(&upstreamhttpv3.HttpProtocolOptions{
 		UpstreamProtocolOptions: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig{
@@ -185,5 +194,36 @@ func extProcClusterFor(addr string) (*clusterv3.Cluster, error) {
 		ClusterDiscoveryType:          &clusterv3.Cluster_Type{Type: discoveryType(host)},
 		LoadAssignment:                singleEndpoint(extProcCluster, socketAddress(host, port)),
 		TypedExtensionProtocolOptions: map[string]*anypb.Any{httpProtocolOptionsID: h2},
+		TransportSocket:               transport,
+	}, nil
+}
+
+// verifiedTLS is a TLS client transport that accepts only a certificate
+// from trustedCA naming host (a DNS name, or an IP literal in an IP SAN).
+func verifiedTLS(host string, trustedCA []byte, alpn []string) (*corev3.TransportSocket, error) {
+	san, sni := tlsv3.SubjectAltNameMatcher_DNS, host
+	if _, err := netip.ParseAddr(host); err == nil {
+		// SNI carries names only (RFC 6066).
+		san, sni = tlsv3.SubjectAltNameMatcher_IP_ADDRESS, ""
+	}
+	tls, err := toAny(&tlsv3.UpstreamTlsContext{
+		Sni: sni,
+		CommonTlsContext: &tlsv3.CommonTlsContext{
+			AlpnProtocols: alpn,
+			ValidationContextType: &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{
+				TrustedCa: inlineBytes(trustedCA),
+				MatchTypedSubjectAltNames: []*tlsv3.SubjectAltNameMatcher{{
+					SanType: san,
+					Matcher: &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: host}},
+				}},
+			}},
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &corev3.TransportSocket{
+		Name:       "envoy.transport_sockets.tls",
+		ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: tls},
 	}, nil
 }

@@ -1,12 +1,16 @@
 package xds
 
-import corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+import (
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+
+	"github.com/egressgate/egressgate/xdsauth"
+)
 
 // ExtProcCluster is the node cluster a split-mode ext_proc server presents.
-// Its node id is the bottle name, like the bottle's Envoy (one token serves
-// the whole sidecar), but it gets a snapshot of its own holding only the
-// bottle's slot values.
-const ExtProcCluster = "egressgate-extproc"
+// Its node id is the bottle name, like the bottle's Envoy, but it gets a
+// snapshot of its own holding only the bottle's slot values, and only the
+// bottle's ext_proc token may present it (xdsauth.NodeGuard).
+const ExtProcCluster = xdsauth.ExtProcCluster
 
 // ExtProcNode is the snapshot key of a bottle's ext_proc server.
 func ExtProcNode(bottle string) string { return bottle + "/extproc" }

@@ -73,6 +73,14 @@ func (s *Server) SetSnapshot(ctx context.Context, node string, snap *cache.Snaps
 	return nil
 }
 
+// Withdraw stops serving node: its snapshot and what is known of its
+// acknowledgements are dropped. Streams already open keep their last
+// configuration until they end; the caller revokes their tokens to end them.
+func (s *Server) Withdraw(node string) {
+	s.cache.ClearSnapshot(node)
+	s.acks.forget(node)
+}
+
 // WaitAcked blocks until node's Envoy has acknowledged every resource type
 // of the snapshot last set for it, or rejected one (an error quoting Envoy's
 // reason), or ctx ends.

@@ -28,6 +28,10 @@ type Input struct {
 	// ExtProcKey is presented on every ext_proc stream so the server
 	// answers only this Envoy (extproc.MetadataCallerKey).
 	ExtProcKey string
+	// ExtProcTrustedCA, when set, makes Envoy speak TLS to the ext_proc
+	// server and accept only a certificate from this CA (PEM) naming the
+	// ExtProcAddress host: a sidecar across a container network.
+	ExtProcTrustedCA []byte
 	// AuditKey is presented on the audit log stream to the control plane
 	// (xdsauth.Authority.AuditKey); "" leaves the audit log out.
 	AuditKey string
@@ -115,7 +119,7 @@ func Translate(in Input) (*Resources, error) {
 		errs = append(errs, errors.New("no ext_proc caller key"))
 	}
 	if intercepted > 0 {
-		c, err := extProcClusterFor(in.ExtProcAddress)
+		c, err := extProcClusterFor(in.ExtProcAddress, in.ExtProcTrustedCA)
 		add(&out.Clusters, c, err)
 	}
 	if len(errs) > 0 {
@@ -154,10 +158,13 @@ func (r *Resources) hash() (string, error) {
 
 // SlotSnapshot holds a policy's slot values for the bottle's split-mode
 // ext_proc server, versioned by their content like the Envoy snapshot.
-func SlotSnapshot(p *config.Policy) (*cache.Snapshot, error) {
+func SlotSnapshot(p *config.Policy, serverCert *Certificate) (*cache.Snapshot, error) {
 	secrets, err := SlotSecrets(p)
 	if err != nil {
 		return nil, err
+	}
+	if serverCert != nil {
+		secrets = append(secrets, tlsSecret(ExtProcServerCertSecret, *serverCert))
 	}
 	version, err := hashResources(secrets)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/go-cmp/cmp"
@@ -142,4 +143,38 @@ func renderGolden(t *testing.T, r *Resources) string {
 		sb.Write(y)
 	}
 	return sb.String()
+}
+
+// TestExtProcClusterTLS: a sidecar's ext_proc server is reached over TLS,
+// verified by the control CA and the address's host (an IP in an IP SAN,
+// a name in a DNS SAN and SNI); without a CA the link stays plaintext
+// (serve's in-process server on loopback).
+func TestExtProcClusterTLS(t *testing.T) {
+	plain, err := extProcClusterFor("127.0.0.1:9001", nil)
+	require.NoError(t, err)
+	require.Nil(t, plain.GetTransportSocket())
+
+	for addr, want := range map[string]tlsv3.SubjectAltNameMatcher_SanType{
+		"127.0.0.1:9001": tlsv3.SubjectAltNameMatcher_IP_ADDRESS,
+		"extproc:9001":   tlsv3.SubjectAltNameMatcher_DNS,
+	} {
+		c, err := extProcClusterFor(addr, []byte("CONTROL CA PEM"))
+		require.NoError(t, err)
+		ctx := &tlsv3.UpstreamTlsContext{}
+		require.NoError(t, c.GetTransportSocket().GetTypedConfig().UnmarshalTo(ctx))
+		require.NoError(t, ctx.ValidateAll())
+		vc := ctx.GetCommonTlsContext().GetValidationContext()
+		require.Equal(t, "CONTROL CA PEM", string(vc.GetTrustedCa().GetInlineBytes()), addr)
+		require.Len(t, vc.GetMatchTypedSubjectAltNames(), 1)
+		san := vc.GetMatchTypedSubjectAltNames()[0]
+		host := strings.Split(addr, ":")[0]
+		require.Equal(t, want, san.GetSanType(), addr)
+		require.Equal(t, host, san.GetMatcher().GetExact(), addr)
+		require.Equal(t, []string{"h2"}, ctx.GetCommonTlsContext().GetAlpnProtocols())
+		if want == tlsv3.SubjectAltNameMatcher_DNS {
+			require.Equal(t, host, ctx.GetSni())
+		} else {
+			require.Empty(t, ctx.GetSni(), "SNI carries names only")
+		}
+	}
 }

@@ -59,7 +59,7 @@ func (a *Authority) authenticateAudit(ctx context.Context) (context.Context, err
 	if !hmac.Equal([]byte(keys[0]), []byte(a.AuditKey(nodes[0]))) {
 		return nil, status.Error(codes.Unauthenticated, errAuditKey.Error())
 	}
-	return context.WithValue(ctx, nodeKey{}, nodes[0]), nil
+	return context.WithValue(ctx, identityKey{}, Identity{Node: nodes[0], Role: roleAudit}), nil
 }
 
 var errAuditKey = errors.New("audit log: missing or wrong node and audit key")

@@ -2,10 +2,12 @@ package xdsauth
 
 import (
 	"context"
+	"slices"
 	"sync"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -21,7 +23,7 @@ import (
 // methods keep their own space. Callbacks wires all of them.
 type NodeGuard struct {
 	mu      sync.Mutex
-	streams map[streamKey]string // -> the token's node
+	streams map[streamKey]Identity // -> whom the token speaks for
 }
 
 type streamKey struct {
@@ -31,7 +33,7 @@ type streamKey struct {
 
 // NewNodeGuard returns a guard with no open streams.
 func NewNodeGuard() *NodeGuard {
-	return &NodeGuard{streams: map[streamKey]string{}}
+	return &NodeGuard{streams: map[streamKey]Identity{}}
 }
 
 // Open remembers the authenticated node of ctx for a state-of-the-world
@@ -42,10 +44,12 @@ func (g *NodeGuard) Open(ctx context.Context, streamID int64) error {
 }
 
 // Check refuses a request on a state-of-the-world stream that names a node
-// other than the token's (call from OnStreamRequest). An empty nodeID is
-// fine: Envoy names its node on a stream's first message only.
-func (g *NodeGuard) Check(streamID int64, nodeID string) error {
-	return g.check(streamKey{id: streamID}, nodeID)
+// other than the token's, a node cluster its role may not present, or a
+// resource type its role may not fetch (call from OnStreamRequest). A
+// missing node is fine: Envoy names its node on a stream's first message
+// only, and the server keeps that one.
+func (g *NodeGuard) Check(streamID int64, node *corev3.Node, typeURL string) error {
+	return g.check(streamKey{id: streamID}, node, typeURL)
 }
 
 // Close forgets a state-of-the-world stream (call from OnStreamClosed).
@@ -57,32 +61,32 @@ func (g *NodeGuard) OpenDelta(ctx context.Context, streamID int64) error {
 }
 
 // CheckDelta is Check for a delta stream (OnStreamDeltaRequest).
-func (g *NodeGuard) CheckDelta(streamID int64, nodeID string) error {
-	return g.check(streamKey{delta: true, id: streamID}, nodeID)
+func (g *NodeGuard) CheckDelta(streamID int64, node *corev3.Node, typeURL string) error {
+	return g.check(streamKey{delta: true, id: streamID}, node, typeURL)
 }
 
 // CloseDelta is Close for a delta stream (OnDeltaStreamClosed).
 func (g *NodeGuard) CloseDelta(streamID int64) { g.close(streamKey{delta: true, id: streamID}) }
 
 func (g *NodeGuard) open(ctx context.Context, k streamKey) error {
-	node, ok := NodeFromContext(ctx)
-	if !ok {
+	id, ok := IdentityFromContext(ctx)
+	if !ok || !id.Role.valid() {
 		return status.Errorf(codes.Unauthenticated, "xds stream %d has no authenticated node", k.id)
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.streams[k] = node
+	g.streams[k] = id
 	return nil
 }
 
-func (g *NodeGuard) check(k streamKey, nodeID string) error {
+func (g *NodeGuard) check(k streamKey, node *corev3.Node, typeURL string) error {
 	g.mu.Lock()
-	node, ok := g.streams[k]
+	id, ok := g.streams[k]
 	g.mu.Unlock()
 	if !ok {
 		return status.Errorf(codes.Unauthenticated, "xds stream %d was not opened with a token", k.id)
 	}
-	return matchNode(node, nodeID, true)
+	return permit(id, node, typeURL, true)
 }
 
 func (g *NodeGuard) close(k streamKey) {
@@ -91,24 +95,44 @@ func (g *NodeGuard) close(k streamKey) {
 	delete(g.streams, k)
 }
 
-// CheckNode refuses a unary Fetch whose node is not the one ctx's token
-// was minted for (call from OnFetchRequest). A fetch has a single message,
-// so it must name its node.
-func CheckNode(ctx context.Context, nodeID string) error {
-	node, ok := NodeFromContext(ctx)
-	if !ok {
+// CheckNode refuses a unary Fetch that its token may not make (call from
+// OnFetchRequest). A fetch has a single message, so it must name its node.
+func CheckNode(ctx context.Context, node *corev3.Node, typeURL string) error {
+	id, ok := IdentityFromContext(ctx)
+	if !ok || !id.Role.valid() {
 		return status.Error(codes.Unauthenticated, "xds fetch has no authenticated node")
 	}
-	return matchNode(node, nodeID, false)
+	return permit(id, node, typeURL, false)
 }
 
-func matchNode(tokenNode, nodeID string, allowEmpty bool) error {
-	if nodeID == tokenNode || (allowEmpty && nodeID == "") {
-		return nil
+// roleTypes are the resource types each role may ask for: an Envoy what
+// it is configured with (its secrets are its own leaf certificates), a
+// sidecar its slot secrets only.
+var roleTypes = map[Role][]string{
+	RoleEnvoy: {
+		resource.ListenerType, resource.RouteType, resource.ClusterType,
+		resource.EndpointType, resource.SecretType,
+	},
+	RoleExtProc: {resource.SecretType},
+}
+
+// permit checks one request against the token's identity: the node id is
+// the token's, the node cluster is the role's (it picks the snapshot, see
+// xds.NodeHash), and the type is one the role may fetch.
+func permit(id Identity, node *corev3.Node, typeURL string, allowNoNode bool) error {
+	switch {
+	case node == nil && !allowNoNode:
+		return status.Error(codes.PermissionDenied, "xds request names no node")
+	case node != nil && node.GetId() != id.Node:
+		// %.64q: the id comes from the client; quote it and bound its
+		// length so it cannot forge or flood a log line.
+		return status.Errorf(codes.PermissionDenied, "node %.64q presented a token for %q", node.GetId(), id.Node)
+	case node != nil && (node.GetCluster() == ExtProcCluster) != (id.Role == RoleExtProc):
+		return status.Errorf(codes.PermissionDenied, "node %q presented a %s token as cluster %.64q", id.Node, id.Role, node.GetCluster())
+	case typeURL != "" && !slices.Contains(roleTypes[id.Role], typeURL):
+		return status.Errorf(codes.PermissionDenied, "node %q: a %s token may not fetch %.100q", id.Node, id.Role, typeURL)
 	}
-	// %.64q: nodeID comes from the client; quote it and bound its length
-	// so it cannot forge or flood a log line.
-	return status.Errorf(codes.PermissionDenied, "node %.64q presented a token for %q", nodeID, tokenNode)
+	return nil
 }
 
 // Callbacks returns next with every stream and fetch guarded: a stream is
@@ -136,7 +160,7 @@ func (c guarded) OnStreamOpen(ctx context.Context, id int64, typeURL string) err
 }
 
 func (c guarded) OnStreamRequest(id int64, req *discoveryv3.DiscoveryRequest) error {
-	if err := c.g.Check(id, req.GetNode().GetId()); err != nil {
+	if err := c.g.Check(id, req.GetNode(), req.GetTypeUrl()); err != nil {
 		return err
 	}
 	return c.Callbacks.OnStreamRequest(id, req)
@@ -155,7 +179,7 @@ func (c guarded) OnDeltaStreamOpen(ctx context.Context, id int64, typeURL string
 }
 
 func (c guarded) OnStreamDeltaRequest(id int64, req *discoveryv3.DeltaDiscoveryRequest) error {
-	if err := c.g.CheckDelta(id, req.GetNode().GetId()); err != nil {
+	if err := c.g.CheckDelta(id, req.GetNode(), req.GetTypeUrl()); err != nil {
 		return err
 	}
 	return c.Callbacks.OnStreamDeltaRequest(id, req)
@@ -167,7 +191,7 @@ func (c guarded) OnDeltaStreamClosed(id int64, node *corev3.Node) {
 }
 
 func (c guarded) OnFetchRequest(ctx context.Context, req *discoveryv3.DiscoveryRequest) error {
-	if err := CheckNode(ctx, req.GetNode().GetId()); err != nil {
+	if err := CheckNode(ctx, req.GetNode(), req.GetTypeUrl()); err != nil {
 		return err
 	}
 	return c.Callbacks.OnFetchRequest(ctx, req)

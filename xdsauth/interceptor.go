@@ -13,14 +13,21 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// nodeKey is the context key under which an authenticated node id travels.
-type nodeKey struct{}
+// identityKey is the context key under which an authenticated Identity
+// travels.
+type identityKey struct{}
 
 // NodeFromContext returns the node id the stream's token was minted for,
 // as set by StreamInterceptor or UnaryInterceptor.
 func NodeFromContext(ctx context.Context) (string, bool) {
-	node, ok := ctx.Value(nodeKey{}).(string)
-	return node, ok && node != ""
+	id, ok := IdentityFromContext(ctx)
+	return id.Node, ok
+}
+
+// IdentityFromContext returns whom the stream's token speaks for.
+func IdentityFromContext(ctx context.Context) (Identity, bool) {
+	id, ok := ctx.Value(identityKey{}).(Identity)
+	return id, ok && id.Node != ""
 }
 
 // StreamInterceptor refuses, with codes.Unauthenticated, every stream that
@@ -33,17 +40,18 @@ func NodeFromContext(ctx context.Context) (string, bool) {
 // audit records and read nothing.
 func (a *Authority) StreamInterceptor(now func() time.Time) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		var ctx context.Context
-		var err error
 		if info.FullMethod == AuditLogMethod {
-			ctx, err = a.authenticateAudit(ss.Context())
-		} else {
-			ctx, err = a.authenticate(ss.Context(), now())
+			ctx, err := a.authenticateAudit(ss.Context())
+			if err != nil {
+				return err
+			}
+			return handler(srv, &authenticatedStream{ServerStream: ss, ctx: ctx})
 		}
+		ctx, token, err := a.authenticate(ss.Context(), now())
 		if err != nil {
 			return err
 		}
-		return handler(srv, &authenticatedStream{ServerStream: ss, ctx: ctx})
+		return a.live.serve(ctx, token, ss, func(s grpc.ServerStream) error { return handler(srv, s) })
 	}
 }
 
@@ -54,7 +62,7 @@ func (a *Authority) StreamInterceptor(now func() time.Time) grpc.StreamServerInt
 // returns a node's resources) ever be registered, it is not left open.
 func (a *Authority) UnaryInterceptor(now func() time.Time) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		ctx, err := a.authenticate(ctx, now())
+		ctx, _, err := a.authenticate(ctx, now())
 		if err != nil {
 			return nil, err
 		}
@@ -69,17 +77,24 @@ type authenticatedStream struct {
 
 func (s *authenticatedStream) Context() context.Context { return s.ctx }
 
-func (a *Authority) authenticate(ctx context.Context, now time.Time) (context.Context, error) {
+// authenticate accepts a token that verifies and is still the one on file
+// for its node and role (so rotated and removed tokens are refused).
+func (a *Authority) authenticate(ctx context.Context, now time.Time) (context.Context, string, error) {
 	token, err := bearerToken(ctx)
 	if err != nil {
-		return nil, status.Error(codes.Unauthenticated, err.Error())
+		return nil, "", status.Error(codes.Unauthenticated, err.Error())
 	}
-	node, err := a.Verify(token, now)
+	id, err := a.Verify(token, now)
 	if err != nil {
-		return nil, status.Error(codes.Unauthenticated, err.Error())
+		return nil, "", status.Error(codes.Unauthenticated, err.Error())
 	}
-	return context.WithValue(ctx, nodeKey{}, node), nil
+	if !a.registered(id, token) {
+		return nil, "", status.Error(codes.Unauthenticated, errRevoked.Error())
+	}
+	return context.WithValue(ctx, identityKey{}, id), token, nil
 }
+
+var errRevoked = errors.New("xds token rejected: revoked (rotated, or its bottle removed); use the bottle's current token from the state dir")
 
 // bearerToken extracts the token from the single "authorization: Bearer
 // <jwt>" metadata entry. Its errors describe the shape only, never the

@@ -79,7 +79,7 @@ func startXDS(t *testing.T) *xdsHarness {
 
 func (h *xdsHarness) mint(t *testing.T, node string) string {
 	t.Helper()
-	token, err := h.auth.Mint(node, testNow, time.Hour)
+	token, _, err := h.auth.EnsureToken(node, RoleEnvoy, testNow)
 	require.NoError(t, err)
 	return token
 }
@@ -158,10 +158,16 @@ func TestADSStreamRefusals(t *testing.T) {
 	_, err := rand.Read(hmacKey)
 	require.NoError(t, err)
 	forged := sign(t, jwt.SigningMethodHS256, hmacKey, withClaims(func(c *jwt.RegisteredClaims) { c.Subject = "a" }))
-	foreign, err := newAuthority(t).Mint("a", testNow, time.Hour)
+	foreign, err := newAuthority(t).Mint("a", RoleEnvoy, testNow, time.Hour)
 	require.NoError(t, err)
-	expired, err := h.auth.Mint("a", testNow.Add(-2*time.Hour), time.Hour)
+	expired, err := h.auth.Mint("a", RoleEnvoy, testNow.Add(-2*time.Hour), time.Hour)
 	require.NoError(t, err)
+	unregistered, err := h.auth.Mint("a", RoleEnvoy, testNow, time.Hour)
+	require.NoError(t, err)
+	rotated := h.mint(t, "b")
+	require.NoError(t, h.auth.Rotate("b", testNow))
+	removed := h.mint(t, "c")
+	require.NoError(t, h.auth.RemoveTokens("c"))
 
 	tests := []struct {
 		name  string
@@ -174,6 +180,9 @@ func TestADSStreamRefusals(t *testing.T) {
 		{"forged HS256", forged, []*discoveryv3.DiscoveryRequest{listenerRequest("a")}, codes.Unauthenticated, "xds token rejected"},
 		{"signed by another egressgate", foreign, []*discoveryv3.DiscoveryRequest{listenerRequest("a")}, codes.Unauthenticated, "signature is invalid"},
 		{"expired", expired, []*discoveryv3.DiscoveryRequest{listenerRequest("a")}, codes.Unauthenticated, "expired"},
+		{"signed by us but never handed out", unregistered, []*discoveryv3.DiscoveryRequest{listenerRequest("a")}, codes.Unauthenticated, "revoked"},
+		{"rotated", rotated, []*discoveryv3.DiscoveryRequest{listenerRequest("b")}, codes.Unauthenticated, "revoked"},
+		{"its bottle removed", removed, []*discoveryv3.DiscoveryRequest{listenerRequest("c")}, codes.Unauthenticated, "revoked"},
 		{"another bottle's token", h.mint(t, "b"), []*discoveryv3.DiscoveryRequest{listenerRequest("a")}, codes.PermissionDenied, `node "a" presented a token for "b"`},
 		{"node switched mid-stream", h.mint(t, "a"), []*discoveryv3.DiscoveryRequest{listenerRequest("a"), clusterRequest("b")}, codes.PermissionDenied, `node "b" presented a token for "a"`},
 	}
@@ -230,11 +239,37 @@ func TestFetchIsAuthenticatedAndBoundToTheNode(t *testing.T) {
 	requireStatus(t, err, codes.PermissionDenied, `node "a" presented a token for "b"`, "")
 
 	_, err = lds.FetchListeners(t.Context(), listenerRequest(""), withToken(h.mint(t, "a"))...)
-	requireStatus(t, err, codes.PermissionDenied, `node "" presented a token for "a"`, "")
+	requireStatus(t, err, codes.PermissionDenied, "names no node", "")
 
 	resp, err := lds.FetchListeners(t.Context(), listenerRequest("a"), withToken(h.mint(t, "a"))...)
 	require.NoError(t, err)
 	require.Equal(t, "version-a", resp.GetVersionInfo())
+}
+
+// TestRevocationEndsOpenStreams: a stream opened before its token was
+// rotated must not go on receiving updates; EndRevoked ends it, and ends
+// no stream whose token is still current.
+func TestRevocationEndsOpenStreams(t *testing.T) {
+	h := startXDS(t)
+	open := func(node string) discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient {
+		stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(h.conn).StreamAggregatedResources(t.Context(), withToken(h.mint(t, node))...)
+		require.NoError(t, err)
+		require.NoError(t, stream.Send(listenerRequest(node)))
+		_, err = stream.Recv()
+		require.NoError(t, err)
+		return stream
+	}
+	a, b := open("a"), open("b")
+	require.Equal(t, 0, h.auth.EndRevoked(), "nothing revoked yet")
+
+	require.NoError(t, h.auth.Rotate("a", testNow))
+	require.Equal(t, 1, h.auth.EndRevoked())
+	_, err := a.Recv()
+	requireStatus(t, err, codes.Unauthenticated, "revoked", "")
+
+	require.NoError(t, b.Send(clusterRequest("")))
+	_, err = b.Recv()
+	require.NoError(t, err, "bottle b's stream is untouched")
 }
 
 func TestPerRPCCredentialsNeverPrintTheToken(t *testing.T) {
@@ -256,7 +291,7 @@ func TestAuditStreamTakesOnlyAnAuditKey(t *testing.T) {
 	require.NoError(t, err)
 	other, err := LoadOrCreateKey(t.TempDir())
 	require.NoError(t, err)
-	token, err := a.Mint("demo", time.Now(), time.Hour)
+	token, _, err := a.EnsureToken("demo", RoleEnvoy, time.Now())
 	require.NoError(t, err)
 	intercept := a.StreamInterceptor(time.Now)
 	call := func(method string, md ...string) (string, error) {

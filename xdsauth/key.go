@@ -26,11 +26,14 @@ import (
 // new key, and EnsureToken re-mints each bottle's token.
 const keyFile = "xds-signing-key.pem"
 
-// Authority mints and verifies xDS tokens with one ES256 signing key. It
-// holds no mutable state and is safe for concurrent use.
+// Authority mints and verifies xDS tokens with one ES256 signing key, and
+// keeps track of the streams opened with them so that a revoked token's
+// streams can be ended (EndRevoked). It is safe for concurrent use.
 type Authority struct {
-	key     *ecdsa.PrivateKey
-	keyPath string
+	key      *ecdsa.PrivateKey
+	keyPath  string
+	stateDir string
+	live     liveStreams
 }
 
 // LoadOrCreateKey loads STATE_DIR/xds-signing-key.pem, creating the state
@@ -56,7 +59,7 @@ func LoadOrCreateKey(stateDir string) (*Authority, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Authority{key: key, keyPath: path}, nil
+	return &Authority{key: key, keyPath: path, stateDir: stateDir}, nil
 }
 
 // KeyPath returns the path of the signing key file.

@@ -40,15 +40,15 @@ func TestLoadOrCreateKeyReusesTheKeyFile(t *testing.T) {
 	requireMode(t, stateDir, 0o700)
 	requireMode(t, first.KeyPath(), 0o600)
 
-	token, err := first.Mint("demo", testNow, time.Hour)
+	token, err := first.Mint("demo", RoleEnvoy, testNow, time.Hour)
 	require.NoError(t, err)
 
 	second, err := LoadOrCreateKey(stateDir)
 	require.NoError(t, err)
 	require.True(t, first.key.Equal(second.key), "the second load must reuse the key on disk")
-	node, err := second.Verify(token, testNow)
+	id, err := second.Verify(token, testNow)
 	require.NoError(t, err, "a restarted control plane still accepts the tokens it minted")
-	require.Equal(t, "demo", node)
+	require.Equal(t, "demo", id.Node)
 }
 
 // Two processes sharing a state dir may start together; they must end up

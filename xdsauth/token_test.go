@@ -18,22 +18,28 @@ import (
 
 func TestMintVerifyRoundTrip(t *testing.T) {
 	a := newAuthority(t)
-	token, err := a.Mint("demo", testNow, time.Hour)
+	token, err := a.Mint("demo", RoleExtProc, testNow, time.Hour)
 	require.NoError(t, err)
 
-	node, err := a.Verify(token, testNow.Add(59*time.Minute))
+	id, err := a.Verify(token, testNow.Add(59*time.Minute))
 	require.NoError(t, err)
-	require.Equal(t, "demo", node)
+	require.Equal(t, Identity{Node: "demo", Role: RoleExtProc}, id)
 
 	header, claims := decodeParts(t, token)
 	require.Equal(t, "ES256", header["alg"])
+	require.Regexp(t, "^[0-9a-f]{24}$", claims["jti"], "each token an id of its own")
+	delete(claims, "jti")
 	require.Equal(t, map[string]any{
-		"iss": "egressgate",
-		"sub": "demo",
-		"aud": []any{"egressgate-xds"},
-		"iat": float64(testNow.Unix()),
-		"exp": float64(testNow.Add(time.Hour).Unix()),
+		"iss":  "egressgate",
+		"sub":  "demo",
+		"aud":  []any{"egressgate-xds"},
+		"iat":  float64(testNow.Unix()),
+		"exp":  float64(testNow.Add(time.Hour).Unix()),
+		"role": "extproc",
 	}, claims)
+	again, err := a.Mint("demo", RoleExtProc, testNow, time.Hour)
+	require.NoError(t, err)
+	require.NotEqual(t, token, again, "two tokens minted in the same second differ")
 }
 
 func decodeParts(t *testing.T, token string) (header, claims map[string]any) {
@@ -51,11 +57,13 @@ func decodeParts(t *testing.T, token string) (header, claims map[string]any) {
 func TestMintRejectsBadInput(t *testing.T) {
 	a := newAuthority(t)
 	for _, node := range []string{"", "Demo", "../etc", "a/b", "a\nb"} {
-		_, err := a.Mint(node, testNow, time.Hour)
+		_, err := a.Mint(node, RoleEnvoy, testNow, time.Hour)
 		require.ErrorContains(t, err, "node id", "node %q", node)
 	}
-	_, err := a.Mint("demo", testNow, 0)
+	_, err := a.Mint("demo", RoleEnvoy, testNow, 0)
 	require.ErrorContains(t, err, "ttl")
+	_, err = a.Mint("demo", roleAudit, testNow, time.Hour)
+	require.ErrorContains(t, err, "role")
 }
 
 // sign builds a token with any algorithm and claims, the way an attacker
@@ -67,20 +75,39 @@ func sign(t *testing.T, method jwt.SigningMethod, key any, claims jwt.Claims) st
 	return token
 }
 
-func validClaims() jwt.RegisteredClaims {
-	return jwt.RegisteredClaims{
-		Issuer:    "egressgate",
-		Subject:   "demo",
-		Audience:  jwt.ClaimStrings{Audience},
-		IssuedAt:  jwt.NewNumericDate(testNow),
-		ExpiresAt: jwt.NewNumericDate(testNow.Add(time.Hour)),
+func validClaims() claims {
+	return claims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer:    "egressgate",
+			Subject:   "demo",
+			Audience:  jwt.ClaimStrings{Audience},
+			IssuedAt:  jwt.NewNumericDate(testNow),
+			ExpiresAt: jwt.NewNumericDate(testNow.Add(time.Hour)),
+		},
+		Role: RoleEnvoy,
 	}
 }
 
-func withClaims(f func(*jwt.RegisteredClaims)) jwt.RegisteredClaims {
+func withClaims(f func(*jwt.RegisteredClaims)) claims {
 	c := validClaims()
-	f(&c)
+	f(&c.RegisteredClaims)
 	return c
+}
+
+func withRole(role Role) claims {
+	c := validClaims()
+	c.Role = role
+	return c
+}
+
+// roleless is a token as egressgate minted them before roles: valid in
+// every other way.
+func roleless(t *testing.T, a *Authority, node string) string {
+	t.Helper()
+	c := validClaims()
+	c.Subject = node
+	c.ExpiresAt = jwt.NewNumericDate(testNow.Add(365 * 24 * time.Hour))
+	return sign(t, jwt.SigningMethodES256, a.key, c.RegisteredClaims)
 }
 
 func publicKeyPEM(t *testing.T, a *Authority) []byte {
@@ -126,12 +153,15 @@ func TestVerifyRejects(t *testing.T) {
 		{"signature dropped", parts[0] + "." + parts[1] + ".", testNow, nil},
 		{"garbage", "not-a-token-at-all-but-long-enough-to-spot", testNow, jwt.ErrTokenMalformed},
 		{"huge", strings.Repeat("A", maxTokenLen+1), testNow, nil},
+		{"no role (minted before roles)", roleless(t, a, "demo"), testNow, nil},
+		{"unknown role", sign(t, jwt.SigningMethodES256, a.key, withRole("admin")), testNow, nil},
+		{"audit is no token role", sign(t, jwt.SigningMethodES256, a.key, withRole(roleAudit)), testNow, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			node, err := a.Verify(tt.token, tt.at)
+			id, err := a.Verify(tt.token, tt.at)
 			require.Error(t, err)
-			require.Empty(t, node)
+			require.Zero(t, id)
 			t.Logf("rejected: %v", err)
 			if tt.want != nil {
 				require.ErrorIs(t, err, tt.want)

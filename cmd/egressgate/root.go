@@ -46,7 +46,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(serveCommand(), controlCommand(), extprocCommand(), validateCommand(), agentEnvCommand(), statusCommand(), auditCommand(), versionCommand())
+	root.AddCommand(serveCommand(), controlCommand(), extprocCommand(), validateCommand(), agentEnvCommand(), statusCommand(), auditCommand(), tokenCommand(), versionCommand())
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return exitOK

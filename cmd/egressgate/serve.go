@@ -69,6 +69,7 @@ writes STATE_DIR/<bottle>/envoy.yaml and STATE_DIR/tokens/<bottle>.jwt for them.
 	commonFlags(f, &o.Common, &logs)
 	f.StringVar(&o.ExtProcAddress, "extproc-address", "127.0.0.1:9001", "address of each bottle's ext_proc sidecar, as its Envoy sees it")
 	f.StringVar(&o.EnvoyAdmin, "envoy-admin", "", "absolute path, on each Envoy's file system, of its admin API's Unix socket (default STATE_DIR/BOTTLE/envoy-admin.sock, under --bootstrap-dir if given)")
+	f.StringVar(&o.SidecarDir, "sidecar-dir", "", "also write each sidecar's token and the control CA here, DIR/BOTTLE/extproc.jwt and DIR/control-ca.pem, for sidecars that must not mount the state dir")
 	_ = cmd.MarkFlagRequired("manifest")
 	return cmd
 }
@@ -96,6 +97,7 @@ receiving the bottle's credential slots over xDS from egressgate control.`,
 	f.StringVar(&o.Node, "node", "", "the bottle name (its Envoy's node id)")
 	f.StringVar(&o.XDS, "xds", "", "address of egressgate control's xDS server")
 	f.StringVar(&o.TokenFile, "token-file", "", "the bottle's xDS token (written by control as STATE_DIR/tokens/BOTTLE.jwt)")
+	f.StringVar(&o.XDSCA, "xds-ca", "", "the control CA that control's xDS certificate must come from (default: control-ca/ca.pem in the state dir holding --token-file)")
 	f.StringVar(&o.Listen, "listen", "127.0.0.1:9001", "address of the ext_proc gRPC server")
 	f.StringVar(&o.Admin, "admin", "", "admin address for /healthz, /readyz, /metrics, /status (\"\" disables)")
 	logs.register(f)
