@@ -6,7 +6,7 @@ TOOLS := $(CURDIR)/.tools/bin
 export ENVOY_BIN ?= $(TOOLS)/envoy
 MANIFEST ?= examples/quickstart.md
 
-.PHONY: setup run test lint bench golden images
+.PHONY: setup run test lint bench bench-resync golden images
 
 setup:
 	@scripts/setup.sh
@@ -33,6 +33,12 @@ lint:
 # Propagation benchmark: host change → served, p50/p99 over 100 trials.
 bench: setup
 	go test ./integration -run '^$$' -bench Propagation -benchtime 100x -count 1
+
+# Re-sync benchmark: `control` down 3s (EGRESSGATE_RESYNC_OUTAGE) while the
+# manifest changes, then restarted → the change served through Envoy and the
+# sidecar, p50/p99/max over 20 trials.
+bench-resync: setup
+	go test ./integration -run '^$$' -bench ControlRestartResync -benchtime 20x -count 1
 
 # The images docker-compose.yml and the container tests use, built locally.
 images:

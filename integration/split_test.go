@@ -49,7 +49,7 @@ type splitDeployment struct {
 
 const otherBottleSecret = "bottle-b-secret-must-stay-in-b"
 
-func startSplit(t *testing.T, manifestA string, codexHome string) *splitDeployment {
+func startSplit(t testing.TB, manifestA string, codexHome string) *splitDeployment {
 	t.Helper()
 	state := t.TempDir()
 	dir := t.TempDir()
@@ -74,7 +74,7 @@ func startSplit(t *testing.T, manifestA string, codexHome string) *splitDeployme
 
 // trySplit starts the three processes on fresh ports. clash reports that
 // one of the ports was taken before it could be bound.
-func trySplit(t *testing.T, state, codexHome string, manifests []string) (d *splitDeployment, clash bool, err error) {
+func trySplit(t testing.TB, state, codexHome string, manifests []string) (d *splitDeployment, clash bool, err error) {
 	d = &splitDeployment{egress: egress{proxy: freePort(t), stateDir: state}, xds: freePort(t), extProc: freePort(t)}
 	d.controlArg = append(append([]string{"control"}, manifests...),
 		"--state-dir", state, "--listen", d.xds, "--admin", "127.0.0.1:0", "--proxy", d.proxy,
@@ -99,7 +99,7 @@ func trySplit(t *testing.T, state, codexHome string, manifests []string) (d *spl
 
 // startEnvoy runs the bottle's Envoy from the bootstrap control wrote, and
 // waits until its proxy listener accepts connections.
-func (d *splitDeployment) startEnvoy(t *testing.T) error {
+func (d *splitDeployment) startEnvoy(t testing.TB) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	proc, err := envoy.Start(ctx, envoy.Options{

@@ -42,8 +42,8 @@ type Options struct {
 	// carries one, before OnSlots. Nil ignores it.
 	OnServerCert func(xds.Certificate)
 	// Backoff is the first reconnect delay (default 100ms); it doubles up
-	// to 1s and starts over after a stream that lived more than 10s. It
-	// also paces repeated NACKs, up to 5s.
+	// to 1s and starts over after a stream that delivered slots or lived
+	// more than 10s. It also paces repeated NACKs, up to 5s.
 	Backoff time.Duration
 }
 
@@ -80,7 +80,11 @@ func Run(ctx context.Context, conn grpc.ClientConnInterface, o Options) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if time.Since(start) > healthyStream {
+		// A stream that delivered slots was healthy: its end (a control
+		// plane restart, say) is a first failure, retried after the
+		// shortest delay. Counting only its lifetime would let a few
+		// restarts in quick succession push every later resync to the cap.
+		if c.streamAccepted || time.Since(start) > healthyStream {
 			reconnect.reset()
 		}
 		delay := reconnect.step()

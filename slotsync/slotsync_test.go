@@ -2,6 +2,8 @@ package slotsync
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -89,6 +91,26 @@ func TestRunReconnectsAndKeepsSlots(t *testing.T) {
 	cp.setSlots(t, "v2", slotSecrets(t, "after-restart")...)
 	i := sc.waitValues(t, calls, "after-restart")
 	require.Equal(t, calls, i, "nothing in between, in particular no empty set")
+}
+
+// Restarts in quick succession must not push the reconnect delay up: each
+// stream that delivered slots was healthy, so its end is a first failure.
+func TestRunRetriesAtOnceAfterEachHealthyStream(t *testing.T) {
+	cp := startControlPlane(t, "127.0.0.1:0")
+	sc := startSidecar(t, cp.addr, "bottle-jwt")
+	from := 0
+	for i := range 4 {
+		version := fmt.Sprintf("v%d", i)
+		cp.setSlots(t, version, slotSecrets(t, version)...)
+		from = sc.waitValues(t, from, version) + 1
+		cp.stop()
+		cp = startControlPlane(t, cp.addr)
+	}
+	cp.setSlots(t, "last", slotSecrets(t, "last")...)
+	sc.waitValues(t, from, "last")
+	logs := sc.logs.String()
+	require.Equal(t, 4, strings.Count(logs, "slot stream ended"), logs)
+	require.Equal(t, 4, strings.Count(logs, "retry_in=10ms"), "every retry after a healthy stream waits the first delay:\n%s", logs)
 }
 
 func TestRunNACKsMalformedSlotsAndKeepsPrevious(t *testing.T) {

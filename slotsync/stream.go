@@ -23,6 +23,9 @@ type client struct {
 	acked    string // version of the last accepted response
 	rejected string // version of the last NACKed response
 	nack     backoff
+	// streamAccepted says the current (or last) stream delivered a
+	// response that was accepted.
+	streamAccepted bool
 }
 
 func newClient(conn grpc.ClientConnInterface, o Options) *client {
@@ -33,6 +36,7 @@ func newClient(conn grpc.ClientConnInterface, o Options) *client {
 func (c *client) stream(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	c.streamAccepted = false
 	if c.opts.Token != nil {
 		if token := c.opts.Token(); token != "" {
 			ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
@@ -101,6 +105,7 @@ func (c *client) handle(ctx context.Context, resp *discoveryv3.DiscoveryResponse
 	}
 	c.opts.OnSlots(slots)
 	c.acked, c.rejected = resp.GetVersionInfo(), ""
+	c.streamAccepted = true
 	c.nack.reset()
 	log.Info("slots updated", "slots", slotNames(slots))
 	return c.request(resp.GetNonce(), nil)
