@@ -96,12 +96,15 @@ func TestComposeStack(t *testing.T) {
 	assert.Contains(t, refused, "Forbidden", "the unlisted host is refused at CONNECT")
 	refusedPath, _ := run(ctx, "run", "--rm", "agent", "/agentprobe", "https://demo.example.test/private")
 	assert.Contains(t, refusedPath, "403", "a path the route does not list is refused")
+	open, _ := run(ctx, "run", "--rm", "agent", "/agentprobe", "https://open.example.test/open")
+	assert.Contains(t, open, "200 OK", "a route without auth is forwarded")
+	assert.NotContains(t, open, "authorization_sha256", "the agent's credential stripped and none injected")
 	out, err = run(ctx, "stop", "extproc")
 	require.NoError(t, err, "compose stop extproc:\n%s", out)
 	failed, _ := run(ctx, "run", "--rm", "agent", "/agentprobe", "https://demo.example.test/hello/while-down")
 	assert.Contains(t, failed, "503", "with the sidecar down, a credentialed request fails closed")
 	assert.NotContains(t, failed, token)
-	var credentialed, connect, path, closed audit.Record
+	var credentialed, connect, path, closed, forwarded audit.Record
 	var raw string
 	eventually(t, time.Minute, "the stack's audit records", func() bool {
 		full := append(append(compose[1:], "-p", project, "-f", filepath.Join(root, "docker-compose.yml")),
@@ -125,9 +128,11 @@ func TestComposeStack(t *testing.T) {
 				path = r
 			case r.Path == "/hello/while-down":
 				closed = r
+			case r.Path == "/open":
+				forwarded = r
 			}
 		}
-		return credentialed.Decision != "" && connect.Decision != "" && path.Decision != "" && closed.Decision != ""
+		return credentialed.Decision != "" && connect.Decision != "" && path.Decision != "" && closed.Decision != "" && forwarded.Decision != ""
 	})
 	assert.Equal(t, audit.ForwardedWithCredential, credentialed.Decision)
 	assert.Equal(t, "compose", credentialed.Bottle)
@@ -138,6 +143,8 @@ func TestComposeStack(t *testing.T) {
 	assert.Equal(t, audit.Refused, path.Decision, "%+v", path)
 	assert.Equal(t, "not_allowed", path.Reason)
 	assert.Equal(t, audit.FailedClosed, closed.Decision, "%+v", closed)
+	assert.Equal(t, audit.Forwarded, forwarded.Decision, "%+v", forwarded)
+	assert.Empty(t, forwarded.Slot)
 	for _, secret := range []string{token, "agent-placeholder", "YWdlbnQ6cGxhY2Vob2xkZXI="} {
 		assert.False(t, strings.Contains(raw, secret), "an audit record holds a credential")
 	}
