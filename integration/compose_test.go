@@ -36,13 +36,16 @@ func TestComposeStack(t *testing.T) {
 	root := testenv.ModuleRoot(t)
 	token := "demo-" + rand.Text()
 	project := "egtest" + strings.ToLower(rand.Text()[:8])
+	// The example bottle, with the codex template forwarding a throwaway
+	// host login (the test must not mount the machine's), so that the
+	// egress has something of its own to answer.
+	bottles, login := composeBottle(t, root)
 	run := func(ctx context.Context, args ...string) (string, error) {
 		full := append(append(compose[1:], "-p", project, "-f", filepath.Join(root, "docker-compose.yml")), args...)
 		cmd := exec.CommandContext(ctx, compose[0], full...)
-		// A throwaway Codex home: the test must not mount the machine's.
-		cmd.Env = append(os.Environ(), "DEMO_TOKEN="+token, "CODEX_HOME="+t.TempDir())
+		cmd.Env = append(os.Environ(), "DEMO_TOKEN="+token, "CODEX_HOME="+login.home, "EGRESSGATE_BOTTLES="+bottles)
 		out, err := cmd.CombinedOutput()
-		return redact(string(out), []string{token}), err
+		return redact(string(out), []string{token, login.accessToken}), err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), composeUpTimeout)
 	defer cancel()
@@ -99,13 +102,17 @@ func TestComposeStack(t *testing.T) {
 	open, _ := run(ctx, "run", "--rm", "agent", "/agentprobe", "https://open.example.test/open")
 	assert.Contains(t, open, "200 OK", "a route without auth is forwarded")
 	assert.NotContains(t, open, "authorization_sha256", "the agent's credential stripped and none injected")
+	answered, _ := run(ctx, "run", "--rm", "agent", "/agentprobe", "-method", "POST", "https://auth.openai.com/oauth/token")
+	assert.Contains(t, answered, "200 OK", "the egress answers Codex's refresh itself")
+	assert.NotContains(t, answered, login.accessToken)
 	out, err = run(ctx, "stop", "extproc")
 	require.NoError(t, err, "compose stop extproc:\n%s", out)
 	failed, _ := run(ctx, "run", "--rm", "agent", "/agentprobe", "https://demo.example.test/hello/while-down")
 	assert.Contains(t, failed, "503", "with the sidecar down, a credentialed request fails closed")
 	assert.NotContains(t, failed, token)
-	var credentialed, connect, path, closed, forwarded audit.Record
+	var credentialed, connect, path, closed, forwarded, answer audit.Record
 	var raw string
+	seen := map[string]int{} // records by host and path
 	eventually(t, time.Minute, "the stack's audit records", func() bool {
 		full := append(append(compose[1:], "-p", project, "-f", filepath.Join(root, "docker-compose.yml")),
 			"exec", "-T", "control", "/egressgate", "audit", "--state-dir=/state", "--all", "--json", "-n", "100")
@@ -114,11 +121,13 @@ func TestComposeStack(t *testing.T) {
 			return false
 		}
 		raw = string(out)
+		clear(seen)
 		for line := range strings.Lines(raw) {
 			var r audit.Record
 			if json.Unmarshal([]byte(line), &r) != nil {
 				continue
 			}
+			seen[r.Host+r.Path]++
 			switch {
 			case r.Host == "demo.example.test" && r.Path == "/hello":
 				credentialed = r
@@ -130,13 +139,16 @@ func TestComposeStack(t *testing.T) {
 				closed = r
 			case r.Path == "/open":
 				forwarded = r
+			case r.Path == "/oauth/token":
+				answer = r
 			}
 		}
-		return credentialed.Decision != "" && connect.Decision != "" && path.Decision != "" && closed.Decision != "" && forwarded.Decision != ""
+		return credentialed.Decision != "" && connect.Decision != "" && path.Decision != "" && closed.Decision != "" && forwarded.Decision != "" && answer.Decision != ""
 	})
 	assert.Equal(t, audit.ForwardedWithCredential, credentialed.Decision)
 	assert.Equal(t, "compose", credentialed.Bottle)
-	assert.Equal(t, "EGRESS_TOKEN_0", credentialed.Slot)
+	// Slot 0 is the Codex login the template forwards; the demo's is next.
+	assert.Equal(t, "EGRESS_TOKEN_1", credentialed.Slot)
 	assert.NotEmpty(t, credentialed.Agent, "the agent container's address")
 	assert.Equal(t, audit.Refused, connect.Decision)
 	assert.Equal(t, "host_not_allowed", connect.Reason)
@@ -145,9 +157,35 @@ func TestComposeStack(t *testing.T) {
 	assert.Equal(t, audit.FailedClosed, closed.Decision, "%+v", closed)
 	assert.Equal(t, audit.Forwarded, forwarded.Decision, "%+v", forwarded)
 	assert.Empty(t, forwarded.Slot)
-	for _, secret := range []string{token, "agent-placeholder", "YWdlbnQ6cGxhY2Vob2xkZXI="} {
+	assert.Equal(t, audit.Answered, answer.Decision, "%+v", answer)
+	assert.Equal(t, "refresh_answered", answer.Reason)
+	// One probe each, one record each. (The first request may have been
+	// tried while the stack was still coming up, so it is not counted.)
+	for _, key := range []string{"evil.example.test", "demo.example.test/private", "demo.example.test/hello/while-down", "open.example.test/open", "auth.openai.com/oauth/token"} {
+		assert.Equal(t, 1, seen[key], "records of %s", key)
+	}
+	for _, secret := range []string{token, login.accessToken, "agent-placeholder", "YWdlbnQ6cGxhY2Vob2xkZXI="} {
 		assert.False(t, strings.Contains(raw, secret), "an audit record holds a credential")
 	}
+}
+
+// composeBottle is a bottle directory for the stack: examples/compose.md
+// with the codex template forwarding a host login, and that login, in
+// directories the containers' user (65532) can read.
+func composeBottle(t *testing.T, root string) (string, *hostLogin) {
+	t.Helper()
+	manifest := readFile(t, filepath.Join(root, "examples", "compose.md"))
+	require.Contains(t, manifest, "\nname: compose\n")
+	manifest = strings.Replace(manifest, "\nname: compose\n", "\nname: compose\nagent_provider: {template: codex, forward_host_credentials: true}\n", 1)
+	dir := t.TempDir()
+	replaceFile(t, filepath.Join(dir, "compose.md"), manifest)
+	login := newHostLogin(t, time.Now().Add(time.Hour))
+	for _, d := range []string{dir, login.home} {
+		require.NoError(t, os.Chmod(d, 0o755))
+	}
+	require.NoError(t, os.Chmod(filepath.Join(dir, "compose.md"), 0o644))
+	require.NoError(t, os.Chmod(filepath.Join(login.home, "auth.json"), 0o644))
+	return dir, login
 }
 
 // composeCLI is `docker compose` (v2) where the plugin exists, else

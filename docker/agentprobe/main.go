@@ -18,12 +18,13 @@ import (
 func main() {
 	auth := flag.String("authorization", "Bearer agent-placeholder", "the agent's own Authorization header, which the egress must strip")
 	timeout := flag.Duration("timeout", 30*time.Second, "give up after this long")
+	method := flag.String("method", http.MethodGet, "the request's method")
 	flag.Parse()
 	if flag.NArg() != 1 {
-		fmt.Fprintln(os.Stderr, "usage: agentprobe [-authorization VALUE] URL")
+		fmt.Fprintln(os.Stderr, "usage: agentprobe [-authorization VALUE] [-method METHOD] URL")
 		os.Exit(2)
 	}
-	code, err := probe(flag.Arg(0), *auth, *timeout)
+	code, err := probe(*method, flag.Arg(0), *auth, *timeout)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "agentprobe:", err)
 		os.Exit(1)
@@ -33,10 +34,10 @@ func main() {
 	}
 }
 
-func probe(url, auth string, timeout time.Duration) (int, error) {
+func probe(method, url, auth string, timeout time.Duration) (int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	req, err := http.NewRequestWithContext(ctx, method, url, nil)
 	if err != nil {
 		return 0, err
 	}
