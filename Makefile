@@ -6,7 +6,7 @@ TOOLS := $(CURDIR)/.tools/bin
 export ENVOY_BIN ?= $(TOOLS)/envoy
 MANIFEST ?= examples/quickstart.md
 
-.PHONY: setup run test lint bench golden images
+.PHONY: setup run test lint bench bench-scale golden images
 
 setup:
 	@scripts/setup.sh
@@ -33,6 +33,12 @@ lint:
 # Propagation benchmark: host change → served, p50/p99 over 100 trials.
 bench: setup
 	go test ./integration -run '^$$' -bench Propagation -benchtime 100x -count 1
+
+# Scale benchmark (issue 10): one `egressgate control` with 1,000 bottles
+# and 2,000 simulated xDS clients on loopback; SCALE_BOTTLES, SCALE_TRIALS
+# and SCALE_STREAMS_PER_CONN change its size (docs/benchmarks.md).
+bench-scale:
+	go test ./integration -run '^$$' -bench ControlScale -benchtime 1x -count 1 -timeout 30m
 
 # The images docker-compose.yml and the container tests use, built locally.
 images:
