@@ -38,7 +38,7 @@ bench: setup
 # and 2,000 simulated xDS clients on loopback; SCALE_BOTTLES, SCALE_TRIALS
 # and SCALE_STREAMS_PER_CONN change its size (docs/benchmarks.md).
 bench-scale:
-	go test ./integration -run '^$$' -bench ControlScale -benchtime 1x -count 1 -timeout 30m
+	go test ./integration -run '^$$' -bench ControlScale -benchtime 1x -count 1 -timeout 30m -v
 
 # The images docker-compose.yml and the container tests use, built locally.
 images:
