@@ -49,9 +49,9 @@ func BenchmarkControlScale(b *testing.B) {
 	// them before. Time to "ready" on an empty state dir.
 	start := time.Now()
 	c := s.launch(b)
-	s.waitReady(b, c)
+	c.waitReady(b)
 	coldReady := time.Since(start)
-	c.stop()
+	c.stop(b)
 
 	envoys, sidecars := s.clients()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -61,22 +61,24 @@ func BenchmarkControlScale(b *testing.B) {
 
 	start = time.Now()
 	c = s.launch(b)
-	defer c.stop()
+	defer c.stop(b)
 	servedAt := waitServed(b, c, envoys, resource.ListenerType, resource.ClusterType)
 	sidecarsAt := waitServed(b, c, sidecars, resource.SecretType)
-	s.waitReady(b, c)
-	mem := procMemory(b, c.cmd.Process.Pid)
+	c.waitReady(b)
+	mem := procMemory(b, c.pid())
 	b.Logf("control restart with %d Envoys and %d sidecars waiting: every Envoy served %s after start, every sidecar %s; ready line %s (cold start %s)",
 		n, n, ms3(servedAt.Sub(start)), ms3(sidecarsAt.Sub(start)), ms3(time.Since(start)), ms3(coldReady))
 
 	var edits, editReloads, rotations, rotationReloads, editCPU, rotationCPU []time.Duration
 	for i := range trials {
-		e := s.edit(b, c, envoys, sidecars, (i*(n/trials+1)+n/2)%n, i)
+		// Bottles spread evenly through the directory's order, the
+		// order control reloads them in.
+		e := s.edit(b, c, envoys, sidecars, (2*i+1)*n/(2*trials), i)
 		edits, editReloads, editCPU = append(edits, e.latency), append(editReloads, e.pass), append(editCPU, e.cpu)
 		r := s.rotate(b, c, envoys, sidecars, i)
 		rotations, rotationReloads, rotationCPU = append(rotations, r.latency), append(rotationReloads, r.pass), append(rotationCPU, r.cpu)
 	}
-	after := procMemory(b, c.cmd.Process.Pid)
+	after := procMemory(b, c.pid())
 	for _, cl := range append(envoys, sidecars...) {
 		require.NoError(b, cl.ended(), "a client's stream ended")
 	}
@@ -139,22 +141,9 @@ func (s *scaleSetup) replace(b *testing.B, path, text string) {
 	require.NoError(b, os.Rename(tmp, path))
 }
 
-func (s *scaleSetup) launch(b *testing.B) *bottle {
-	c := &bottle{t: b, egress: egress{stateDir: s.state}}
-	launch(b, c, "control", "--manifest", s.dir, "--state-dir", s.state, "--listen", s.xds,
-		"--admin", "127.0.0.1:0", "--proxy", s.proxy, "--log-level", "info")
-	return c
-}
-
-func (s *scaleSetup) waitReady(b *testing.B, c *bottle) {
-	select {
-	case <-c.readyCh:
-		c.admin = readyField(c.stdout.String(), "admin")
-	case <-c.exited:
-		b.Fatalf("control exited before ready: %v\n%s", c.exitErr, c.stderr.String())
-	case <-time.After(startTimeout):
-		b.Fatalf("control not ready after %s", startTimeout)
-	}
+func (s *scaleSetup) launch(b *testing.B) *scaleControl {
+	return startScaleControl(b, "control", "--manifest", s.dir, "--state-dir", s.state, "--listen", s.xds,
+		"--admin", "127.0.0.1:0", "--proxy", s.proxy, "--log-level", "debug")
 }
 
 // clients are a simulated Envoy and a simulated sidecar per bottle.
@@ -204,10 +193,10 @@ func closeAll(conns []*grpc.ClientConn) {
 
 // waitServed waits until every client has had a response of each type,
 // and returns when the last of them arrived.
-func waitServed(b *testing.B, c *bottle, clients []*adsClient, types ...string) time.Time {
+func waitServed(b *testing.B, c *scaleControl, clients []*adsClient, types ...string) time.Time {
 	var last time.Time
 	eventually(b, 2*time.Minute, "every client to be served", func() bool {
-		requireRunning(b, c)
+		c.requireRunning(b)
 		last = time.Time{}
 		for _, cl := range clients {
 			at, ok := cl.served(types...)
@@ -223,26 +212,18 @@ func waitServed(b *testing.B, c *bottle, clients []*adsClient, types ...string) 
 	return last
 }
 
-func requireRunning(b *testing.B, c *bottle) {
-	select {
-	case <-c.exited:
-		b.Fatalf("control exited: %v\n%s", c.exitErr, c.stderr.String())
-	default:
-	}
-}
-
 // trial is one change: latency until the clients concerned had it, pass
-// until control had reloaded every bottle for it (seen in its log, so to
+// until control had finished reloading for it (seen in its log, so to
 // the poll's resolution), and control's CPU time over that pass.
 type trial struct{ latency, pass, cpu time.Duration }
 
 // edit adds a host to bottle k's manifest and times until its Envoy holds
 // the route admitting it; no other client may get a response.
-func (s *scaleSetup) edit(b *testing.B, c *bottle, envoys, sidecars []*adsClient, k, i int) trial {
+func (s *scaleSetup) edit(b *testing.B, c *scaleControl, envoys, sidecars []*adsClient, k, i int) trial {
 	host := fmt.Sprintf("%s-t%d.example.test", bottleName(k), i)
 	before := counts(append(envoys, sidecars...))
-	cpu := procCPU(b, []int{c.cmd.Process.Pid})
-	passes := reloadLines(c)
+	cpu := procCPU(b, []int{c.pid()})
+	passes := c.log.now()
 	start := time.Now()
 	s.replace(b, s.manifest(k), s.manifestText(k, host))
 	var at time.Time
@@ -251,8 +232,8 @@ func (s *scaleSetup) edit(b *testing.B, c *bottle, envoys, sidecars []*adsClient
 		at, ok = envoys[k].holds(resource.RouteType, []byte("connect/"+host))
 		return ok
 	})
-	pass := waitReloaded(b, c, passes+s.n, start)
-	t := trial{latency: at.Sub(start), pass: pass, cpu: procCPU(b, []int{c.cmd.Process.Pid}) - cpu}
+	pass := waitReloaded(b, c, passes, s.n, start)
+	t := trial{latency: at.Sub(start), pass: pass, cpu: procCPU(b, []int{c.pid()}) - cpu}
 	var touched []string
 	for j, cl := range append(envoys, sidecars...) {
 		if j != k && cl.count() != before[j] {
@@ -267,11 +248,11 @@ func (s *scaleSetup) edit(b *testing.B, c *bottle, envoys, sidecars []*adsClient
 
 // rotate replaces the token file every bottle shares and times until
 // every sidecar holds the new value.
-func (s *scaleSetup) rotate(b *testing.B, c *bottle, envoys, sidecars []*adsClient, i int) trial {
+func (s *scaleSetup) rotate(b *testing.B, c *scaleControl, envoys, sidecars []*adsClient, i int) trial {
 	value := []byte(fmt.Sprintf("shared-token-%d-%s", i, randomHex(b)))
 	before := counts(envoys)
-	cpu := procCPU(b, []int{c.cmd.Process.Pid})
-	passes := reloadLines(c)
+	cpu := procCPU(b, []int{c.pid()})
+	passes := c.log.now()
 	start := time.Now()
 	s.replace(b, s.shared, string(value))
 	var last time.Time
@@ -288,8 +269,8 @@ func (s *scaleSetup) rotate(b *testing.B, c *bottle, envoys, sidecars []*adsClie
 		}
 		return true
 	})
-	pass := waitReloaded(b, c, passes+s.n, start)
-	t := trial{latency: last.Sub(start), pass: pass, cpu: procCPU(b, []int{c.cmd.Process.Pid}) - cpu}
+	pass := waitReloaded(b, c, passes, s.n, start)
+	t := trial{latency: last.Sub(start), pass: pass, cpu: procCPU(b, []int{c.pid()}) - cpu}
 	pushed := 0
 	for j, cl := range envoys {
 		if cl.count() != before[j] {
@@ -309,17 +290,14 @@ func counts(clients []*adsClient) []int {
 	return out
 }
 
-// reloadLines counts control's per-bottle log lines of reloads with a
-// trigger: every bottle logs one per reload ("configuration applied" or
-// "reloaded; configuration unchanged").
-func reloadLines(c *bottle) int {
-	return strings.Count(c.stderr.String(), `trigger="files changed"`)
-}
-
-func waitReloaded(b *testing.B, c *bottle, lines int, start time.Time) time.Duration {
+// waitReloaded waits until control has reloaded every one of n bottles
+// since before and finished that reload (so that the next trial starts on
+// an idle control plane), and returns the time since start.
+func waitReloaded(b *testing.B, c *scaleControl, before reloadMark, n int, start time.Time) time.Duration {
 	eventually(b, time.Minute, "control to reload every bottle", func() bool {
-		requireRunning(b, c)
-		return reloadLines(c) >= lines
+		c.requireRunning(b)
+		now := c.log.now()
+		return now.bottles >= before.bottles+n && now.cycles > before.cycles
 	})
 	return time.Since(start)
 }
