@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -79,7 +80,7 @@ func BenchmarkControlScale(b *testing.B) {
 		rotations, rotationReloads, rotationCPU = append(rotations, r.latency), append(rotationReloads, r.pass), append(rotationCPU, r.cpu)
 	}
 	after := procMemory(b, c.pid())
-	for _, cl := range append(envoys, sidecars...) {
+	for _, cl := range slices.Concat(envoys, sidecars) {
 		require.NoError(b, cl.ended(), "a client's stream ended")
 	}
 
@@ -221,7 +222,7 @@ type trial struct{ latency, pass, cpu time.Duration }
 // the route admitting it; no other client may get a response.
 func (s *scaleSetup) edit(b *testing.B, c *scaleControl, envoys, sidecars []*adsClient, k, i int) trial {
 	host := fmt.Sprintf("%s-t%d.example.test", bottleName(k), i)
-	before := counts(append(envoys, sidecars...))
+	before := counts(slices.Concat(envoys, sidecars))
 	cpu := procCPU(b, []int{c.pid()})
 	passes := c.log.now()
 	start := time.Now()
@@ -235,7 +236,7 @@ func (s *scaleSetup) edit(b *testing.B, c *scaleControl, envoys, sidecars []*ads
 	pass := waitReloaded(b, c, passes, 1, start)
 	t := trial{latency: at.Sub(start), pass: pass, cpu: procCPU(b, []int{c.pid()}) - cpu}
 	var touched []string
-	for j, cl := range append(envoys, sidecars...) {
+	for j, cl := range slices.Concat(envoys, sidecars) {
 		if j != k && cl.count() != before[j] {
 			touched = append(touched, cl.node.GetId()+"/"+cl.node.GetCluster())
 		}
