@@ -6,7 +6,7 @@ TOOLS := $(CURDIR)/.tools/bin
 export ENVOY_BIN ?= $(TOOLS)/envoy
 MANIFEST ?= examples/quickstart.md
 
-.PHONY: setup run test lint bench bench-resync golden images
+.PHONY: setup run test lint bench bench-resync bench-scale golden images
 
 setup:
 	@scripts/setup.sh
@@ -39,6 +39,12 @@ bench: setup
 # sidecar, p50/p99/max over 20 trials.
 bench-resync: setup
 	go test ./integration -run '^$$' -bench ControlRestartResync -benchtime 20x -count 1
+
+# Scale benchmark (issue 10): one `egressgate control` with 1,000 bottles
+# and 2,000 simulated xDS clients on loopback; SCALE_BOTTLES, SCALE_TRIALS
+# and SCALE_STREAMS_PER_CONN change its size (docs/benchmarks.md).
+bench-scale:
+	go test ./integration -run '^$$' -bench ControlScale -benchtime 1x -count 1 -timeout 30m -v
 
 # The images docker-compose.yml and the container tests use, built locally.
 images:
