@@ -59,10 +59,10 @@ func (f *bottleFiles) writeSidecar(bottle, token string) error {
 		return err
 	}
 	// The CA is public; the token file is 0600 like its original.
-	if err := securefile.WriteAtomic(filepath.Join(f.o.SidecarDir, "control-ca.pem"), f.cp.controlCA.CertPEM(), 0o644); err != nil {
+	if err := securefile.WriteIfChanged(filepath.Join(f.o.SidecarDir, "control-ca.pem"), f.cp.controlCA.CertPEM(), 0o644); err != nil {
 		return err
 	}
-	return securefile.WriteAtomic(sidecarTokenPath(f.o.SidecarDir, bottle), []byte(token), 0o600)
+	return securefile.WriteIfChanged(sidecarTokenPath(f.o.SidecarDir, bottle), []byte(token), 0o600)
 }
 
 // sidecarTokenPath is where --sidecar-dir puts a bottle's sidecar token.

@@ -44,7 +44,7 @@ func writeBootstrap(bootDir, node, xdsAddr, adminSocket, token, xdsCA string) (s
 	// WriteAtomic sets 0600 whatever an older file's mode was (os.WriteFile
 	// would keep it), and Envoy never reads a half-written bootstrap.
 	path := bootstrapPath(bootDir, node)
-	return path, securefile.WriteAtomic(path, boot, 0o600)
+	return path, securefile.WriteIfChanged(path, boot, 0o600)
 }
 
 // bootstrapPath is where writeBootstrap puts node's bootstrap.

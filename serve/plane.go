@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"time"
@@ -123,6 +124,7 @@ func (p *plane) loadAll(ctx context.Context) error {
 		return err
 	}
 	p.syncRefreshers(ctx)
+	releaseAfterBurst(len(p.bottles))
 	return nil
 }
 
@@ -137,10 +139,13 @@ func (p *plane) reloadAll(ctx context.Context, trigger string) {
 	// After file events only the bottles whose files changed are
 	// compiled; SIGHUP (and any other trigger) compiles every one.
 	onlyChanged := trigger == "" || trigger == triggerFiles
+	compiled := 0
+	defer func() { releaseAfterBurst(compiled) }()
 	for _, b := range p.bottles {
 		if onlyChanged && p.unchanged(b) {
 			continue
 		}
+		compiled++
 		if err := p.apply(ctx, b, trigger); err != nil {
 			p.log.Error("reload failed; keeping the previous configuration", "manifest", b.manifest, "trigger", trigger, "error", err)
 		}
@@ -151,19 +156,35 @@ func (p *plane) reloadAll(ctx context.Context, trigger string) {
 	}
 }
 
+// burstBottles is how many bottles compiled at once make a burst worth
+// handing its garbage back to the OS for.
+const burstBottles = 100
+
+// releaseAfterBurst returns the memory a burst of compiles left behind
+// (a start, a shared host login rotated) to the OS at once. Without it a
+// control plane with a thousand bottles keeps the burst's peak as its
+// resident size for minutes, until the scavenger gets to it; with it the
+// steady state is what the bottles and their streams hold. One forced
+// collection per burst is cheap next to compiling a hundred bottles.
+func releaseAfterBurst(compiled int) {
+	if compiled >= burstBottles {
+		debug.FreeOSMemory()
+	}
+}
+
 // apply compiles b afresh and, only if that succeeds, serves it. Slots go
 // out before routes: a new route never meets an old slot table (the
 // source check in extproc covers the reverse).
 // Callers hold p.reloading.
 func (p *plane) apply(ctx context.Context, b *bottle, trigger string) error {
 	p.mu.Lock()
-	current, name, others := b.current, b.name, p.otherNames(b)
+	current, name := b.current, b.name
 	p.mu.Unlock()
 
 	// Stamped before compiling: a file that changes while it is read
 	// then differs from its stamp, and the next reload compiles again.
 	stamps := stampFiles(b.inputFiles())
-	next, err := p.compileChecked(ctx, b.manifest, current, name, others)
+	next, err := p.compileChecked(ctx, b, current, name)
 	if err == nil {
 		err = p.publish(ctx, next)
 	}
@@ -208,19 +229,22 @@ func (p *plane) apply(ctx context.Context, b *bottle, trigger string) error {
 	return nil
 }
 
-// otherNames maps the names of the bottles other than b to their
-// manifests. Callers hold p.mu.
-func (p *plane) otherNames(b *bottle) map[string]string {
-	names := map[string]string{}
+// nameTakenBy returns the manifest of the bottle other than b named name,
+// if any. A scan rather than an index: it allocates nothing, and even a
+// thousand bottles compare in microseconds.
+func (p *plane) nameTakenBy(b *bottle, name string) (string, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	for _, other := range p.bottles {
-		if other != b && other.name != "" {
-			names[other.name] = other.manifest
+		if other != b && other.name == name {
+			return other.manifest, true
 		}
 	}
-	return names
+	return "", false
 }
 
-func (p *plane) compileChecked(ctx context.Context, manifest string, current *compiled, name string, others map[string]string) (*compiled, error) {
+func (p *plane) compileChecked(ctx context.Context, b *bottle, current *compiled, name string) (*compiled, error) {
+	manifest := b.manifest
 	var served map[string]config.TLSMode
 	if current != nil {
 		served = xds.Admitted(current.policy)
@@ -238,7 +262,7 @@ func (p *plane) compileChecked(ctx context.Context, manifest string, current *co
 	if name != "" && newName != name {
 		return nil, fmt.Errorf("%s: bottle name changed from %s to %s; restart egressgate to rename a bottle", manifest, name, newName)
 	}
-	if other, ok := others[newName]; ok {
+	if other, ok := p.nameTakenBy(b, newName); ok {
 		return nil, fmt.Errorf("%s: bottle name %s is already used by %s", manifest, newName, other)
 	}
 	return next, nil

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"sync"
 
 	"github.com/egressgate/egressgate/internal/securefile"
 )
@@ -34,6 +35,16 @@ type Authority struct {
 	keyPath  string
 	stateDir string
 	live     liveStreams
+	// verified remembers the claims of token files already verified, by
+	// path: a thousand bottles re-read their token files on every reload,
+	// and an ES256 check each time was most of a reload's CPU.
+	verifiedMu sync.Mutex
+	verified   map[string]verifiedToken
+}
+
+type verifiedToken struct {
+	token  string
+	claims *claims
 }
 
 // LoadOrCreateKey loads STATE_DIR/xds-signing-key.pem, creating the state

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
+
 	"github.com/egressgate/egressgate/internal/securefile"
 )
 
@@ -117,11 +119,37 @@ func (a *Authority) reusableToken(path string, want Identity, now time.Time) (st
 		return "", err
 	}
 	token := strings.TrimSpace(string(data))
-	c, err := a.parse(token, now)
+	c, err := a.parseFile(path, token, now)
 	if err != nil || c.Subject != want.Node || c.Role != want.Role || c.ExpiresAt.Sub(now) <= renewBefore {
 		return "", nil
 	}
 	return token, nil
+}
+
+// parseFile is parse for the token read from path, verified once per
+// distinct value: the same bytes verify the same way every time, and
+// only their expiry needs judging again.
+func (a *Authority) parseFile(path, token string, now time.Time) (*claims, error) {
+	a.verifiedMu.Lock()
+	v, ok := a.verified[path]
+	a.verifiedMu.Unlock()
+	if ok && v.token == token {
+		if !now.Before(v.claims.ExpiresAt.Time) {
+			return nil, fmt.Errorf("xds token rejected: %w", jwt.ErrTokenExpired)
+		}
+		return v.claims, nil
+	}
+	c, err := a.parse(token, now)
+	if err != nil {
+		return nil, err
+	}
+	a.verifiedMu.Lock()
+	if a.verified == nil {
+		a.verified = map[string]verifiedToken{}
+	}
+	a.verified[path] = verifiedToken{token: token, claims: c}
+	a.verifiedMu.Unlock()
+	return c, nil
 }
 
 // registered reports whether token is the one on file for id: the check

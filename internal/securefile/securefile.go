@@ -6,6 +6,7 @@
 package securefile
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -57,6 +58,18 @@ func ReadPrivate(path string) ([]byte, error) {
 // is written, so a secret is never readable by others, not even briefly.
 func WriteAtomic(path string, data []byte, perm fs.FileMode) error {
 	return writeTempThen(path, data, perm, nil, os.Rename)
+}
+
+// WriteIfChanged is WriteAtomic, skipped when path already holds data with
+// mode perm. A control plane restarting with a thousand bottles rewrites
+// none of their unchanged files, and so waits on no fsync for them.
+func WriteIfChanged(path string, data []byte, perm fs.FileMode) error {
+	if fi, err := os.Lstat(path); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm() == perm && fi.Size() == int64(len(data)) {
+		if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
+			return nil
+		}
+	}
+	return WriteAtomic(path, data, perm)
 }
 
 // ReplaceKeepingOwner replaces the existing file at path like WriteAtomic,
