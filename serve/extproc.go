@@ -170,6 +170,9 @@ type tokenFile struct {
 	log  *slog.Logger
 	mu   sync.Mutex
 	tok  string
+	// key is the caller key derived from tok, kept with it: ext_proc
+	// checks it on every stream, one per agent request.
+	key string
 }
 
 func (t *tokenFile) reload() error {
@@ -182,8 +185,10 @@ func (t *tokenFile) reload() error {
 		return fmt.Errorf("xds token: %s is empty", t.path)
 	}
 	t.mu.Lock()
-	t.tok = token
-	t.mu.Unlock()
+	defer t.mu.Unlock()
+	if token != t.tok {
+		t.tok, t.key = token, xdsauth.ExtProcKey(token)
+	}
 	return nil
 }
 
@@ -201,7 +206,7 @@ func (t *tokenFile) forStream() string {
 func (t *tokenFile) callerKey() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return xdsauth.ExtProcKey(t.tok)
+	return t.key
 }
 
 // xdsConnectParams pace the sidecar's reconnects to the control plane.
