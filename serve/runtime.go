@@ -74,11 +74,10 @@ func startControlPlane(ctx context.Context, c *Common, cfg planeConfig, manifest
 		// One control plane holds two long-lived connections per bottle
 		// that are idle nearly all the time. gRPC's 32 KiB read and write
 		// buffers per connection were half of control's heap with a
-		// thousand bottles; small ones, and a write buffer freed between
-		// flushes, cost a few more syscalls on a push and nothing else.
+		// thousand bottles; unbuffered ones cost a few more syscalls on a
+		// push and nothing else.
 		grpc.ReadBufferSize(xdsConnBuffer),
 		grpc.WriteBufferSize(xdsConnBuffer),
-		grpc.SharedWriteBuffer(true),
 	}
 	// control's xDS crosses hosts and container networks: tokens and slot
 	// values must not travel in clear, so it speaks TLS only, and so does
@@ -113,7 +112,7 @@ func startControlPlane(ctx context.Context, c *Common, cfg planeConfig, manifest
 	return cp, nil
 }
 
-// xdsConnBuffer is the read and write buffer of each xDS connection.
+// xdsConnBuffer is the read and write buffer of each xDS connection: none.
 const xdsConnBuffer = 0
 
 // xdsCA is the PEM a bootstrap must trust to reach this control plane's
