@@ -24,9 +24,11 @@ func RunControl(ctx context.Context, o ControlOptions) error {
 	if os.Getenv("GOGC") == "" {
 		// control is long-lived and mostly idle, holding every bottle's
 		// configuration and two streams per bottle: memory is its cost,
-		// CPU is not. Collecting at 1.5× the live heap instead of 2× took
-		// a thousand bottles' control from 284 to 255 MB resident for a
-		// few per cent more CPU on start and reloads (docs/benchmarks.md).
+		// CPU is not. With a thousand bottles, GOGC 100 sat at 284 MB
+		// resident, 50 at 255 MB and 30 at 239–242 MB, for a few per cent
+		// more CPU on start and reloads (docs/benchmarks.md). A memory
+		// limit (GOMEMLIMIT=200MiB) got 221 MB but doubled a shared
+		// rotation's time: the live heap is close to any fixed limit.
 		debug.SetGCPercent(controlGCPercent)
 	}
 	var err error
@@ -152,4 +154,4 @@ func manifestDirs(args []string) []string {
 }
 
 // controlGCPercent is control's GOGC unless the environment sets one.
-const controlGCPercent = 50
+const controlGCPercent = 30
