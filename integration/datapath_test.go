@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -59,6 +61,13 @@ func TestDataPath(t *testing.T) {
 		assert.NotContains(t, logs, "rt-host-refresh-secret")
 	})
 
+	// serve's own Envoy reaches its ext_proc server on a Unix socket only
+	// this user can open, not on a loopback port anything can dial.
+	t.Run("ext_proc on a private unix socket", func(t *testing.T) {
+		info, err := os.Stat(filepath.Join(b.stateDir, "extproc.sock"))
+		require.NoError(t, err)
+		assert.Equal(t, os.ModeSocket|0o600, info.Mode()&(os.ModeType|os.ModePerm))
+	})
 }
 
 // coreDataPath is the data path every deployment must honour, whatever

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
+	"os"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -127,7 +130,7 @@ func (cp *controlPlane) xdsCA() string {
 // serveGRPC listens on addr and serves the services register adds, until
 // the returned stop is called.
 func serveGRPC(addr string, register func(*grpc.Server), log *slog.Logger, opts ...grpc.ServerOption) (string, func(), error) {
-	lis, err := net.Listen("tcp", addr)
+	lis, err := listen(addr)
 	if err != nil {
 		return "", nil, err
 	}
@@ -138,5 +141,34 @@ func serveGRPC(addr string, register func(*grpc.Server), log *slog.Logger, opts 
 			log.Error("grpc server stopped", "addr", lis.Addr().String(), "error", err)
 		}
 	}()
+	if path, ok := strings.CutPrefix(addr, unixPrefix); ok {
+		return unixPrefix + path, g.Stop, nil
+	}
 	return lis.Addr().String(), g.Stop, nil
+}
+
+// unixPrefix marks an address as a Unix domain socket path
+// ("unix:/run/egressgate/extproc.sock"), as gRPC's own dialer spells it.
+const unixPrefix = xds.UnixPrefix
+
+// listen opens a TCP address, or a Unix socket for a "unix:" address. A
+// socket is left by a process that died is removed first; the socket is
+// made 0600, so only this user (Envoy runs as it) can connect.
+func listen(addr string) (net.Listener, error) {
+	path, ok := strings.CutPrefix(addr, unixPrefix)
+	if !ok {
+		return net.Listen("tcp", addr)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("stale socket %s: %w", path, err)
+	}
+	lis, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		lis.Close()
+		return nil, err
+	}
+	return lis, nil
 }

@@ -3,6 +3,7 @@ package xds
 import (
 	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -168,6 +169,9 @@ func mitmCluster(host string) (*clusterv3.Cluster, error) {
 // from that CA naming the address's host: ext_proc hands out credentials,
 // and its requests carry the agent's headers.
 func extProcClusterFor(addr string, trustedCA []byte) (*clusterv3.Cluster, error) {
+	if path, ok := strings.CutPrefix(addr, UnixPrefix); ok {
+		return extProcPipeCluster(path)
+	}
 	host, port, err := splitHostPort(addr)
 	if err != nil {
 		return nil, fmt.Errorf("ext_proc cluster: %w", err)
@@ -178,13 +182,7 @@ func extProcClusterFor(addr string, trustedCA []byte) (*clusterv3.Cluster, error
 			return nil, err
 		}
 	}
-	h2, err := toAny(&upstreamhttpv3.HttpProtocolOptions{
-		UpstreamProtocolOptions: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig{
-			ProtocolConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{
-				Http2ProtocolOptions: &corev3.Http2ProtocolOptions{},
-			},
-		}},
-	})
+	h2, err := extProcHTTP2()
 	if err != nil {
 		return nil, err
 	}
@@ -196,6 +194,41 @@ func extProcClusterFor(addr string, trustedCA []byte) (*clusterv3.Cluster, error
 		TypedExtensionProtocolOptions: map[string]*anypb.Any{httpProtocolOptionsID: h2},
 		TransportSocket:               transport,
 	}, nil
+}
+
+// UnixPrefix marks an ext_proc address as a Unix domain socket path.
+const UnixPrefix = "unix:"
+
+// extProcPipeCluster reaches an ext_proc server on a Unix socket of the
+// same host: no TCP stack between Envoy and egressgate on every request,
+// and no TLS, as nothing crosses a network (the socket's mode keeps other
+// users out; the caller key still binds the stream).
+func extProcPipeCluster(path string) (*clusterv3.Cluster, error) {
+	if path == "" {
+		return nil, fmt.Errorf("ext_proc cluster: empty socket path")
+	}
+	h2, err := extProcHTTP2()
+	if err != nil {
+		return nil, err
+	}
+	return &clusterv3.Cluster{
+		Name:                          extProcCluster,
+		ConnectTimeout:                seconds(time.Second),
+		ClusterDiscoveryType:          &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STATIC},
+		LoadAssignment:                singleEndpoint(extProcCluster, &corev3.Address{Address: &corev3.Address_Pipe{Pipe: &corev3.Pipe{Path: path}}}),
+		TypedExtensionProtocolOptions: map[string]*anypb.Any{httpProtocolOptionsID: h2},
+	}, nil
+}
+
+// extProcHTTP2 makes the ext_proc cluster speak HTTP/2, as gRPC needs.
+func extProcHTTP2() (*anypb.Any, error) {
+	return toAny(&upstreamhttpv3.HttpProtocolOptions{
+		UpstreamProtocolOptions: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig{
+			ProtocolConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{
+				Http2ProtocolOptions: &corev3.Http2ProtocolOptions{},
+			},
+		}},
+	})
 }
 
 // verifiedTLS is a TLS client transport that accepts only a certificate

@@ -39,7 +39,7 @@ or a change to the manifest or a credential file, reloads.`,
 	f.StringVar(&o.EnvoyBin, "envoy", "", "Envoy binary (default $ENVOY_BIN, then envoy on PATH)")
 	f.BoolVar(&o.ExternalEnvoy, "external-envoy", false, "do not start Envoy; write its bootstrap to the state dir and wait for it to connect")
 	f.StringVar(&o.EnvoyAdmin, "envoy-admin", "", "Unix socket, mode 0600, for Envoy's admin API (default STATE_DIR/BOTTLE/envoy-admin.sock, under --bootstrap-dir if given)")
-	f.StringVar(&o.ExtProcListen, "extproc-listen", "127.0.0.1:0", "address of the built-in ext_proc server")
+	f.StringVar(&o.ExtProcListen, "extproc-listen", "", "address of the built-in ext_proc server: host:port or unix:PATH (default unix:STATE_DIR/extproc.sock, or 127.0.0.1:0 with --external-envoy)")
 	f.StringVar(&o.ExtProcAddress, "extproc-address", "", "use the ext_proc server at this address instead of the built-in one")
 	f.StringVar(&o.ExtProcAdvertise, "extproc-advertise", "", "address Envoy dials for the built-in ext_proc server (default: the address --extproc-listen bound)")
 	_ = cmd.MarkFlagRequired("manifest")
