@@ -18,7 +18,9 @@ func (s *Server) requestHeaders(ctx context.Context, b binding, bindErr error, h
 	if bindErr != nil {
 		return s.deny(ctx, b, h, misconfigured(b, bindErr))
 	}
-	b.strip = append(slices.Clone(b.strip), agentControlHeaders(h)...)
+	if extra := agentControlHeaders(h); len(extra) > 0 {
+		b.strip = append(slices.Clone(b.strip), extra...)
+	}
 	if b.slot == "" {
 		s.logger.DebugContext(ctx, "ext_proc request", "host", b.host, "action", "strip")
 		s.observe("strip")
@@ -121,7 +123,7 @@ func agentControlHeaders(h *extprocv3.HttpHeaders) []string {
 	var out []string
 	for _, hv := range h.GetHeaders().GetHeaders() {
 		name := strings.ToLower(hv.GetKey())
-		if (strings.HasPrefix(name, "x-envoy-") || slices.Contains(methodOverrideHeaders, name)) && !slices.Contains(out, name) {
+		if (strings.HasPrefix(name, envoyHeaderPrefix) || slices.Contains(methodOverrideHeaders, name)) && !slices.Contains(out, name) {
 			out = append(out, name)
 		}
 	}

@@ -23,6 +23,25 @@ type request struct {
 	account string
 }
 
+// Headers this server reads from a request. Envoy sends only these (the
+// ext_proc filter's forward_rules, from ForwardedHeaders): every header
+// sent is serialised by Envoy and parsed here, on every request. The
+// credentials to strip need not be sent; they are removed by name.
+const (
+	headerMethod           = ":method"
+	headerPath             = ":path"
+	headerAnthropicVersion = "anthropic-version"
+	headerChatGPTAccount   = "chatgpt-account-id"
+	envoyHeaderPrefix      = "x-envoy-"
+)
+
+// ForwardedHeaders are the names and name prefixes of the request headers
+// the server decides on. Any other header Envoy sends is ignored.
+func ForwardedHeaders() (names, prefixes []string) {
+	names = append([]string{headerMethod, headerPath, headerAnthropicVersion, headerChatGPTAccount}, methodOverrideHeaders...)
+	return names, []string{envoyHeaderPrefix}
+}
+
 func requestOf(h *extprocv3.HttpHeaders) request {
 	var r request
 	for _, hv := range h.GetHeaders().GetHeaders() {
@@ -31,13 +50,13 @@ func requestOf(h *extprocv3.HttpHeaders) request {
 			v = []byte(hv.GetValue())
 		}
 		switch strings.ToLower(hv.GetKey()) {
-		case ":method":
+		case headerMethod:
 			r.method = string(v)
-		case ":path":
+		case headerPath:
 			r.path = string(v)
-		case "anthropic-version":
+		case headerAnthropicVersion:
 			r.anthropic = true
-		case "chatgpt-account-id":
+		case headerChatGPTAccount:
 			r.account = string(v)
 		}
 	}

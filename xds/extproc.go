@@ -13,6 +13,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/egressgate/egressgate/config"
@@ -47,11 +48,28 @@ func extProcFilter(callerKey string) (*hcmv3.HttpFilter, error) {
 		// The credential is bound to the route Envoy matched before asking
 		// ext_proc; header changes must never move the request elsewhere.
 		RouteCacheAction: extprocv3.ExternalProcessor_RETAIN,
+		ForwardRules:     extProcForwardRules(),
 	})
 	if err != nil {
 		return nil, err
 	}
 	return &hcmv3.HttpFilter{Name: extProcFilterName, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: cfg}}, nil
+}
+
+// extProcForwardRules sends ext_proc only the headers it decides on:
+// Envoy serialises, and the server parses, every header sent, on every
+// request. The credentials to strip are removed by name whether or not
+// they are sent, so leaving them out weakens nothing.
+func extProcForwardRules() *extprocv3.HeaderForwardingRules {
+	names, prefixes := extproc.ForwardedHeaders()
+	var patterns []*matcherv3.StringMatcher
+	for _, n := range names {
+		patterns = append(patterns, &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: n}, IgnoreCase: true})
+	}
+	for _, p := range prefixes {
+		patterns = append(patterns, &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Prefix{Prefix: p}, IgnoreCase: true})
+	}
+	return &extprocv3.HeaderForwardingRules{AllowedHeaders: &matcherv3.ListStringMatcher{Patterns: patterns}}
 }
 
 // routeBinding tells the ext_proc server, through gRPC metadata on the
