@@ -42,6 +42,9 @@ type Metrics struct {
 	lastSuccess     *prometheus.GaugeVec
 	lastSuccessTime *prometheus.GaugeVec
 	extproc         *prometheus.CounterVec
+	// extprocByAction holds extproc's counters, made once: a decision
+	// is counted on every agent request, without the vector's lookup.
+	extprocByAction map[string]prometheus.Counter
 	rejections      *prometheus.CounterVec
 	refreshes       *prometheus.CounterVec
 	requests        *prometheus.CounterVec
@@ -100,8 +103,9 @@ func NewMetrics(reg prometheus.Registerer, slots func() []BottleSlots) *Metrics 
 	}, []string{"login", "result"})
 	// Start every action at zero so rate() and alerts on deny work before
 	// the first denial rather than from the scrape after it.
+	m.extprocByAction = map[string]prometheus.Counter{}
 	for _, a := range []string{ActionInject, ActionStrip, ActionDeny, ActionAnswer} {
-		m.extproc.WithLabelValues(a)
+		m.extprocByAction[a] = m.extproc.WithLabelValues(a)
 	}
 	reg.MustRegister(m.reloads, m.lastSuccess, m.lastSuccessTime, m.extproc, m.rejections, m.refreshes, m.requests, m.xdsEvents, m.extprocLatency,
 		newSlotCollector(slots, time.Now))
@@ -158,6 +162,10 @@ func (m *Metrics) touchReloads(bottle string) {
 // ExtProcDecision counts one ext_proc decision: ActionInject, ActionStrip
 // or ActionDeny.
 func (m *Metrics) ExtProcDecision(action string) {
+	if c, ok := m.extprocByAction[action]; ok {
+		c.Inc()
+		return
+	}
 	m.extproc.WithLabelValues(action).Inc()
 }
 

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"google.golang.org/grpc/metadata"
 
@@ -50,27 +52,41 @@ type binding struct {
 	strip  []string
 }
 
-// bindingFromContext reads the route binding from the stream's initial
-// metadata. An error means Envoy was configured wrongly; the caller refuses
-// the request rather than guess.
-func bindingFromContext(ctx context.Context) (binding, error) {
-	md, _ := metadata.FromIncomingContext(ctx)
-	host, err := single(md, MetadataHost)
-	if err != nil {
-		return binding{}, err
+// bindingKey is a stream's binding metadata as Envoy sent it: one value
+// per key, "" for an absent one.
+type bindingKey struct {
+	host, strip, answer, slot, scheme, header, source string
+}
+
+// bindingKeyFrom reads the binding metadata of a stream. Repeated values
+// are an error: two slots on one route would leave us choosing a
+// credential.
+func bindingKeyFrom(ctx context.Context) (bindingKey, error) {
+	var k bindingKey
+	for _, f := range []struct {
+		key string
+		to  *string
+	}{
+		{MetadataHost, &k.host}, {MetadataStrip, &k.strip}, {MetadataAnswer, &k.answer}, {MetadataSlot, &k.slot},
+		{MetadataScheme, &k.scheme}, {MetadataHeader, &k.header}, {MetadataSource, &k.source},
+	} {
+		// ValueFromIncomingContext, unlike FromIncomingContext, does not
+		// copy the stream's whole metadata: this runs on every request.
+		switch vals := metadata.ValueFromIncomingContext(ctx, f.key); len(vals) {
+		case 0:
+		case 1:
+			*f.to = vals[0]
+		default:
+			return k, fmt.Errorf("metadata %s has %d values, want one", f.key, len(vals))
+		}
 	}
-	b := binding{host: host}
-	strip, err := single(md, MetadataStrip)
-	if err != nil {
-		return b, err
-	}
-	b.strip = stripList(strip)
-	if b.answer, err = single(md, MetadataAnswer); err != nil {
-		return b, err
-	}
-	if b.slot, err = single(md, MetadataSlot); err != nil {
-		return b, err
-	}
+	return k, nil
+}
+
+// parse checks a binding and makes its strip list. It depends on k alone,
+// so its result can be kept for the next stream with the same metadata.
+func (k bindingKey) parse() (binding, error) {
+	b := binding{host: k.host, strip: stripList(k.strip), answer: k.answer, slot: k.slot}
 	if b.slot == "" {
 		if b.answer != "" {
 			// An answer is made from a slot's credential; without one,
@@ -79,15 +95,7 @@ func bindingFromContext(ctx context.Context) (binding, error) {
 		}
 		return b, nil
 	}
-	if b.scheme, err = single(md, MetadataScheme); err != nil {
-		return b, err
-	}
-	if b.header, err = single(md, MetadataHeader); err != nil {
-		return b, err
-	}
-	if b.source, err = single(md, MetadataSource); err != nil {
-		return b, err
-	}
+	b.scheme, b.header, b.source = k.scheme, k.header, k.source
 	switch {
 	case b.answer != "" && b.answer != config.AnswerCodexRefresh:
 		return b, fmt.Errorf("unknown answer %q for slot %s", b.answer, b.slot)
@@ -103,6 +111,47 @@ func bindingFromContext(ctx context.Context) (binding, error) {
 	return b, nil
 }
 
+// parsedBinding is a bindingKey's parse result.
+type parsedBinding struct {
+	b   binding
+	err error
+}
+
+// bindingCache keeps parsed bindings by their metadata. Envoy sends the
+// same few bindings (one per route) on every stream; parsing the strip
+// list each time was a tenth of a request's Go time. Entries are never
+// changed once stored, and the strip lists they hold are shared: callers
+// clone before appending. The metadata comes from egressgate's own route
+// configuration, after the caller key was checked, so its variety is
+// bounded by the routes; the cap only guards against a bug.
+type bindingCache struct {
+	entries sync.Map // bindingKey -> parsedBinding
+	size    atomic.Int32
+}
+
+const bindingCacheMax = 4096
+
+// get reads the route binding from the stream's initial metadata. An
+// error means Envoy was configured wrongly; the caller refuses the
+// request rather than guess.
+func (c *bindingCache) get(ctx context.Context) (binding, error) {
+	k, err := bindingKeyFrom(ctx)
+	if err != nil {
+		return binding{host: k.host}, err
+	}
+	if v, ok := c.entries.Load(k); ok {
+		p := v.(parsedBinding)
+		return p.b, p.err
+	}
+	b, err := k.parse()
+	if c.size.Load() < bindingCacheMax {
+		if _, loaded := c.entries.LoadOrStore(k, parsedBinding{b, err}); !loaded {
+			c.size.Add(1)
+		}
+	}
+	return b, err
+}
+
 // stripList is the route's strip list, always with the two Authorization
 // headers: they are removed even from a route whose binding lacks a list.
 func stripList(csv string) []string {
@@ -113,20 +162,6 @@ func stripList(csv string) []string {
 		}
 	}
 	return out
-}
-
-// single returns the one value of key, or "" when absent. Repeated values
-// are an error: two slots on one route would leave us choosing a credential.
-func single(md metadata.MD, key string) (string, error) {
-	vals := md.Get(key)
-	switch len(vals) {
-	case 0:
-		return "", nil
-	case 1:
-		return vals[0], nil
-	default:
-		return "", fmt.Errorf("metadata %s has %d values, want one", key, len(vals))
-	}
 }
 
 // knownScheme accepts exactly the schemes config admits; anything else is a

@@ -29,7 +29,8 @@ func CallerKeyInterceptor(key func() string) grpc.StreamServerInterceptor {
 }
 
 func callerKeyOK(ctx context.Context, key string) bool {
-	md, _ := metadata.FromIncomingContext(ctx)
-	got := md.Get(MetadataCallerKey)
+	// ValueFromIncomingContext, unlike FromIncomingContext, does not copy
+	// the stream's whole metadata: this runs on every agent request.
+	got := metadata.ValueFromIncomingContext(ctx, MetadataCallerKey)
 	return key != "" && len(got) == 1 && subtle.ConstantTimeCompare([]byte(got[0]), []byte(key)) == 1
 }

@@ -47,6 +47,7 @@ type Server struct {
 	minter *codexauth.Minter
 	// refreshes bounds the refresh answers given to the bottle's agents.
 	refreshes *rate.Limiter
+	bindings  bindingCache
 }
 
 var _ extprocv3.ExternalProcessorServer = (*Server)(nil)
@@ -97,7 +98,7 @@ func (s *Server) Register(g *grpc.Server) {
 // stream's initial metadata; it is fixed for the stream's one request.
 func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error {
 	ctx := stream.Context()
-	b, bindErr := bindingFromContext(ctx)
+	b, bindErr := s.bindings.get(ctx)
 	for {
 		req, err := stream.Recv()
 		if err != nil {

@@ -371,3 +371,31 @@ func TestAgentControlHeadersRemoved(t *testing.T) {
 		})
 	}
 }
+
+// TestCachedBindingIsNotChangedByARequest: bindings are parsed once per
+// route and shared by every stream; one request's control headers must
+// not end up in the next request's answer, and a misconfigured binding
+// stays refused when it comes again.
+func TestCachedBindingIsNotChangedByARequest(t *testing.T) {
+	h := newHarness(t)
+	slot := envSlot(tokenB)
+	h.srv.SetSlots([]config.Slot{slot})
+	for name, md := range map[string][]string{
+		"strip":  append(route("api.example", "", ""), MetadataStrip, "x-api-key"),
+		"inject": append(route("api.example", slot.Name, "Bearer"), MetadataStrip, "x-api-key"),
+	} {
+		t.Run(name, func(t *testing.T) {
+			first := mutation(t, h.headersWith(t, md, "x-envoy-retry-on", "5xx"))
+			assert.Contains(t, first.GetRemoveHeaders(), "x-envoy-retry-on")
+			for range 2 {
+				m := mutation(t, h.headers(t, md))
+				assert.NotContains(t, m.GetRemoveHeaders(), "x-envoy-retry-on")
+				assert.Contains(t, m.GetRemoveHeaders(), "x-api-key")
+			}
+		})
+	}
+	bad := route("chatgpt.com", slot.Name, "Basic")
+	for range 2 {
+		requireDenied(t, h.headers(t, bad), 500, codeMisconfigured)
+	}
+}

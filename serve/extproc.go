@@ -78,11 +78,11 @@ func RunExtProc(ctx context.Context, o ExtProcOptions) error {
 	ep.OnRejected(func(r extproc.Rejection) { metrics.CredentialRejected(o.Node, r.Slot, r.Host) })
 	cert := &serverCert{}
 	addr, stop, err := serveGRPC(o.Listen, ep.Register, o.Logger,
-		grpc.StreamInterceptor(extproc.CallerKeyInterceptor(token.callerKey)),
-		// TLS only: Envoy verifies this server by the control CA, and the
-		// streams carry the agent's headers and the injected credential.
-		// The certificate arrives from control with the first slots.
-		grpc.Creds(credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: cert.get})))
+		append(extProcServerOptions(token.callerKey),
+			// TLS only: Envoy verifies this server by the control CA, and the
+			// streams carry the agent's headers and the injected credential.
+			// The certificate arrives from control with the first slots.
+			grpc.Creds(credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: cert.get})))...)
 	if err != nil {
 		return fmt.Errorf("ext_proc server: %w", err)
 	}

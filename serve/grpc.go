@@ -1,9 +1,12 @@
 package serve
 
 import (
+	"runtime"
 	"time"
 
 	"google.golang.org/grpc"
+
+	"github.com/egressgate/egressgate/extproc"
 	"google.golang.org/grpc/keepalive"
 )
 
@@ -22,4 +25,16 @@ func newGRPCServer(extra ...grpc.ServerOption) *grpc.Server {
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 5 * time.Second}),
 	}
 	return grpc.NewServer(append(opts, extra...)...)
+}
+
+// extProcServerOptions are what both ext_proc servers (serve's built-in
+// one and the sidecar) add: the caller key check, and a pool of stream
+// workers. Envoy opens one stream per agent request; without workers gRPC
+// starts a goroutine per stream, and each grows its stack afresh (stack
+// growth was 4 % of the server's CPU under load).
+func extProcServerOptions(callerKey func() string) []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.StreamInterceptor(extproc.CallerKeyInterceptor(callerKey)),
+		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
+	}
 }

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"time"
 
-	"google.golang.org/grpc"
-
 	"github.com/egressgate/egressgate/config"
 	"github.com/egressgate/egressgate/envoy"
 	"github.com/egressgate/egressgate/extproc"
@@ -55,7 +53,7 @@ func Run(ctx context.Context, o Options) error {
 		// Envoy and this server live and die together: a key of this
 		// process's own is enough.
 		key := rand.Text()
-		addr, stop, err := serveGRPC(o.ExtProcListen, ep.Register, log, grpc.StreamInterceptor(extproc.CallerKeyInterceptor(func() string { return key })))
+		addr, stop, err := serveGRPC(o.ExtProcListen, ep.Register, log, extProcServerOptions(func() string { return key })...)
 		if err != nil {
 			return fmt.Errorf("ext_proc server: %w", err)
 		}
