@@ -68,6 +68,9 @@ func runRound(ctx context.Context, env *benchEnv, sys system, round int, res *re
 	}()
 	roots, err := firstOK(ctx, env, in, env.opts.coldTimeout)
 	if err != nil {
+		if !env.opts.keep {
+			err = fmt.Errorf("%w (rerun with -keep to read its logs)", err)
+		}
 		return err
 	}
 	st := startFigures{cold: time.Since(start)}
