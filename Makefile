@@ -6,7 +6,7 @@ TOOLS := $(CURDIR)/.tools/bin
 export ENVOY_BIN ?= $(TOOLS)/envoy
 MANIFEST ?= examples/quickstart.md
 
-.PHONY: setup run test lint bench bench-resync bench-scale golden images
+.PHONY: setup run test lint bench bench-resync bench-scale bench-proxy golden images
 
 setup:
 	@scripts/setup.sh
@@ -45,6 +45,16 @@ bench-resync: setup
 # and SCALE_STREAMS_PER_CONN change its size (docs/benchmarks.md).
 bench-scale:
 	go test ./integration -run '^$$' -bench ControlScale -benchtime 1x -count 1 -timeout 30m -v
+
+# Proxy benchmark (issue 11): the same agent load through egressgate,
+# through the same Envoy alone on a static config mirroring egressgate's,
+# and through mitmproxy, next to a direct baseline; BENCH_PROXY_ARGS takes
+# its flags, e.g. BENCH_PROXY_ARGS='-systems egressgate,envoy-alone
+# -duration 2s' (docs/benchmarks.md). It needs only Envoy, not the rest of
+# `make setup`; mitmproxy it installs itself (scripts/setup-mitmproxy.sh).
+bench-proxy:
+	@scripts/setup-envoy.sh
+	go run ./bench/proxy $(BENCH_PROXY_ARGS)
 
 # The images docker-compose.yml and the container tests use, built locally.
 images:

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"crypto/x509"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+)
+
+// egressgateSystem is `egressgate serve` with its own Envoy, on a manifest
+// with one intercepted route that injects the host token, everything else
+// default: the audit trail on (STATE_DIR/audit.log), log level info.
+type egressgateSystem struct{}
+
+func (egressgateSystem) name() string { return sysEgressgate }
+
+// benchManifest points the route at the loopback upstream the way the
+// integration tests do: the route's upstream.address and ca_file.
+const benchManifest = `name: bench
+egress:
+  routes:
+    - host: %s
+      auth: {scheme: Bearer, token_file: %q}
+      upstream: {address: %q, ca_file: %q}
+`
+
+func (egressgateSystem) launch(env *benchEnv, round int) (*instance, error) {
+	dir, err := env.roundDir(sysEgressgate, round)
+	if err != nil {
+		return nil, err
+	}
+	manifest := filepath.Join(dir, "bench.yaml")
+	text := fmt.Sprintf(benchManifest, benchHost, env.tokenPath, env.up.addr, env.upstreamCAPath)
+	if err := os.WriteFile(manifest, []byte(text), 0o600); err != nil {
+		return nil, err
+	}
+	proxy, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	// A fresh state dir each round: the cold start includes minting the
+	// bottle CA, as a first start on a host does.
+	state := filepath.Join(dir, "state")
+	args := []string{"serve",
+		"--manifest", manifest,
+		"--state-dir", state,
+		"--listen", "127.0.0.1:0",
+		"--admin", "127.0.0.1:0",
+		"--proxy", proxy,
+		"--envoy", env.envoyBin,
+	}
+	p, err := startProcess(sysEgressgate, env.egressgateBin, args, env.opts.egressgateEnv, filepath.Join(dir, "egressgate.log"))
+	if err != nil {
+		return nil, err
+	}
+	return &instance{
+		procs: []*process{p},
+		proxy: &url.URL{Scheme: "http", Host: proxy},
+		roots: func() (*x509.CertPool, error) { return poolFromFile(filepath.Join(state, "ca.pem")) },
+		parts: func() ([]part, error) {
+			kids := childPIDs(p.pid())
+			if len(kids) != 1 {
+				return nil, fmt.Errorf("egressgate has %d children, want 1 (its Envoy)", len(kids))
+			}
+			return []part{{name: "egressgate", pid: p.pid()}, {name: "envoy", pid: kids[0]}}, nil
+		},
+	}, nil
+}
