@@ -61,26 +61,27 @@ type bindingKey struct {
 // bindingKeyFrom reads the binding metadata of a stream. Repeated values
 // are an error: two slots on one route would leave us choosing a
 // credential.
-func bindingKeyFrom(ctx context.Context) (bindingKey, error) {
-	var k bindingKey
-	for _, f := range []struct {
-		key string
-		to  *string
-	}{
-		{MetadataHost, &k.host}, {MetadataStrip, &k.strip}, {MetadataAnswer, &k.answer}, {MetadataSlot, &k.slot},
-		{MetadataScheme, &k.scheme}, {MetadataHeader, &k.header}, {MetadataSource, &k.source},
-	} {
+func bindingKeyFrom(ctx context.Context) (k bindingKey, err error) {
+	one := func(key string) string {
 		// ValueFromIncomingContext, unlike FromIncomingContext, does not
 		// copy the stream's whole metadata: this runs on every request.
-		switch vals := metadata.ValueFromIncomingContext(ctx, f.key); len(vals) {
+		switch vals := metadata.ValueFromIncomingContext(ctx, key); len(vals) {
 		case 0:
+			return ""
 		case 1:
-			*f.to = vals[0]
+			return vals[0]
 		default:
-			return k, fmt.Errorf("metadata %s has %d values, want one", f.key, len(vals))
+			if err == nil {
+				err = fmt.Errorf("metadata %s has %d values, want one", key, len(vals))
+			}
+			return ""
 		}
 	}
-	return k, nil
+	k = bindingKey{
+		host: one(MetadataHost), strip: one(MetadataStrip), answer: one(MetadataAnswer), slot: one(MetadataSlot),
+		scheme: one(MetadataScheme), header: one(MetadataHeader), source: one(MetadataSource),
+	}
+	return k, err
 }
 
 // parse checks a binding and makes its strip list. It depends on k alone,
