@@ -156,6 +156,13 @@ func (p *Process) start() error {
 // PID returns Envoy's process id.
 func (p *Process) PID() int { return p.cmd.Process.Pid }
 
+// Bin is the binary Envoy was started from; with ConfigPath, a failed
+// start can be validated to say why.
+func (p *Process) Bin() string { return p.opts.Bin }
+
+// ConfigPath is the bootstrap Envoy was started with.
+func (p *Process) ConfigPath() string { return p.opts.ConfigPath }
+
 // Done is closed when Envoy has exited.
 func (p *Process) Done() <-chan struct{} { return p.done }
 
