@@ -1,16 +1,14 @@
 package integration
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/egressgate/egressgate/internal/procstat"
 )
 
 // BenchmarkInjectedRequests measures requests through the egress on a
@@ -85,23 +83,11 @@ func procCPU(b testing.TB, pids []int) time.Duration {
 	b.Helper()
 	var total time.Duration
 	for _, pid := range pids {
-		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		cpu, err := procstat.CPUTime(pid)
 		if err != nil {
 			b.Fatalf("cpu of %d: %v", pid, err)
 		}
-		// The command name (field 2) may hold spaces; fields after its
-		// closing parenthesis are fixed: utime and stime are 14 and 15.
-		fields := strings.Fields(string(data[bytes.LastIndexByte(data, ')')+1:]))
-		for _, f := range fields[11:13] {
-			ticks, err := strconv.ParseInt(f, 10, 64)
-			if err != nil {
-				b.Fatalf("cpu of %d: %v", pid, err)
-			}
-			total += time.Duration(ticks) * time.Second / clockTicks
-		}
+		total += cpu
 	}
 	return total
 }
-
-// clockTicks is USER_HZ, the unit of /proc/PID/stat's times: 100 on Linux.
-const clockTicks = 100

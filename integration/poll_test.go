@@ -5,10 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -16,6 +12,7 @@ import (
 
 	"github.com/egressgate/egressgate/admin"
 	"github.com/egressgate/egressgate/envoy"
+	"github.com/egressgate/egressgate/internal/procstat"
 )
 
 // eventually polls cond until it holds or the deadline passes. It is how
@@ -43,31 +40,10 @@ func status(t testing.TB, adminAddr string) admin.Status {
 	return st
 }
 
-// childPIDs lists the children of pid, from every thread's children file:
-// egressgate starts Envoy from a thread of its own.
-func childPIDs(t testing.TB, pid int) []int {
-	t.Helper()
-	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
-	require.NoError(t, err)
-	var out []int
-	for _, f := range tasks {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			continue
-		}
-		for _, field := range strings.Fields(string(data)) {
-			if n, err := strconv.Atoi(field); err == nil {
-				out = append(out, n)
-			}
-		}
-	}
-	return out
-}
-
 // envoyPID is the PID of the bottle's Envoy child.
 func (b *bottle) envoyPID(t testing.TB) int {
 	t.Helper()
-	kids := childPIDs(t, b.cmd.Process.Pid)
+	kids := procstat.ChildPIDs(b.cmd.Process.Pid)
 	require.Len(t, kids, 1, "egressgate should have exactly one child, its Envoy")
 	return kids[0]
 }

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -22,6 +21,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
+	"github.com/egressgate/egressgate/internal/procstat"
 	"github.com/egressgate/egressgate/xdsauth"
 )
 
@@ -84,13 +84,13 @@ func BenchmarkControlScale(b *testing.B) {
 		require.NoError(b, cl.ended(), "a client's stream ended")
 	}
 
-	b.ReportMetric(float64(mem.rss)/1024, "rss-MB")
-	b.ReportMetric(float64(after.hwm)/1024, "hwm-MB")
+	b.ReportMetric(float64(mem.RSS)/1024, "rss-MB")
+	b.ReportMetric(float64(after.HWM)/1024, "hwm-MB")
 	b.ReportMetric(ms(servedAt.Sub(start)), "all-served-ms")
 	b.ReportMetric(ms(percentile(edits, 50)), "edit-p50-ms")
 	b.ReportMetric(ms(percentile(rotations, 50)), "rotation-p50-ms")
 	b.Logf("scale: bottles=%d clients=%d+%d streams/conn=%d | rss=%.0fMB hwm=%.0fMB (after trials rss=%.0fMB hwm=%.0fMB) | all served %s (cold ready %s) | edit p50 %s max %s, reload pass p50 %s, control CPU p50 %s | shared rotation p50 %s max %s, reload pass p50 %s, control CPU p50 %s | trials=%d | loadavg before %s, after %s",
-		n, n, n, perConn, mb(mem.rss), mb(mem.hwm), mb(after.rss), mb(after.hwm), ms3(servedAt.Sub(start)), ms3(coldReady),
+		n, n, n, perConn, mb(mem.RSS), mb(mem.HWM), mb(after.RSS), mb(after.HWM), ms3(servedAt.Sub(start)), ms3(coldReady),
 		ms3(percentile(edits, 50)), ms3(percentile(edits, 100)), ms3(percentile(editReloads, 50)), ms3(percentile(editCPU, 50)),
 		ms3(percentile(rotations, 50)), ms3(percentile(rotations, 100)), ms3(percentile(rotationReloads, 50)), ms3(percentile(rotationCPU, 50)),
 		trials, loadBefore, loadAverage())
@@ -304,28 +304,10 @@ func waitReloaded(b *testing.B, c *scaleControl, before reloadMark, n int, start
 	return time.Since(start)
 }
 
-// memory is control's resident set now and at its peak, in kB.
-type memory struct{ rss, hwm int }
-
-func procMemory(b *testing.B, pid int) memory {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+// procMemory is control's resident set now and at its peak, in kB.
+func procMemory(b *testing.B, pid int) procstat.Memory {
+	m, err := procstat.ReadMemory(pid)
 	require.NoError(b, err)
-	defer f.Close()
-	var m memory
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 2 {
-			continue
-		}
-		switch fields[0] {
-		case "VmRSS:":
-			m.rss, _ = strconv.Atoi(fields[1])
-		case "VmHWM:":
-			m.hwm, _ = strconv.Atoi(fields[1])
-		}
-	}
-	require.NoError(b, sc.Err())
 	return m
 }
 
@@ -347,6 +329,6 @@ func randomHex(b *testing.B) string {
 	return hex.EncodeToString(buf)
 }
 
-func mb(kB int) float64 { return float64(kB) / 1024 }
+func mb(kB int64) float64 { return float64(kB) / 1024 }
 
 func ms3(d time.Duration) string { return d.Round(time.Millisecond).String() }

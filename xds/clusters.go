@@ -182,18 +182,7 @@ func extProcClusterFor(addr string, trustedCA []byte) (*clusterv3.Cluster, error
 			return nil, err
 		}
 	}
-	h2, err := extProcHTTP2()
-	if err != nil {
-		return nil, err
-	}
-	return &clusterv3.Cluster{
-		Name:                          extProcCluster,
-		ConnectTimeout:                seconds(time.Second),
-		ClusterDiscoveryType:          &clusterv3.Cluster_Type{Type: discoveryType(host)},
-		LoadAssignment:                singleEndpoint(extProcCluster, socketAddress(host, port)),
-		TypedExtensionProtocolOptions: map[string]*anypb.Any{httpProtocolOptionsID: h2},
-		TransportSocket:               transport,
-	}, nil
+	return extProcClusterAt(socketAddress(host, port), discoveryType(host), transport)
 }
 
 // UnixPrefix marks an ext_proc address as a Unix domain socket path.
@@ -207,28 +196,31 @@ func extProcPipeCluster(path string) (*clusterv3.Cluster, error) {
 	if path == "" {
 		return nil, fmt.Errorf("ext_proc cluster: empty socket path")
 	}
-	h2, err := extProcHTTP2()
-	if err != nil {
-		return nil, err
-	}
-	return &clusterv3.Cluster{
-		Name:                          extProcCluster,
-		ConnectTimeout:                seconds(time.Second),
-		ClusterDiscoveryType:          &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STATIC},
-		LoadAssignment:                singleEndpoint(extProcCluster, &corev3.Address{Address: &corev3.Address_Pipe{Pipe: &corev3.Pipe{Path: path}}}),
-		TypedExtensionProtocolOptions: map[string]*anypb.Any{httpProtocolOptionsID: h2},
-	}, nil
+	pipe := &corev3.Address{Address: &corev3.Address_Pipe{Pipe: &corev3.Pipe{Path: path}}}
+	return extProcClusterAt(pipe, clusterv3.Cluster_STATIC, nil)
 }
 
-// extProcHTTP2 makes the ext_proc cluster speak HTTP/2, as gRPC needs.
-func extProcHTTP2() (*anypb.Any, error) {
-	return toAny(&upstreamhttpv3.HttpProtocolOptions{
+// extProcClusterAt is the ext_proc cluster with one endpoint, speaking
+// HTTP/2 as gRPC needs; transport nil is plaintext.
+func extProcClusterAt(addr *corev3.Address, typ clusterv3.Cluster_DiscoveryType, transport *corev3.TransportSocket) (*clusterv3.Cluster, error) {
+	h2, err := toAny(&upstreamhttpv3.HttpProtocolOptions{
 		UpstreamProtocolOptions: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig{
 			ProtocolConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{
 				Http2ProtocolOptions: &corev3.Http2ProtocolOptions{},
 			},
 		}},
 	})
+	if err != nil {
+		return nil, err
+	}
+	return &clusterv3.Cluster{
+		Name:                          extProcCluster,
+		ConnectTimeout:                seconds(time.Second),
+		ClusterDiscoveryType:          &clusterv3.Cluster_Type{Type: typ},
+		LoadAssignment:                singleEndpoint(extProcCluster, addr),
+		TypedExtensionProtocolOptions: map[string]*anypb.Any{httpProtocolOptionsID: h2},
+		TransportSocket:               transport,
+	}, nil
 }
 
 // verifiedTLS is a TLS client transport that accepts only a certificate

@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+
+	"github.com/egressgate/egressgate/internal/procstat"
 )
 
 // egressgateSystem is `egressgate serve` with its own Envoy, on a manifest
@@ -59,7 +61,7 @@ func (egressgateSystem) launch(env *benchEnv, round int) (*instance, error) {
 		proxy: &url.URL{Scheme: "http", Host: proxy},
 		roots: func() (*x509.CertPool, error) { return poolFromFile(filepath.Join(state, "ca.pem")) },
 		parts: func() ([]part, error) {
-			kids := childPIDs(p.pid())
+			kids := procstat.ChildPIDs(p.pid())
 			if len(kids) != 1 {
 				return nil, fmt.Errorf("egressgate has %d children, want 1 (its Envoy)", len(kids))
 			}

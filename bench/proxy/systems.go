@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/egressgate/egressgate/internal/procstat"
 )
 
 // system is one of the things compared. launch starts it and returns at
@@ -104,7 +106,7 @@ func firstOK(ctx context.Context, env *benchEnv, in *instance, within time.Durat
 func partsCPU(parts []part) ([]time.Duration, error) {
 	out := make([]time.Duration, len(parts))
 	for i, p := range parts {
-		t, err := cpuTime(p.pid)
+		t, err := procstat.CPUTime(p.pid)
 		if err != nil {
 			return nil, fmt.Errorf("CPU of %s: %w", p.name, err)
 		}
@@ -116,11 +118,11 @@ func partsCPU(parts []part) ([]time.Duration, error) {
 func partsRSS(parts []part) ([]int64, error) {
 	out := make([]int64, len(parts))
 	for i, p := range parts {
-		kb, err := rssKB(p.pid)
+		m, err := procstat.ReadMemory(p.pid)
 		if err != nil {
 			return nil, fmt.Errorf("RSS of %s: %w", p.name, err)
 		}
-		out[i] = kb
+		out[i] = m.RSS
 	}
 	return out, nil
 }
