@@ -10,6 +10,7 @@ import (
 
 	"github.com/egressgate/egressgate/codexauth"
 	"github.com/egressgate/egressgate/config"
+	"github.com/egressgate/egressgate/extprocapi"
 )
 
 func TestAnswerCodexRefresh(t *testing.T) {
@@ -21,8 +22,8 @@ func TestAnswerCodexRefresh(t *testing.T) {
 	require.NoError(t, err)
 	h := newHarness(t)
 	h.srv.SetSlots([]config.Slot{codexSlot(host, exp)})
-	md := []string{MetadataHost, "auth.openai.com", MetadataAnswer, config.AnswerCodexRefresh,
-		MetadataSlot, "EGRESS_TOKEN_0", MetadataSource, codexSlot("", time.Time{}).Source.String()}
+	md := []string{extprocapi.MetadataHost, "auth.openai.com", extprocapi.MetadataAnswer, config.AnswerCodexRefresh,
+		extprocapi.MetadataSlot, "EGRESS_TOKEN_0", extprocapi.MetadataSource, codexSlot("", time.Time{}).Source.String()}
 
 	ir := h.headers(t, md).GetImmediateResponse()
 	require.NotNil(t, ir, "a refresh is answered, never forwarded")
@@ -55,8 +56,8 @@ func TestRefreshAnswersBounded(t *testing.T) {
 	host := hostAccessToken(t, exp)
 	h := newHarness(t)
 	h.srv.SetSlots([]config.Slot{codexSlot(host, exp)})
-	md := []string{MetadataHost, "auth.openai.com", MetadataAnswer, config.AnswerCodexRefresh,
-		MetadataSlot, "EGRESS_TOKEN_0", MetadataSource, codexSlot("", time.Time{}).Source.String()}
+	md := []string{extprocapi.MetadataHost, "auth.openai.com", extprocapi.MetadataAnswer, config.AnswerCodexRefresh,
+		extprocapi.MetadataSlot, "EGRESS_TOKEN_0", extprocapi.MetadataSource, codexSlot("", time.Time{}).Source.String()}
 
 	for i := range refreshBurst {
 		require.EqualValues(t, 200, h.headers(t, md).GetImmediateResponse().GetStatus().GetCode(), "answer %d", i)
@@ -71,13 +72,13 @@ func TestRefreshAnswersBounded(t *testing.T) {
 func TestAnswerFailsClosed(t *testing.T) {
 	h := newHarness(t)
 	// An answer binding without a slot must not fall through to forwarding.
-	requireDenied(t, h.headers(t, []string{MetadataHost, "auth.openai.com", MetadataAnswer, config.AnswerCodexRefresh}),
+	requireDenied(t, h.headers(t, []string{extprocapi.MetadataHost, "auth.openai.com", extprocapi.MetadataAnswer, config.AnswerCodexRefresh}),
 		500, codeMisconfigured)
 
 	// No signing key: refused, not a crash.
 	h.srv.minter = nil
 	h.srv.SetSlots([]config.Slot{codexSlot("not-used", t0.Add(time.Hour))})
-	md := []string{MetadataHost, "auth.openai.com", MetadataAnswer, config.AnswerCodexRefresh,
-		MetadataSlot, "EGRESS_TOKEN_0", MetadataSource, codexSlot("", time.Time{}).Source.String()}
+	md := []string{extprocapi.MetadataHost, "auth.openai.com", extprocapi.MetadataAnswer, config.AnswerCodexRefresh,
+		extprocapi.MetadataSlot, "EGRESS_TOKEN_0", extprocapi.MetadataSource, codexSlot("", time.Time{}).Source.String()}
 	requireRefused(t, h.headers(t, md), codeRefreshFailed, "signing key")
 }

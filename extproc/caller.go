@@ -8,14 +8,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-)
 
-// MetadataCallerKey carries the key Envoy presents on every ext_proc
-// stream (set in the ext_proc filter's grpc_service initial_metadata).
-// ext_proc answers with credentials, so it must answer only the bottle's
-// Envoy, even when it listens on an address others can reach (a sidecar
-// in its own container).
-const MetadataCallerKey = "x-egressgate-extproc-key"
+	"github.com/egressgate/egressgate/extprocapi"
+)
 
 // CallerKeyInterceptor refuses every stream that does not present the key
 // key returns when the stream opens (a sidecar's key follows its token).
@@ -31,6 +26,6 @@ func CallerKeyInterceptor(key func() string) grpc.StreamServerInterceptor {
 func callerKeyOK(ctx context.Context, key string) bool {
 	// ValueFromIncomingContext, unlike FromIncomingContext, does not copy
 	// the stream's whole metadata: this runs on every agent request.
-	got := metadata.ValueFromIncomingContext(ctx, MetadataCallerKey)
+	got := metadata.ValueFromIncomingContext(ctx, extprocapi.MetadataCallerKey)
 	return key != "" && len(got) == 1 && subtle.ConstantTimeCompare([]byte(got[0]), []byte(key)) == 1
 }

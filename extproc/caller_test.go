@@ -6,6 +6,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/metadata"
+
+	"github.com/egressgate/egressgate/extprocapi"
 )
 
 func TestCallerKey(t *testing.T) {
@@ -13,7 +15,7 @@ func TestCallerKey(t *testing.T) {
 	ctx := func(vals ...string) context.Context {
 		md := metadata.MD{}
 		for _, v := range vals {
-			md.Append(MetadataCallerKey, v)
+			md.Append(extprocapi.MetadataCallerKey, v)
 		}
 		return metadata.NewIncomingContext(context.Background(), md)
 	}

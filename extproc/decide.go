@@ -9,6 +9,7 @@ import (
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 
 	"github.com/egressgate/egressgate/config"
+	"github.com/egressgate/egressgate/extprocapi"
 )
 
 // requestHeaders decides one request: deny, strip only, or strip and
@@ -110,11 +111,6 @@ func validHeaderValue(v string) bool {
 	return true
 }
 
-// methodOverrideHeaders make some upstreams (Rails, Express's
-// method-override, Google APIs) act as another method than the request's:
-// a route allowing only GET would forward a GET that deletes.
-var methodOverrideHeaders = []string{"x-http-method-override", "x-method-override", "x-http-method"}
-
 // agentControlHeaders are the headers of h that would steer Envoy or the
 // upstream rather than carry the agent's request: x-envoy-* (retries,
 // timeouts, the upstream's view of Envoy) and method overrides. They are
@@ -123,7 +119,7 @@ func agentControlHeaders(h *extprocv3.HttpHeaders) []string {
 	var out []string
 	for _, hv := range h.GetHeaders().GetHeaders() {
 		name := strings.ToLower(hv.GetKey())
-		if (strings.HasPrefix(name, envoyHeaderPrefix) || slices.Contains(methodOverrideHeaders, name)) && !slices.Contains(out, name) {
+		if (strings.HasPrefix(name, extprocapi.EnvoyHeaderPrefix) || slices.Contains(extprocapi.MethodOverrideHeaders, name)) && !slices.Contains(out, name) {
 			out = append(out, name)
 		}
 	}

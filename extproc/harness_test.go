@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/test/bufconn"
 
+	"github.com/egressgate/egressgate/extprocapi"
 	"github.com/egressgate/egressgate/internal/testenv"
 )
 
@@ -67,9 +68,9 @@ func newHarness(t *testing.T) *harness {
 // route is the stream metadata Envoy sends for a route; slot "" means a
 // route with no credential.
 func route(host, slot, scheme string) []string {
-	md := []string{MetadataHost, host}
+	md := []string{extprocapi.MetadataHost, host}
 	if slot != "" {
-		md = append(md, MetadataSlot, slot, MetadataScheme, scheme)
+		md = append(md, extprocapi.MetadataSlot, slot, extprocapi.MetadataScheme, scheme)
 	}
 	return md
 }

@@ -9,16 +9,8 @@ import (
 	accesslogdatav3 "github.com/envoyproxy/go-control-plane/envoy/data/accesslog/v3"
 	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/service/accesslog/v3"
 
+	"github.com/egressgate/egressgate/extprocapi"
 	"github.com/egressgate/egressgate/internal/alsstream"
-)
-
-// Custom tags Envoy's access log puts on every entry of a credentialed
-// host's listener (see xds), naming the slot the route injects. They come
-// from the listener, not the request, so an agent cannot forge them.
-const (
-	TagSlot   = "egressgate.slot"
-	TagHost   = "egressgate.host"
-	TagSource = "egressgate.source"
 )
 
 // rejectionHold is how long a credential value the upstream refused stays
@@ -41,11 +33,6 @@ type Rejection struct {
 // credentialed request reads it and a write happens once per refusal.
 type rejections map[string]Rejection
 
-// CredentialLogName names the access log Envoy streams to this server:
-// upstream answers that refuse an injected credential (Envoy filters on
-// the status; see xds).
-const CredentialLogName = "egressgate-credential"
-
 // StreamAccessLogs receives the credential log. It is how ext_proc learns
 // what an upstream answered: asking Envoy to send every response's
 // headers to ext_proc would double the per-request cost.
@@ -53,7 +40,7 @@ func (s *Server) StreamAccessLogs(stream accesslogv3.AccessLogService_StreamAcce
 	return alsstream.Read(stream,
 		func(*accesslogv3.StreamAccessLogsMessage_Identifier) error { return nil },
 		func(logName string, e *accesslogdatav3.HTTPAccessLogEntry) {
-			if logName == CredentialLogName {
+			if logName == extprocapi.CredentialLogName {
 				s.upstreamAnswered(stream.Context(), e)
 			}
 		})
@@ -65,7 +52,7 @@ func (s *Server) StreamAccessLogs(stream accesslogv3.AccessLogService_StreamAcce
 func (s *Server) upstreamAnswered(ctx context.Context, e *accesslogdatav3.HTTPAccessLogEntry) {
 	common := e.GetCommonProperties()
 	tags := common.GetCustomTags()
-	name, host := tags[TagSlot], tags[TagHost]
+	name, host := tags[extprocapi.TagSlot], tags[extprocapi.TagHost]
 	code := int(e.GetResponse().GetResponseCode().GetValue())
 	// Only the upstream's own answer counts; Envoy and ext_proc answer
 	// locally with other details.
@@ -73,7 +60,7 @@ func (s *Server) upstreamAnswered(ctx context.Context, e *accesslogdatav3.HTTPAc
 		return
 	}
 	entry, ok := s.lookup(name)
-	if !ok || !entry.slot.Present() || tags[TagSource] != entry.slot.Source.String() {
+	if !ok || !entry.slot.Present() || tags[extprocapi.TagSource] != entry.slot.Source.String() {
 		return
 	}
 	if start := common.GetStartTime(); start == nil || start.AsTime().Before(entry.since) {

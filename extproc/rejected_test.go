@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/egressgate/egressgate/config"
+	"github.com/egressgate/egressgate/extprocapi"
 )
 
 // logEntry is what Envoy's credential access log sends for one answer.
@@ -20,7 +21,7 @@ func logEntry(slot config.Slot, host string, status uint32, details string, star
 	return &accesslogdatav3.HTTPAccessLogEntry{
 		CommonProperties: &accesslogdatav3.AccessLogCommon{
 			StartTime:  timestamppb.New(start),
-			CustomTags: map[string]string{TagSlot: slot.Name, TagHost: host, TagSource: slot.Source.String()},
+			CustomTags: map[string]string{extprocapi.TagSlot: slot.Name, extprocapi.TagHost: host, extprocapi.TagSource: slot.Source.String()},
 		},
 		Response: &accesslogdatav3.HTTPResponseProperties{ResponseCode: wrapperspb.UInt32(status), ResponseCodeDetails: details},
 	}
@@ -111,7 +112,7 @@ func TestRejectionIgnored(t *testing.T) {
 			h := newHarness(t)
 			h.srv.SetSlots([]config.Slot{slot})
 			if tt.name == "another source" {
-				tt.entry.CommonProperties.CustomTags[TagSlot] = slot.Name
+				tt.entry.CommonProperties.CustomTags[extprocapi.TagSlot] = slot.Name
 			}
 			h.sendLogs(t, tt.entry)
 			assert.Empty(t, h.srv.Rejections())

@@ -7,6 +7,8 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+
+	"github.com/egressgate/egressgate/extprocapi"
 )
 
 // request is what a refusal's shape depends on: who is asking and for
@@ -23,25 +25,6 @@ type request struct {
 	account string
 }
 
-// Headers this server reads from a request. Envoy sends only these (the
-// ext_proc filter's forward_rules, from ForwardedHeaders): every header
-// sent is serialised by Envoy and parsed here, on every request. The
-// credentials to strip need not be sent; they are removed by name.
-const (
-	headerMethod           = ":method"
-	headerPath             = ":path"
-	headerAnthropicVersion = "anthropic-version"
-	headerChatGPTAccount   = "chatgpt-account-id"
-	envoyHeaderPrefix      = "x-envoy-"
-)
-
-// ForwardedHeaders are the names and name prefixes of the request headers
-// the server decides on. Any other header Envoy sends is ignored.
-func ForwardedHeaders() (names, prefixes []string) {
-	names = append([]string{headerMethod, headerPath, headerAnthropicVersion, headerChatGPTAccount}, methodOverrideHeaders...)
-	return names, []string{envoyHeaderPrefix}
-}
-
 func requestOf(h *extprocv3.HttpHeaders) request {
 	var r request
 	for _, hv := range h.GetHeaders().GetHeaders() {
@@ -50,13 +33,13 @@ func requestOf(h *extprocv3.HttpHeaders) request {
 			v = []byte(hv.GetValue())
 		}
 		switch strings.ToLower(hv.GetKey()) {
-		case headerMethod:
+		case extprocapi.HeaderMethod:
 			r.method = string(v)
-		case headerPath:
+		case extprocapi.HeaderPath:
 			r.path = string(v)
-		case headerAnthropicVersion:
+		case extprocapi.HeaderAnthropicVersion:
 			r.anthropic = true
-		case headerChatGPTAccount:
+		case extprocapi.HeaderChatGPTAccount:
 			r.account = string(v)
 		}
 	}

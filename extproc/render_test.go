@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/egressgate/egressgate/config"
+	"github.com/egressgate/egressgate/extprocapi"
 )
 
 // TestRefusalShapes: each client gets a credential refusal in the shape
@@ -46,7 +47,7 @@ func TestRefusalShapes(t *testing.T) {
 	moved := envSlot(tokenB)
 	moved.Name = "EGRESS_TOKEN_0"
 	h.srv.SetSlots([]config.Slot{moved})
-	md := append(route("chatgpt.com", "EGRESS_TOKEN_0", "Bearer"), MetadataSource, codexSlot("", time.Time{}).Source.String())
+	md := append(route("chatgpt.com", "EGRESS_TOKEN_0", "Bearer"), extprocapi.MetadataSource, codexSlot("", time.Time{}).Source.String())
 	requireDenied(t, h.headers(t, md), 503, codeMoved)
 }
 
@@ -78,8 +79,8 @@ func TestCodexRoutingAnsweredWhileRefused(t *testing.T) {
 // upstream rejection it is answered, so the retried turn meets the reason.
 func TestRefreshWhileRefused(t *testing.T) {
 	host := hostAccessToken(t, t0.Add(time.Hour))
-	md := []string{MetadataHost, "auth.openai.com", MetadataAnswer, config.AnswerCodexRefresh,
-		MetadataSlot, "EGRESS_TOKEN_0", MetadataSource, codexSlot("", time.Time{}).Source.String()}
+	md := []string{extprocapi.MetadataHost, "auth.openai.com", extprocapi.MetadataAnswer, config.AnswerCodexRefresh,
+		extprocapi.MetadataSlot, "EGRESS_TOKEN_0", extprocapi.MetadataSource, codexSlot("", time.Time{}).Source.String()}
 	loggedOut := codexSlot("", time.Time{})
 	loggedOut.Problem = "gone"
 	tests := []struct {

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/egressgate/egressgate/config"
+	"github.com/egressgate/egressgate/extprocapi"
 )
 
 func TestStripOnRouteWithoutSlot(t *testing.T) {
@@ -113,8 +114,8 @@ func TestMisconfiguredBindingFailsClosed(t *testing.T) {
 	}{
 		{"unknown scheme", route("chatgpt.com", "EGRESS_TOKEN_0", "Basic"), `unknown auth scheme "Basic"`},
 		{"wrong case scheme", route("chatgpt.com", "EGRESS_TOKEN_0", "bearer"), `unknown auth scheme "bearer"`},
-		{"slot without scheme", []string{MetadataHost, "chatgpt.com", MetadataSlot, "EGRESS_TOKEN_0"}, `unknown auth scheme ""`},
-		{"two slots", append(route("chatgpt.com", "EGRESS_TOKEN_0", "Bearer"), MetadataSlot, "EGRESS_TOKEN_1"), "x-egressgate-slot has 2 values"},
+		{"slot without scheme", []string{extprocapi.MetadataHost, "chatgpt.com", extprocapi.MetadataSlot, "EGRESS_TOKEN_0"}, `unknown auth scheme ""`},
+		{"two slots", append(route("chatgpt.com", "EGRESS_TOKEN_0", "Bearer"), extprocapi.MetadataSlot, "EGRESS_TOKEN_1"), "x-egressgate-slot has 2 values"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -314,7 +315,7 @@ func TestSourceMismatchRefused(t *testing.T) {
 	moved := envSlot(tokenB)
 	moved.Name = "EGRESS_TOKEN_0"
 	h.srv.SetSlots([]config.Slot{moved})
-	md := append(route("chatgpt.com", "EGRESS_TOKEN_0", "Bearer"), MetadataSource, codexSlot("", time.Time{}).Source.String())
+	md := append(route("chatgpt.com", "EGRESS_TOKEN_0", "Bearer"), extprocapi.MetadataSource, codexSlot("", time.Time{}).Source.String())
 	body := requireDenied(t, h.headers(t, md), 503, codeMoved, "EGRESS_TOKEN_0", "retry")
 	require.NotContains(t, body, tokenB)
 
@@ -329,8 +330,8 @@ func TestSourceMismatchRefused(t *testing.T) {
 func TestNamedHeaderAndStripList(t *testing.T) {
 	h := newHarness(t)
 	h.srv.SetSlots([]config.Slot{envSlot(tokenB)})
-	md := []string{MetadataHost, "api.anthropic.com", MetadataSlot, "EGRESS_TOKEN_1", MetadataHeader, "x-api-key",
-		MetadataStrip, "authorization,proxy-authorization,x-api-key,x-goog-api-key"}
+	md := []string{extprocapi.MetadataHost, "api.anthropic.com", extprocapi.MetadataSlot, "EGRESS_TOKEN_1", extprocapi.MetadataHeader, "x-api-key",
+		extprocapi.MetadataStrip, "authorization,proxy-authorization,x-api-key,x-goog-api-key"}
 	m := mutation(t, h.headers(t, md))
 	require.Len(t, m.GetSetHeaders(), 1)
 	require.Equal(t, "x-api-key", m.GetSetHeaders()[0].GetHeader().GetKey())
@@ -338,11 +339,11 @@ func TestNamedHeaderAndStripList(t *testing.T) {
 	require.ElementsMatch(t, []string{"authorization", "proxy-authorization", "x-goog-api-key"}, m.GetRemoveHeaders())
 
 	// A route with no credential strips the whole list.
-	m = mutation(t, h.headers(t, []string{MetadataHost, "pypi.org", MetadataStrip, "authorization,proxy-authorization,x-api-key"}))
+	m = mutation(t, h.headers(t, []string{extprocapi.MetadataHost, "pypi.org", extprocapi.MetadataStrip, "authorization,proxy-authorization,x-api-key"}))
 	require.ElementsMatch(t, []string{"authorization", "proxy-authorization", "x-api-key"}, m.GetRemoveHeaders())
 
 	// Both a scheme and a header is a broken binding: refused.
-	requireDenied(t, h.headers(t, append(md, MetadataScheme, "Bearer")), 500, codeMisconfigured)
+	requireDenied(t, h.headers(t, append(md, extprocapi.MetadataScheme, "Bearer")), 500, codeMisconfigured)
 }
 
 // TestAgentControlHeadersRemoved: headers that would steer Envoy
@@ -381,8 +382,8 @@ func TestCachedBindingIsNotChangedByARequest(t *testing.T) {
 	slot := envSlot(tokenB)
 	h.srv.SetSlots([]config.Slot{slot})
 	for name, md := range map[string][]string{
-		"strip":  append(route("api.example", "", ""), MetadataStrip, "x-api-key"),
-		"inject": append(route("api.example", slot.Name, "Bearer"), MetadataStrip, "x-api-key"),
+		"strip":  append(route("api.example", "", ""), extprocapi.MetadataStrip, "x-api-key"),
+		"inject": append(route("api.example", slot.Name, "Bearer"), extprocapi.MetadataStrip, "x-api-key"),
 	} {
 		t.Run(name, func(t *testing.T) {
 			first := mutation(t, h.headersWith(t, md, "x-envoy-retry-on", "5xx"))

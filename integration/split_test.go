@@ -29,7 +29,7 @@ import (
 	"github.com/egressgate/egressgate/admin"
 	"github.com/egressgate/egressgate/audit"
 	"github.com/egressgate/egressgate/envoy"
-	"github.com/egressgate/egressgate/extproc"
+	"github.com/egressgate/egressgate/extprocapi"
 	"github.com/egressgate/egressgate/internal/testenv"
 	"github.com/egressgate/egressgate/xdsauth"
 )
@@ -173,8 +173,8 @@ func TestSplitDeployment(t *testing.T) {
 			defer conn.Close()
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			ctx = metadata.AppendToOutgoingContext(ctx, extproc.MetadataHost, "chatgpt.com",
-				extproc.MetadataSlot, "EGRESS_TOKEN_0", extproc.MetadataScheme, "Bearer")
+			ctx = metadata.AppendToOutgoingContext(ctx, extprocapi.MetadataHost, "chatgpt.com",
+				extprocapi.MetadataSlot, "EGRESS_TOKEN_0", extprocapi.MetadataScheme, "Bearer")
 			stream, err := extprocv3.NewExternalProcessorClient(conn).Process(ctx)
 			if err != nil {
 				return err

@@ -11,7 +11,7 @@ import (
 
 	"github.com/egressgate/egressgate/audit"
 	"github.com/egressgate/egressgate/config"
-	"github.com/egressgate/egressgate/extproc"
+	"github.com/egressgate/egressgate/extprocapi"
 	"github.com/egressgate/egressgate/xdsauth"
 )
 
@@ -41,7 +41,7 @@ const (
 func credentialLog(p *config.Policy, r config.Route, callerKey string) (*accesslogv3.AccessLog, error) {
 	slot, _ := p.Slot(r.Auth.Slot)
 	cfg, err := toAny(&grpcalsv3.HttpGrpcAccessLogConfig{CommonConfig: &grpcalsv3.CommonGrpcAccessLogConfig{
-		LogName:             extproc.CredentialLogName,
+		LogName:             extprocapi.CredentialLogName,
 		GrpcService:         extProcService(callerKey),
 		TransportApiVersion: corev3.ApiVersion_V3,
 		// 0 turns batching off: the refusal should reach ext_proc before
@@ -49,9 +49,9 @@ func credentialLog(p *config.Policy, r config.Route, callerKey string) (*accessl
 		BufferSizeBytes:     wrapperspb.UInt32(0),
 		BufferFlushInterval: seconds(credentialLogFlush),
 		CustomTags: []*tracingv3.CustomTag{
-			literalTag(extproc.TagSlot, r.Auth.Slot),
-			literalTag(extproc.TagHost, r.Host),
-			literalTag(extproc.TagSource, slot.Source.String()),
+			literalTag(extprocapi.TagSlot, r.Auth.Slot),
+			literalTag(extprocapi.TagHost, r.Host),
+			literalTag(extprocapi.TagSource, slot.Source.String()),
 		},
 	}})
 	if err != nil {
@@ -84,7 +84,7 @@ func extProcService(callerKey string) *corev3.GrpcService {
 		TargetSpecifier: &corev3.GrpcService_EnvoyGrpc_{
 			EnvoyGrpc: &corev3.GrpcService_EnvoyGrpc{ClusterName: extProcCluster},
 		},
-		InitialMetadata: []*corev3.HeaderValue{{Key: extproc.MetadataCallerKey, Value: callerKey}},
+		InitialMetadata: []*corev3.HeaderValue{{Key: extprocapi.MetadataCallerKey, Value: callerKey}},
 	}
 }
 

@@ -2,7 +2,6 @@ package xds
 
 import (
 	"fmt"
-	"strings"
 	"time"
 
 	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
@@ -17,7 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/egressgate/egressgate/config"
-	"github.com/egressgate/egressgate/extproc"
+	"github.com/egressgate/egressgate/extprocapi"
 )
 
 // extProcMessageTimeout is far above Envoy's 200 ms default: a stalled
@@ -61,7 +60,7 @@ func extProcFilter(callerKey string) (*hcmv3.HttpFilter, error) {
 // request. The credentials to strip are removed by name whether or not
 // they are sent, so leaving them out weakens nothing.
 func extProcForwardRules() *extprocv3.HeaderForwardingRules {
-	names, prefixes := extproc.ForwardedHeaders()
+	names, prefixes := extprocapi.ForwardedHeaders()
 	var patterns []*matcherv3.StringMatcher
 	for _, n := range names {
 		patterns = append(patterns, &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: n}, IgnoreCase: true})
@@ -77,23 +76,20 @@ func extProcForwardRules() *extprocv3.HeaderForwardingRules {
 // carries. This is how the binding comes from the matched route (DESIGN.md
 // invariant 2) and never from the request's Host header.
 func routeBinding(p *config.Policy, r config.Route) (*anypb.Any, error) {
-	md := baseBinding(p, r)
+	b := baseBinding(p, r)
 	if r.Auth != nil {
 		slot, ok := p.Slot(r.Auth.Slot)
 		if !ok {
 			return nil, fmt.Errorf("route %s: unknown slot %s", r.Host, r.Auth.Slot)
 		}
-		md = append(md,
-			&corev3.HeaderValue{Key: extproc.MetadataSlot, Value: r.Auth.Slot},
-			&corev3.HeaderValue{Key: extproc.MetadataSource, Value: slot.Source.String()},
-		)
+		b.Slot, b.Source = r.Auth.Slot, slot.Source.String()
 		if r.Auth.Header != "" {
-			md = append(md, &corev3.HeaderValue{Key: extproc.MetadataHeader, Value: r.Auth.Header})
+			b.Header = r.Auth.Header
 		} else {
-			md = append(md, &corev3.HeaderValue{Key: extproc.MetadataScheme, Value: r.Auth.Scheme})
+			b.Scheme = r.Auth.Scheme
 		}
 	}
-	return perRouteMetadata(md)
+	return perRouteMetadata(b)
 }
 
 // answerBinding asks the ext_proc server to answer the request itself,
@@ -104,24 +100,27 @@ func answerBinding(p *config.Policy, r config.Route, a *config.Answer) (*anypb.A
 	if !ok {
 		return nil, fmt.Errorf("route %s: answer %s names unknown slot %q", r.Host, a.Kind, a.Slot)
 	}
-	md := append(baseBinding(p, r),
-		&corev3.HeaderValue{Key: extproc.MetadataAnswer, Value: a.Kind},
-		&corev3.HeaderValue{Key: extproc.MetadataSlot, Value: a.Slot},
-		&corev3.HeaderValue{Key: extproc.MetadataSource, Value: slot.Source.String()},
-	)
-	return perRouteMetadata(md)
+	b := baseBinding(p, r)
+	b.Answer, b.Slot, b.Source = a.Kind, a.Slot, slot.Source.String()
+	return perRouteMetadata(b)
 }
 
 // baseBinding is what every route tells ext_proc: its host, and the
 // bottle's strip list.
-func baseBinding(p *config.Policy, r config.Route) []*corev3.HeaderValue {
-	return []*corev3.HeaderValue{
-		{Key: extproc.MetadataHost, Value: r.Host},
-		{Key: extproc.MetadataStrip, Value: strings.Join(p.StripHeaders(), ",")},
-	}
+func baseBinding(p *config.Policy, r config.Route) extprocapi.Binding {
+	return extprocapi.Binding{Host: r.Host, Strip: extprocapi.JoinStrip(p.StripHeaders())}
 }
 
-func perRouteMetadata(md []*corev3.HeaderValue) (*anypb.Any, error) {
+// perRouteMetadata puts b on the route. A binding ext_proc would refuse
+// fails the translation here, not every request of the route.
+func perRouteMetadata(b extprocapi.Binding) (*anypb.Any, error) {
+	if err := b.Validate(); err != nil {
+		return nil, fmt.Errorf("route %s: %w", b.Host, err)
+	}
+	var md []*corev3.HeaderValue
+	for _, kv := range b.Metadata() {
+		md = append(md, &corev3.HeaderValue{Key: kv[0], Value: kv[1]})
+	}
 	return toAny(&extprocv3.ExtProcPerRoute{Override: &extprocv3.ExtProcPerRoute_Overrides{
 		Overrides: &extprocv3.ExtProcOverrides{GrpcInitialMetadata: md},
 	}})

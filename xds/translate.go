@@ -26,7 +26,7 @@ type Input struct {
 	// ExtProcAddress is the ext_proc gRPC server Envoy calls (host:port).
 	ExtProcAddress string
 	// ExtProcKey is presented on every ext_proc stream so the server
-	// answers only this Envoy (extproc.MetadataCallerKey).
+	// answers only this Envoy (extprocapi.MetadataCallerKey).
 	ExtProcKey string
 	// ExtProcTrustedCA, when set, makes Envoy speak TLS to the ext_proc
 	// server and accept only a certificate from this CA (PEM) naming the
