@@ -22,9 +22,24 @@ import (
 
 var update = flag.Bool("update", false, "rewrite testdata/out from the current translation")
 
-// goldenToken is the host credential every golden input carries. It must
-// never appear in a golden file: slot values travel to ext_proc, not Envoy.
-const goldenToken = "golden-host-token-must-not-leak"
+// Golden host credentials. Each source gets its own value (goldenSecret
+// names it), so a value found in an output says which source leaked; none
+// may appear in a golden file: slot values travel to ext_proc, not Envoy,
+// and the refresh and id tokens never leave the auth.json parser.
+const (
+	goldenRefreshToken = "golden-codex-refresh-token-must-not-leak"
+	goldenIDToken      = "golden-codex-id-token-must-not-leak"
+	// goldenTokenDir holds the golden inputs' token_file tokens. Inputs
+	// name it absolutely: a token_file path is shown in the route binding,
+	// so a relative one would put this checkout's path in the goldens.
+	goldenTokenDir = "/golden/tokens/"
+)
+
+// goldenSecret is the value of the golden credential source named by kind
+// and name (a variable, a token file's base name).
+func goldenSecret(kind, name string) string {
+	return "golden-" + kind + "-" + name + "-must-not-leak"
+}
 
 // TestTranslateGolden translates every testdata/in/*.yaml manifest and
 // compares the Envoy resources with testdata/out/*.yaml. Run with -update
@@ -39,8 +54,9 @@ func TestTranslateGolden(t *testing.T) {
 		out := filepath.Join("testdata", "out", name+".yaml")
 		want[out] = true
 		t.Run(name, func(t *testing.T) {
-			got := renderGolden(t, translateManifest(t, in))
-			require.NotContains(t, got, goldenToken)
+			p := loadGolden(t, in)
+			got := renderGolden(t, translatePolicy(t, p))
+			requireNoSecrets(t, p, got)
 			if *update {
 				require.NoError(t, os.WriteFile(out, []byte(got), 0o644))
 				return
@@ -73,8 +89,50 @@ func TestTranslateIsDeterministic(t *testing.T) {
 
 func translateManifest(t *testing.T, path string) *Resources {
 	t.Helper()
+	return translatePolicy(t, loadGolden(t, path))
+}
+
+func loadGolden(t *testing.T, path string) *config.Policy {
+	t.Helper()
 	p, err := config.Load(path, goldenLoadOptions(t))
 	require.NoError(t, err)
+	return p
+}
+
+// requireNoSecrets stops the test if out holds any credential value of p's
+// slots or the Codex tokens that are not slots. Failures name the slot or
+// token, never its value: test output is a log like any other. It stops
+// rather than fails so that neither the golden diff (which would quote the
+// value) nor -update (which would write it down) runs.
+func requireNoSecrets(t *testing.T, p *config.Policy, out string) {
+	t.Helper()
+	secrets := map[string]string{
+		"the Codex refresh token": goldenRefreshToken,
+		"the Codex id token":      goldenIDToken,
+	}
+	for _, sl := range p.Slots {
+		// An empty slot would make the check below pass vacuously; every
+		// golden source is given a value.
+		require.True(t, sl.Present(), "slot %s (%s) is empty: give its source a golden value", sl.Name, sl.Source)
+		for name, v := range secrets {
+			if v == sl.Value.Reveal() {
+				t.Fatalf("slot %s holds the same value as %s: a leak could not be told apart", sl.Name, name)
+			}
+		}
+		secrets["slot "+sl.Name+" ("+sl.Source.String()+")"] = sl.Value.Reveal()
+	}
+	for name, v := range secrets {
+		if strings.Contains(out, v) {
+			t.Errorf("the golden output holds the value of %s", name)
+		}
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+}
+
+func translatePolicy(t *testing.T, p *config.Policy) *Resources {
+	t.Helper()
 	leaves := map[string]Certificate{}
 	for _, r := range p.Routes {
 		leaves[r.Host] = Certificate{CertPEM: []byte("CERT " + r.Host), KeyPEM: []byte("KEY " + r.Host)}
@@ -92,8 +150,9 @@ func translateManifest(t *testing.T, path string) *Resources {
 	return res
 }
 
-// goldenLoadOptions gives every credential source the golden token and a
-// fixed clock, so outputs do not depend on the machine.
+// goldenLoadOptions gives every credential source its own golden value
+// (goldenSecret) and a fixed clock, so outputs do not depend on the
+// machine.
 func goldenLoadOptions(t *testing.T) config.Options {
 	t.Helper()
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -104,7 +163,7 @@ func goldenLoadOptions(t *testing.T) config.Options {
 	require.NoError(t, err)
 	auth, err := json.Marshal(map[string]any{
 		"auth_mode": "chatgpt",
-		"tokens":    map[string]any{"access_token": access, "refresh_token": goldenToken, "id_token": access},
+		"tokens":    map[string]any{"access_token": access, "refresh_token": goldenRefreshToken, "id_token": goldenIDToken},
 	})
 	require.NoError(t, err)
 	return config.Options{
@@ -113,9 +172,12 @@ func goldenLoadOptions(t *testing.T) config.Options {
 			if path == "/golden/codex/auth.json" {
 				return auth, nil
 			}
+			if name, ok := strings.CutPrefix(path, goldenTokenDir); ok {
+				return []byte(goldenSecret("file", name) + "\n"), nil
+			}
 			return os.ReadFile(path)
 		},
-		LookupEnv: func(string) (string, bool) { return goldenToken, true },
+		LookupEnv: func(key string) (string, bool) { return goldenSecret("env", key), true },
 		Now:       func() time.Time { return now },
 	}
 }
