@@ -79,7 +79,11 @@ func Translate(in Input) (*Resources, error) {
 	var errs []error
 	add := func(list *[]types.Resource, m types.Resource, err error) {
 		if err == nil {
-			err = m.(validator).ValidateAll()
+			// Envoy's messages name the field, not the resource: without
+			// the name, a bad address does not say whose it is.
+			if err = m.(validator).ValidateAll(); err != nil {
+				err = fmt.Errorf("%s %q: %w", m.ProtoReflect().Descriptor().Name(), m.(interface{ GetName() string }).GetName(), err)
+			}
 		}
 		if err != nil {
 			errs = append(errs, err)
