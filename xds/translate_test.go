@@ -133,11 +133,19 @@ func requireNoSecrets(t *testing.T, p *config.Policy, out string) {
 
 func translatePolicy(t *testing.T, p *config.Policy) *Resources {
 	t.Helper()
+	res, err := Translate(goldenInput(p))
+	require.NoError(t, err)
+	return res
+}
+
+// goldenInput is the translation input of the golden tests for p: a
+// distinct placeholder leaf per host, fixed addresses and keys.
+func goldenInput(p *config.Policy) Input {
 	leaves := map[string]Certificate{}
 	for _, r := range p.Routes {
 		leaves[r.Host] = Certificate{CertPEM: []byte("CERT " + r.Host), KeyPEM: []byte("KEY " + r.Host)}
 	}
-	res, err := Translate(Input{
+	return Input{
 		Policy:         p,
 		Leaves:         leaves,
 		ProxyAddress:   "127.0.0.1:3128",
@@ -145,9 +153,7 @@ func translatePolicy(t *testing.T, p *config.Policy) *Resources {
 		ExtProcKey:     "golden-extproc-caller-key",
 		AuditKey:       "golden-audit-key",
 		SystemCAFile:   "/etc/ssl/certs/ca-certificates.crt",
-	})
-	require.NoError(t, err)
-	return res
+	}
 }
 
 // goldenLoadOptions gives every credential source its own golden value
