@@ -14,7 +14,7 @@ import (
 	"google.golang.org/protobuf/testing/protocmp"
 
 	"github.com/egressgate/egressgate/config"
-	"github.com/egressgate/egressgate/extproc"
+	"github.com/egressgate/egressgate/extprocapi"
 )
 
 // TestInvariantRouteBindings: on every route configuration served with
@@ -99,7 +99,7 @@ func checkForwarding(t *testing.T, c invariantCase, host string, vh *routev3.Vir
 		require.NotContains(t, md, hv.GetKey(), "route %s: metadata %s twice", name, hv.GetKey())
 		md[hv.GetKey()] = hv.GetValue()
 	}
-	strip := strings.Split(md[extproc.MetadataStrip], ",")
+	strip := strings.Split(md[extprocapi.MetadataStrip], ",")
 	require.Subset(t, strip, []string{"authorization", "proxy-authorization"}, "route %s: strip list", name)
 	if diff := cmp.Diff(wantBinding(t, c.in.Policy, host, r), md); diff != "" {
 		t.Errorf("route %s: binding (-want +got):\n%s", name, diff)
@@ -118,11 +118,11 @@ func wantBinding(t *testing.T, p *config.Policy, host string, r *routev3.Route) 
 	t.Helper()
 	pr, ok := p.Route(host)
 	require.True(t, ok, "no policy route for %s", host)
-	want := map[string]string{extproc.MetadataHost: host, extproc.MetadataStrip: strings.Join(p.StripHeaders(), ",")}
+	want := map[string]string{extprocapi.MetadataHost: host, extprocapi.MetadataStrip: strings.Join(p.StripHeaders(), ",")}
 	if a := answerOf(pr, r); a != nil {
 		slot, ok := p.Slot(a.Slot)
 		require.True(t, ok)
-		want[extproc.MetadataAnswer], want[extproc.MetadataSlot], want[extproc.MetadataSource] = a.Kind, a.Slot, slot.Source.String()
+		want[extprocapi.MetadataAnswer], want[extprocapi.MetadataSlot], want[extprocapi.MetadataSource] = a.Kind, a.Slot, slot.Source.String()
 		return want
 	}
 	if pr.Auth == nil {
@@ -130,11 +130,11 @@ func wantBinding(t *testing.T, p *config.Policy, host string, r *routev3.Route) 
 	}
 	slot, ok := p.Slot(pr.Auth.Slot)
 	require.True(t, ok)
-	want[extproc.MetadataSlot], want[extproc.MetadataSource] = pr.Auth.Slot, slot.Source.String()
+	want[extprocapi.MetadataSlot], want[extprocapi.MetadataSource] = pr.Auth.Slot, slot.Source.String()
 	if pr.Auth.Header != "" {
-		want[extproc.MetadataHeader] = pr.Auth.Header
+		want[extprocapi.MetadataHeader] = pr.Auth.Header
 	} else {
-		want[extproc.MetadataScheme] = pr.Auth.Scheme
+		want[extprocapi.MetadataScheme] = pr.Auth.Scheme
 	}
 	return want
 }

@@ -27,7 +27,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/egressgate/egressgate/config"
-	"github.com/egressgate/egressgate/extproc"
+	"github.com/egressgate/egressgate/extprocapi"
 )
 
 // invariantCase is one translated input and the index of its output.
@@ -158,7 +158,7 @@ func mitmListeners(c invariantCase) map[string]*listenerv3.Listener {
 // any other field set later (observability_mode, allow_mode_override, a
 // status_on_error…) fails until it is looked at here.
 func wantExtProc() *extprocv3.ExternalProcessor {
-	names, prefixes := extproc.ForwardedHeaders()
+	names, prefixes := extprocapi.ForwardedHeaders()
 	var patterns []*matcherv3.StringMatcher
 	for _, n := range names {
 		patterns = append(patterns, &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: n}, IgnoreCase: true})
@@ -186,7 +186,7 @@ func wantExtProc() *extprocv3.ExternalProcessor {
 // an ext_proc filter (every MITM one must) refuses a request ext_proc
 // cannot answer (invariant 3), keeps the route Envoy matched before asking
 // it (invariant 2), sends it request headers only, treats a refused
-// mutation as an error, and forwards only extproc.ForwardedHeaders().
+// mutation as an error, and forwards only extprocapi.ForwardedHeaders().
 func TestInvariantExtProcFailsClosed(t *testing.T) {
 	for _, c := range invariantCases(t) {
 		t.Run(c.name, func(t *testing.T) {
@@ -225,7 +225,7 @@ func checkExtProcService(t *testing.T, c invariantCase, listener string, s *core
 	require.Contains(t, c.out.clusters, extProcCluster)
 	var key []string
 	for _, md := range s.GetInitialMetadata() {
-		if md.GetKey() == extproc.MetadataCallerKey {
+		if md.GetKey() == extprocapi.MetadataCallerKey {
 			key = append(key, md.GetValue())
 		}
 	}
