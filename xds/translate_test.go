@@ -73,13 +73,22 @@ func TestTranslateIsDeterministic(t *testing.T) {
 
 func translateManifest(t *testing.T, path string) *Resources {
 	t.Helper()
-	p, err := config.Load(path, goldenLoadOptions(t))
+	res, err := Translate(goldenInput(t, path))
 	require.NoError(t, err)
+	return res
+}
+
+// goldenInput is the translation input of a golden manifest: the policy
+// it loads to, with fixed leaves, addresses and keys.
+func goldenInput(tb testing.TB, path string) Input {
+	tb.Helper()
+	p, err := config.Load(path, goldenLoadOptions(tb))
+	require.NoError(tb, err)
 	leaves := map[string]Certificate{}
 	for _, r := range p.Routes {
 		leaves[r.Host] = Certificate{CertPEM: []byte("CERT " + r.Host), KeyPEM: []byte("KEY " + r.Host)}
 	}
-	res, err := Translate(Input{
+	return Input{
 		Policy:         p,
 		Leaves:         leaves,
 		ProxyAddress:   "127.0.0.1:3128",
@@ -87,14 +96,24 @@ func translateManifest(t *testing.T, path string) *Resources {
 		ExtProcKey:     "golden-extproc-caller-key",
 		AuditKey:       "golden-audit-key",
 		SystemCAFile:   "/etc/ssl/certs/ca-certificates.crt",
-	})
-	require.NoError(t, err)
-	return res
+	}
+}
+
+// BenchmarkTranslate measures translation alone (the policy is loaded
+// once): it runs on every reload, and validation is part of its cost.
+func BenchmarkTranslate(b *testing.B) {
+	in := goldenInput(b, filepath.Join("testdata", "in", "codex.yaml"))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Translate(in); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
 
 // goldenLoadOptions gives every credential source the golden token and a
 // fixed clock, so outputs do not depend on the machine.
-func goldenLoadOptions(t *testing.T) config.Options {
+func goldenLoadOptions(t testing.TB) config.Options {
 	t.Helper()
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	access, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
