@@ -70,9 +70,13 @@ func TestPackedConfigsAreValidated(t *testing.T) {
 		pack: func() error { _, err := auditLog(&config.Policy{}, "proxy", nil, "audit-key"); return err },
 		msg:  "envoy.extensions.access_loggers.grpc.v3.HttpGrpcAccessLogConfig", field: "CustomTags", reason: "value length must be at least 1",
 	}, {
-		name: "perRouteMetadata: empty metadata key",
-		pack: func() error { _, err := perRouteMetadata([]*corev3.HeaderValue{{Key: "", Value: "v"}}); return err },
-		msg:  "envoy.extensions.filters.http.ext_proc.v3.ExtProcPerRoute", field: "Key", reason: "value length must be at least 1",
+		// Packed directly: what perRouteMetadata is given is a route's
+		// binding, which (extprocapi, on main) checks itself first.
+		name: "perRouteMetadata's type: empty metadata key",
+		pack: packErr(&extprocv3.ExtProcPerRoute{Override: &extprocv3.ExtProcPerRoute_Overrides{
+			Overrides: &extprocv3.ExtProcOverrides{GrpcInitialMetadata: []*corev3.HeaderValue{{Key: "", Value: "v"}}},
+		}}),
+		msg: "envoy.extensions.filters.http.ext_proc.v3.ExtProcPerRoute", field: "Key", reason: "value length must be at least 1",
 	}, {
 		name: "upstreamCluster: SNI longer than 255 bytes",
 		pack: func() error {
