@@ -45,6 +45,7 @@ var ErrClosed = errors.New("watch: watcher closed")
 type Watcher struct {
 	log      *slog.Logger
 	debounce time.Duration
+	clock    clock
 	fsw      *fsnotify.Watcher
 	changes  chan struct{}
 	done     chan struct{} // closed by Close to stop run
@@ -64,6 +65,11 @@ type Watcher struct {
 // delay added between a change and its report; zero reports at once. A
 // nil log discards.
 func New(log *slog.Logger, debounce time.Duration) (*Watcher, error) {
+	return newWatcher(log, debounce, realClock{})
+}
+
+// newWatcher is New on the given clock.
+func newWatcher(log *slog.Logger, debounce time.Duration, clk clock) (*Watcher, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -74,6 +80,7 @@ func New(log *slog.Logger, debounce time.Duration) (*Watcher, error) {
 	w := &Watcher{
 		log:      log,
 		debounce: max(debounce, 0),
+		clock:    clk,
 		fsw:      fsw,
 		changes:  make(chan struct{}, 1),
 		done:     make(chan struct{}),
@@ -138,8 +145,7 @@ func (w *Watcher) Close() error {
 // run turns fsnotify events into coalesced reports until Close.
 func (w *Watcher) run() {
 	defer close(w.stopped)
-	quiet := time.NewTimer(time.Hour)
-	quiet.Stop() // armed by the first event of a burst
+	quiet := w.clock.NewTimer() // armed by the first event of a burst
 	defer quiet.Stop()
 	var burst time.Time // when the pending burst began; zero when none
 	errs := w.fsw.Errors
@@ -162,7 +168,7 @@ func (w *Watcher) run() {
 			if w.handleError(err) {
 				burst = w.wait(quiet, burst)
 			}
-		case <-quiet.C:
+		case <-quiet.C():
 			burst = time.Time{}
 			w.notify()
 		}
@@ -171,8 +177,8 @@ func (w *Watcher) run() {
 
 // wait (re)starts the quiet timer after an event of a burst that began at
 // burst (zero for a new burst), and returns when the burst began.
-func (w *Watcher) wait(quiet *time.Timer, burst time.Time) time.Time {
-	now := time.Now()
+func (w *Watcher) wait(quiet timer, burst time.Time) time.Time {
+	now := w.clock.Now()
 	if burst.IsZero() {
 		burst = now
 	}

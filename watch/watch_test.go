@@ -141,18 +141,33 @@ func TestUnrelatedFilesAreIgnored(t *testing.T) {
 	requireChange(t, w, "the watched file, after the others")
 }
 
-// TestBurstIsCoalesced reads reports as fast as they come, so that only
-// the debounce, not Changes' one-value buffer, can merge them.
+// TestBurstIsCoalesced: 50 writes and renames make one report. The
+// watcher's clock stands still during the burst, so no delay in delivering
+// or handling the events, however long on a loaded machine, can end the
+// debounce early. A sentinel file renamed into place after the burst says
+// when the watcher has handled every event of it (inotify reports one
+// directory's events in order) and restarted its timer for the last time;
+// only then does the clock move. The cap on
+// a burst's length is delay's, tested on its own.
 func TestBurstIsCoalesced(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "token")
+	dir := t.TempDir()
+	path := filepath.Join(dir, "token")
+	sentinel := filepath.Join(dir, "sentinel")
 	write(t, path, "v")
-	w := start(t, path)
-	got := make(chan struct{}, 100)
-	go func() {
-		for range w.Changes() { // ends at Close
-			got <- struct{}{}
+	clk := newFakeClock()
+	// The watcher logs an event before it resets the timer for it: the
+	// count at the sentinel's log line says which Reset is the last.
+	resetsBefore := make(chan int, 1)
+	log := logCalling(t, sentinel, func() {
+		select {
+		case resetsBefore <- clk.resetCount():
+		default: // only the first event on the sentinel counts
 		}
-	}()
+	})
+	w, err := newWatcher(log, testDebounce, clk)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, w.Close()) })
+	require.NoError(t, w.Set([]string{path, sentinel}))
 
 	for i := range 50 {
 		if i%2 == 0 {
@@ -161,21 +176,32 @@ func TestBurstIsCoalesced(t *testing.T) {
 			replace(t, path, "burst")
 		}
 	}
+	// A rename is one event on the watched name, so none of the
+	// sentinel's own events can come after the one waited for.
+	replace(t, sentinel, "end")
 	select {
-	case <-got:
+	case n := <-resetsBefore:
+		clk.waitResets(t, n)
 	case <-time.After(eventually):
-		t.Fatal("no report for the burst")
+		t.Fatal("the watcher never handled the sentinel's event")
 	}
-	reports := 1
-	for quiet := false; !quiet; {
-		select {
-		case <-got:
-			reports++
-		case <-time.After(quietFor):
-			quiet = true
-		}
+	select {
+	case <-w.Changes():
+		t.Fatal("reported before the debounce elapsed")
+	default:
 	}
-	require.LessOrEqual(t, reports, 2, "50 writes in a burst")
+
+	clk.Advance(testDebounce)
+	requireChange(t, w, "the burst, once quiet for the debounce")
+	// Every event was handled before the clock moved: nothing is left
+	// to report, however long the clock runs on.
+	clk.Advance(maxBurstFactor * testDebounce)
+	select {
+	case <-w.Changes():
+		t.Fatal("a second report for one burst")
+	default:
+	}
+	require.Equal(t, 1, clk.fired(), "the quiet timer ended one burst")
 }
 
 func TestSetReplacesTheSet(t *testing.T) {

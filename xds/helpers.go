@@ -13,15 +13,28 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
-// toAny packs m, naming the message in the error: a failure here is a bug in
-// a builder, and the name says which.
+// toAny validates m against Envoy's proto constraints, then packs it. The
+// check has to happen here: ValidateAll on the resource that holds the Any
+// does not look inside it, so an invalid filter or transport socket config
+// would otherwise pass Translate and fail only as Envoy's NACK. The error
+// names the message, because a failure here is a bug in a builder and the
+// name says which.
 func toAny(m proto.Message) (*anypb.Any, error) {
+	name := proto.MessageName(m)
+	v, ok := m.(validator)
+	if !ok {
+		// Every Envoy config type has generated validation; a message
+		// without it is one we cannot vouch for.
+		return nil, fmt.Errorf("pack %s: no ValidateAll method", name)
+	}
+	if err := v.ValidateAll(); err != nil {
+		return nil, fmt.Errorf("pack %s: %w", name, err)
+	}
 	// Deterministic, so that the same policy hashes to the same snapshot
 	// version.
 	a := &anypb.Any{}
-	err := anypb.MarshalFrom(a, m, proto.MarshalOptions{Deterministic: true})
-	if err != nil {
-		return nil, fmt.Errorf("pack %s: %w", m.ProtoReflect().Descriptor().FullName(), err)
+	if err := anypb.MarshalFrom(a, m, proto.MarshalOptions{Deterministic: true}); err != nil {
+		return nil, fmt.Errorf("pack %s: %w", name, err)
 	}
 	return a, nil
 }

@@ -68,8 +68,9 @@ type Resources struct {
 type validator interface{ ValidateAll() error }
 
 // Translate builds the Envoy resources for in. Every resource is checked
-// against Envoy's own proto constraints, so a bad translation fails here
-// with a name rather than as an Envoy NACK.
+// against Envoy's own proto constraints, and so is every config packed
+// inside one (toAny, as ValidateAll does not open an Any), so a bad
+// translation fails here with a name rather than as an Envoy NACK.
 func Translate(in Input) (*Resources, error) {
 	p := in.Policy
 	if p == nil {

@@ -92,7 +92,7 @@ func translateManifest(t *testing.T, path string) *Resources {
 	return translatePolicy(t, loadGolden(t, path))
 }
 
-func loadGolden(t *testing.T, path string) *config.Policy {
+func loadGolden(t testing.TB, path string) *config.Policy {
 	t.Helper()
 	p, err := config.Load(path, goldenLoadOptions(t))
 	require.NoError(t, err)
@@ -156,10 +156,22 @@ func goldenInput(p *config.Policy) Input {
 	}
 }
 
+// BenchmarkTranslate measures translation alone (the policy is loaded
+// once): it runs on every reload, and validation is part of its cost.
+func BenchmarkTranslate(b *testing.B) {
+	in := goldenInput(loadGolden(b, filepath.Join("testdata", "in", "codex.yaml")))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Translate(in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // goldenLoadOptions gives every credential source its own golden value
 // (goldenSecret) and a fixed clock, so outputs do not depend on the
 // machine.
-func goldenLoadOptions(t *testing.T) config.Options {
+func goldenLoadOptions(t testing.TB) config.Options {
 	t.Helper()
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	access, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
