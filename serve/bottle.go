@@ -58,7 +58,7 @@ func build(cfg planeConfig, ca *pki.CA, p *config.Policy, served map[string]conf
 		if err != nil {
 			return nil, fmt.Errorf("certificate for %s: %w", r.Host, err)
 		}
-		leaves[r.Host] = xds.Certificate{CertPEM: leaf.CertPEM, KeyPEM: leaf.KeyPEM}
+		leaves[r.Host] = leaf
 		if at := ca.RenewAt(leaf); c.renewLeavesAt.IsZero() || at.Before(c.renewLeavesAt) {
 			c.renewLeavesAt = at
 		}
@@ -72,8 +72,8 @@ func build(cfg planeConfig, ca *pki.CA, p *config.Policy, served map[string]conf
 		Leaves:         leaves,
 		ProxyAddress:   cfg.proxyListen,
 		ExtProcAddress: cfg.extProcAddr,
-		ExtProcKey:     key,
-		AuditKey:       auditKeyFor(cfg, p.Name),
+		ExtProcKey:     config.NewSecret(key),
+		AuditKey:       config.NewSecret(auditKeyFor(cfg, p.Name)),
 		SystemCAFile:   cfg.systemCAFile,
 	}
 	var serverCert *xds.Certificate
@@ -117,7 +117,7 @@ func extProcServerLeaf(cfg planeConfig, now time.Time) (xds.Certificate, time.Ti
 	if err != nil {
 		return xds.Certificate{}, time.Time{}, fmt.Errorf("ext_proc server certificate: %w", err)
 	}
-	return xds.Certificate{CertPEM: leaf.CertPEM, KeyPEM: leaf.KeyPEM}, cfg.controlCA.RenewAt(leaf), nil
+	return leaf, cfg.controlCA.RenewAt(leaf), nil
 }
 
 func snapshot(in xds.Input) (*cache.Snapshot, error) {

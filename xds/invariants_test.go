@@ -229,7 +229,7 @@ func checkExtProcService(t *testing.T, c invariantCase, listener string, s *core
 			key = append(key, md.GetValue())
 		}
 	}
-	require.Equal(t, []string{c.in.ExtProcKey}, key, "%s: ext_proc caller key", listener)
+	require.Equal(t, []string{c.in.ExtProcKey.Reveal()}, key, "%s: ext_proc caller key", listener)
 }
 
 func interceptedHosts(p *config.Policy) []string {

@@ -4,14 +4,14 @@ import (
 	"fmt"
 
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+
+	"github.com/egressgate/egressgate/pki"
 )
 
 // Certificate is the TLS certificate Envoy presents to the agent for one
-// intercepted host, minted by the bottle CA.
-type Certificate struct {
-	CertPEM []byte
-	KeyPEM  []byte
-}
+// intercepted host, minted by the bottle CA: a pki.Leaf, so that every way
+// Go prints, logs or marshals it leaves the private key out here too.
+type Certificate = pki.Leaf
 
 // ExtProcServerCertSecret names the secret, in a sidecar's snapshot, that
 // holds the certificate its ext_proc server presents to Envoy (minted by

@@ -27,14 +27,14 @@ type Input struct {
 	ExtProcAddress string
 	// ExtProcKey is presented on every ext_proc stream so the server
 	// answers only this Envoy (extprocapi.MetadataCallerKey).
-	ExtProcKey string
+	ExtProcKey config.Secret
 	// ExtProcTrustedCA, when set, makes Envoy speak TLS to the ext_proc
 	// server and accept only a certificate from this CA (PEM) naming the
 	// ExtProcAddress host: a sidecar across a container network.
 	ExtProcTrustedCA []byte
 	// AuditKey is presented on the audit log stream to the control plane
-	// (xdsauth.Authority.AuditKey); "" leaves the audit log out.
-	AuditKey string
+	// (xdsauth.Authority.AuditKey); empty leaves the audit log out.
+	AuditKey config.Secret
 	// SystemCAFile is the PEM bundle, on Envoy's file system, that verifies
 	// upstreams whose route names no ca_file.
 	SystemCAFile string
@@ -93,7 +93,7 @@ func Translate(in Input) (*Resources, error) {
 		*list = append(*list, m)
 	}
 
-	proxy, err := proxyListener(p, in.ProxyAddress, in.AuditKey)
+	proxy, err := proxyListener(p, in.ProxyAddress, in.AuditKey.Reveal())
 	add(&out.Listeners, proxy, err)
 	add(&out.Routes, proxyRoutes(p, in.Admitted), nil)
 
@@ -105,7 +105,7 @@ func Translate(in Input) (*Resources, error) {
 			continue
 		}
 		intercepted++
-		l, err := mitmListener(p, r, in.ExtProcKey, in.AuditKey)
+		l, err := mitmListener(p, r, in.ExtProcKey.Reveal(), in.AuditKey.Reveal())
 		add(&out.Listeners, l, err)
 		mc, err := mitmCluster(r.Host)
 		add(&out.Clusters, mc, err)
@@ -120,7 +120,7 @@ func Translate(in Input) (*Resources, error) {
 	}
 	// A bottle with only passthrough hosts has no mitm path, so no
 	// ext_proc either.
-	if intercepted > 0 && in.ExtProcKey == "" {
+	if intercepted > 0 && in.ExtProcKey.Empty() {
 		errs = append(errs, errors.New("no ext_proc caller key"))
 	}
 	if intercepted > 0 {

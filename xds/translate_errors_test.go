@@ -30,7 +30,7 @@ func errorsInput() Input {
 		Leaves:         map[string]Certificate{"a.test": {CertPEM: []byte("CERT a.test"), KeyPEM: []byte("KEY a.test")}},
 		ProxyAddress:   "127.0.0.1:3128",
 		ExtProcAddress: "127.0.0.1:9001",
-		ExtProcKey:     "caller-key",
+		ExtProcKey:     config.NewSecret("caller-key"),
 		SystemCAFile:   "/etc/ssl/certs/ca-certificates.crt",
 	}
 }
@@ -62,7 +62,7 @@ func TestTranslateErrors(t *testing.T) {
 		{"leaf without its key", func(in *Input) {
 			in.Leaves["a.test"] = Certificate{CertPEM: []byte("CERT a.test")}
 		}, []string{"no certificate for intercepted host a.test"}},
-		{"no ext_proc caller key", func(in *Input) { in.ExtProcKey = "" }, []string{"no ext_proc caller key"}},
+		{"no ext_proc caller key", func(in *Input) { in.ExtProcKey = config.Secret{} }, []string{"no ext_proc caller key"}},
 		{"bad ext_proc address", func(in *Input) { in.ExtProcAddress = "extproc" },
 			[]string{"ext_proc cluster", `"extproc"`}},
 		{"empty ext_proc socket path", func(in *Input) { in.ExtProcAddress = UnixPrefix },
@@ -86,7 +86,7 @@ func TestTranslateErrors(t *testing.T) {
 		{"several problems", func(in *Input) {
 			in.ProxyAddress = "nope"
 			delete(in.Leaves, "a.test")
-			in.ExtProcKey = ""
+			in.ExtProcKey = config.Secret{}
 		}, []string{"proxy listener", "no certificate for intercepted host a.test", "no ext_proc caller key"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -114,7 +114,7 @@ func TestTranslatePassthroughOnlyNeedsNoExtProc(t *testing.T) {
 	in := errorsInput()
 	in.Policy.Routes = in.Policy.Routes[1:]
 	in.Policy.Slots = nil
-	in.ExtProcKey, in.ExtProcAddress, in.Leaves = "", "", nil
+	in.ExtProcKey, in.ExtProcAddress, in.Leaves = config.Secret{}, "", nil
 	res, err := Translate(in)
 	require.NoError(t, err)
 	for _, c := range res.Clusters {

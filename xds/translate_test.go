@@ -150,8 +150,8 @@ func goldenInput(p *config.Policy) Input {
 		Leaves:         leaves,
 		ProxyAddress:   "127.0.0.1:3128",
 		ExtProcAddress: "127.0.0.1:9001",
-		ExtProcKey:     "golden-extproc-caller-key",
-		AuditKey:       "golden-audit-key",
+		ExtProcKey:     config.NewSecret("golden-extproc-caller-key"),
+		AuditKey:       config.NewSecret("golden-audit-key"),
 		SystemCAFile:   "/etc/ssl/certs/ca-certificates.crt",
 	}
 }
