@@ -43,11 +43,16 @@ type harness struct {
 	clock  *clock
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t *testing.T) *harness { return newHarnessWith(t, Options{}) }
+
+// newHarnessWith is newHarness with the server's hooks in o; the harness
+// sets the logger and the clock.
+func newHarnessWith(t *testing.T, o Options) *harness {
 	t.Helper()
 	h := &harness{logs: &testenv.Buffer{}, clock: &clock{now: t0}}
-	logger := slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	h.srv = New(logger, h.clock.Now)
+	o.Logger = slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	o.Now = h.clock.Now
+	h.srv = New(o)
 
 	lis := bufconn.Listen(1 << 20)
 	g := grpc.NewServer()

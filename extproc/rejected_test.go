@@ -47,9 +47,8 @@ func (h *harness) sendLogs(t *testing.T, entries ...*accesslogdatav3.HTTPAccessL
 // injected value, the slot's routes are refused with a reason naming the
 // host and the fix, and the refusal lasts until the value changes.
 func TestUpstreamRejectionStopsTheSlot(t *testing.T) {
-	h := newHarness(t)
 	var told []Rejection
-	h.srv.OnRejected(func(r Rejection) { told = append(told, r) })
+	h := newHarnessWith(t, Options{OnRejected: func(r Rejection) { told = append(told, r) }})
 	slot := codexSlot(tokenA, t0.Add(time.Hour))
 	h.srv.SetSlots([]config.Slot{slot})
 	md := route("chatgpt.com", slot.Name, "Bearer")

@@ -37,8 +37,7 @@ type Server struct {
 	// rejected holds the credential values upstreams refused.
 	rejected atomic.Pointer[rejections]
 	// observe counts decisions (inject, strip, deny, answer) for metrics;
-	// onRejected is told of each new rejection. Both are set once before
-	// serving.
+	// onRejected is told of each new rejection (Options).
 	observe    func(action string)
 	latency    func(time.Duration)
 	onRejected func(Rejection)
@@ -52,40 +51,57 @@ type Server struct {
 
 var _ extprocv3.ExternalProcessorServer = (*Server)(nil)
 
+// Options are what a Server is built with; every field may be left out.
+type Options struct {
+	// Logger gets the server's logs; nil discards them.
+	Logger *slog.Logger
+	// Now is the clock; nil is time.Now.
+	Now func() time.Time
+	// Observe is told of every decision by its action ("inject",
+	// "strip", "deny" or "answer"); Latency of how long each took.
+	Observe func(action string)
+	Latency func(time.Duration)
+	// OnRejected is told of every new rejection of a host credential by
+	// its upstream.
+	OnRejected func(Rejection)
+	// Minter signs the placeholder tokens of refresh answers. Nil makes
+	// one whose key lives and dies with this process.
+	Minter *codexauth.Minter
+}
+
 // New returns a Server with an empty slot table: until SetSlots is called,
-// routes that need a credential are refused. A nil logger discards logs; a
-// nil now uses time.Now.
-func New(logger *slog.Logger, now func() time.Time) *Server {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
+// routes that need a credential are refused.
+func New(o Options) *Server {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	if now == nil {
-		now = time.Now
+	if o.Now == nil {
+		o.Now = time.Now
 	}
-	minter, err := codexauth.NewMinter()
-	if err != nil {
-		// Only key generation can fail here; without a minter refresh
-		// answers fail closed and everything else works.
-		logger.Error("cannot make a placeholder signing key; codex token refreshes will be refused", "error", err)
+	if o.Observe == nil {
+		o.Observe = func(string) {}
+	}
+	if o.Latency == nil {
+		o.Latency = func(time.Duration) {}
+	}
+	if o.OnRejected == nil {
+		o.OnRejected = func(Rejection) {}
+	}
+	if o.Minter == nil {
+		m, err := codexauth.NewMinter()
+		if err != nil {
+			// Only key generation can fail here; without a minter refresh
+			// answers fail closed and everything else works.
+			o.Logger.Error("cannot make a placeholder signing key; codex token refreshes will be refused", "error", err)
+		}
+		o.Minter = m
 	}
 	return &Server{
-		logger: logger, now: now, minter: minter,
-		observe: func(string) {}, latency: func(time.Duration) {}, onRejected: func(Rejection) {},
+		logger: o.Logger, now: o.Now, minter: o.Minter,
+		observe: o.Observe, latency: o.Latency, onRejected: o.OnRejected,
 		refreshes: rate.NewLimiter(refreshRate, refreshBurst),
 	}
 }
-
-// SetObserver makes every decision call observe with its action ("inject",
-// "strip", "deny" or "answer"). Call it before Register.
-func (s *Server) SetObserver(observe func(action string)) { s.observe = observe }
-
-// SetLatencyObserver makes every decision report how long it took. Call
-// it before Register.
-func (s *Server) SetLatencyObserver(f func(time.Duration)) { s.latency = f }
-
-// OnRejected makes every new rejection of a host credential by its
-// upstream call f. Call it before Register.
-func (s *Server) OnRejected(f func(Rejection)) { s.onRejected = f }
 
 // Register registers the ExternalProcessor service on g, and the access
 // log service through which Envoy reports upstreams refusing a credential.

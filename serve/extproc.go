@@ -69,13 +69,19 @@ func RunExtProc(ctx context.Context, o ExtProcOptions) error {
 
 	obs := newObservability()
 	slots := &slotHolder{}
-	ep := extproc.New(o.Logger.With("component", "extproc"), time.Now)
+	// The metrics read the server's rejections at scrape time, and the
+	// server reports to the metrics: the server is made second, with
+	// every hook, and the metrics reach it through ep once it exists.
+	var ep *extproc.Server
 	metrics := admin.NewMetrics(obs.registry, func() []admin.BottleSlots {
 		return []admin.BottleSlots{{Bottle: o.Node, Slots: slots.get(), Facts: rejectionFacts(ep.Rejections())}}
 	})
-	ep.SetObserver(metrics.ExtProcDecision)
-	ep.SetLatencyObserver(metrics.ExtProcDecided)
-	ep.OnRejected(func(r extproc.Rejection) { metrics.CredentialRejected(o.Node, r.Slot, r.Host) })
+	ep = extproc.New(extproc.Options{
+		Logger:     o.Logger.With("component", "extproc"),
+		Observe:    metrics.ExtProcDecision,
+		Latency:    metrics.ExtProcDecided,
+		OnRejected: func(r extproc.Rejection) { metrics.CredentialRejected(o.Node, r.Slot, r.Host) },
+	})
 	cert := &serverCert{}
 	addr, stop, err := serveGRPC(o.Listen, ep.Register, o.Logger,
 		append(extProcServerOptions(token.callerKey),

@@ -40,14 +40,16 @@ func Run(ctx context.Context, o Options) error {
 	if cp.cfg.extProcAddr == "" {
 		// The built-in ext_proc server; its address goes into the
 		// translation, so it starts before the first compile.
-		ep := extproc.New(log.With("component", "extproc"), time.Now)
-		ep.SetObserver(cp.metrics.ExtProcDecision)
-		ep.SetLatencyObserver(cp.metrics.ExtProcDecided)
-		ep.OnRejected(func(r extproc.Rejection) {
-			for _, pol := range cp.policies() {
-				cp.metrics.CredentialRejected(pol.Name, r.Slot, r.Host)
-			}
-			cp.recoverLogin(r.Slot)
+		ep := extproc.New(extproc.Options{
+			Logger:  log.With("component", "extproc"),
+			Observe: cp.metrics.ExtProcDecision,
+			Latency: cp.metrics.ExtProcDecided,
+			OnRejected: func(r extproc.Rejection) {
+				for _, pol := range cp.policies() {
+					cp.metrics.CredentialRejected(pol.Name, r.Slot, r.Host)
+				}
+				cp.recoverLogin(r.Slot)
+			},
 		})
 		cp.rejections = func(string) map[string]extproc.Rejection { return ep.Rejections() }
 		// Envoy and this server live and die together: a key of this
