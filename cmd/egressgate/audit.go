@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strconv"
 	"text/tabwriter"
@@ -25,7 +24,8 @@ func auditCommand() *cobra.Command {
 		Use:   "audit [--state-dir DIR | --file FILE] [--bottle NAME] [--all] [-n N]",
 		Short: "Show what the agents tried: the last refusals (or all requests) of the audit trail",
 		Long: `Read the audit trail serve and control write (STATE_DIR/audit.log, one JSON
-record per agent request and per refused or tunnelled CONNECT) and print its
+record per agent request and per refused or tunnelled CONNECT, with its
+rotated .gz backups beside it) and print its
 last refusals in a table: when, which bottle and agent, what was asked, and
 why it was refused. --all shows every decision; --json prints the records.`,
 		Args: cobra.NoArgs,
@@ -33,17 +33,14 @@ why it was refused. --all shows every decision; --json prints the records.`,
 			if file == "" {
 				file = filepath.Join(stateDir, audit.FileName)
 			}
-			f, err := os.Open(file)
+			// The rotated, compressed backups beside the file count too:
+			// the last refusals may be older than the last rotation.
+			records, bad, err := audit.TailFiles(file, audit.Filter{Bottle: bottle, All: all}, last)
 			if errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("no audit trail at %s: is egressgate serve or control running with --state-dir %s?", file, stateDir)
 			}
 			if err != nil {
 				return err
-			}
-			defer f.Close()
-			records, bad, err := audit.Tail(f, audit.Filter{Bottle: bottle, All: all}, last)
-			if err != nil {
-				return fmt.Errorf("reading %s: %w", file, err)
 			}
 			out := cmd.OutOrStdout()
 			if asJSON {
