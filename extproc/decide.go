@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 
 	"github.com/egressgate/egressgate/config"
@@ -19,7 +20,7 @@ func (s *Server) requestHeaders(ctx context.Context, b binding, bindErr error, h
 	if bindErr != nil {
 		return s.deny(ctx, b, h, misconfigured(b, bindErr))
 	}
-	if extra := agentControlHeaders(h); len(extra) > 0 {
+	if extra := agentControlHeaders(h.GetHeaders()); len(extra) > 0 {
 		b.strip = append(slices.Clone(b.strip), extra...)
 	}
 	if b.slot == "" {
@@ -111,17 +112,35 @@ func validHeaderValue(v string) bool {
 	return true
 }
 
+// headerMap is a request's headers or trailers, as Envoy sends them.
+type headerMap interface{ GetHeaders() []*corev3.HeaderValue }
+
 // agentControlHeaders are the headers of h that would steer Envoy or the
 // upstream rather than carry the agent's request: x-envoy-* (retries,
 // timeouts, the upstream's view of Envoy) and method overrides. They are
 // removed from every request that is forwarded.
-func agentControlHeaders(h *extprocv3.HttpHeaders) []string {
+func agentControlHeaders(h headerMap) []string {
 	var out []string
-	for _, hv := range h.GetHeaders().GetHeaders() {
+	for _, hv := range h.GetHeaders() {
 		name := strings.ToLower(hv.GetKey())
 		if (strings.HasPrefix(name, extprocapi.EnvoyHeaderPrefix) || slices.Contains(extprocapi.MethodOverrideHeaders, name)) && !slices.Contains(out, name) {
 			out = append(out, name)
 		}
 	}
 	return out
+}
+
+// requestTrailers strips the request's trailers as requestHeaders strips
+// its headers: an agent's credential, or a header steering Envoy or the
+// upstream, must not reach the upstream in a trailer either. Nothing is
+// injected there: the host credential travels in the headers only.
+func (s *Server) requestTrailers(ctx context.Context, b binding, t *extprocv3.HttpTrailers) *extprocv3.ProcessingResponse {
+	strip := b.strip
+	if extra := agentControlHeaders(t.GetTrailers()); len(extra) > 0 {
+		strip = append(slices.Clone(strip), extra...)
+	}
+	s.logger.DebugContext(ctx, "ext_proc request trailers", "host", b.host, "action", "strip")
+	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestTrailers{
+		RequestTrailers: &extprocv3.TrailersResponse{HeaderMutation: &extprocv3.HeaderMutation{RemoveHeaders: strip}},
+	}}
 }

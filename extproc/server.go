@@ -150,6 +150,9 @@ func (s *Server) respond(ctx context.Context, b binding, bindErr error, req *ext
 		s.latency(time.Since(start))
 		return resp, nil
 	}
+	if t, ok := req.GetRequest().(*extprocv3.ProcessingRequest_RequestTrailers); ok {
+		return s.requestTrailers(ctx, b, t.RequestTrailers), nil
+	}
 	if resp := continueOther(req); resp != nil {
 		return resp, nil
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -399,4 +400,27 @@ func TestCachedBindingIsNotChangedByARequest(t *testing.T) {
 	for range 2 {
 		requireDenied(t, h.headers(t, bad), 500, codeMisconfigured)
 	}
+}
+
+// TestTrailersStripped: a request's trailers lose the agent's credentials
+// and control headers on the same stream as its headers, on a route that
+// injects; nothing is injected into them.
+func TestTrailersStripped(t *testing.T) {
+	h := newHarness(t)
+	slot := envSlot(tokenB)
+	h.srv.SetSlots([]config.Slot{slot})
+	stream := h.open(t, route("api.example", slot.Name, "Bearer"))
+	requireInjected(t, send(t, stream, agentRequest()), "Bearer "+tokenB)
+
+	hv := func(k, v string) *corev3.HeaderValue { return &corev3.HeaderValue{Key: k, RawValue: []byte(v)} }
+	resp := send(t, stream, &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestTrailers{
+		RequestTrailers: &extprocv3.HttpTrailers{Trailers: &corev3.HeaderMap{Headers: []*corev3.HeaderValue{
+			hv("authorization", "Bearer "+agentToken), hv("x-envoy-retry-on", "5xx"), hv("x-agent-own", "kept"),
+		}}},
+	}})
+	m := resp.GetRequestTrailers().GetHeaderMutation()
+	require.NotNil(t, m, "a trailers answer with a mutation")
+	assert.Subset(t, m.GetRemoveHeaders(), []string{"authorization", "proxy-authorization", "x-envoy-retry-on"})
+	assert.NotContains(t, m.GetRemoveHeaders(), "x-agent-own")
+	assert.Empty(t, m.GetSetHeaders(), "the host credential goes in the headers only")
 }

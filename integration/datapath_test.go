@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -119,6 +120,35 @@ func coreDataPath(t *testing.T, b egress, up *upstream, login *hostLogin) {
 		assert.Empty(t, got.Header.Values("Proxy-Authorization"))
 		assert.Empty(t, got.Header.Values("X-Api-Key"))
 		assertNoValueContains(t, got.Header, "agent-placeholder")
+	})
+
+	// A credential in a trailer is the agent's too: it must not reach the
+	// upstream, on a route that injects and on one that does not.
+	t.Run("agent credentials in request trailers stripped", func(t *testing.T) {
+		// api.example.test allows GET only: a GET with a body then.
+		for url, method := range map[string]string{"https://chatgpt.com/backend-api/trailers": http.MethodPost, "https://api.example.test/allowed/trailers": http.MethodGet} {
+			for _, h2 := range []bool{false, true} {
+				body := io.MultiReader(strings.NewReader(`{"part":1}`), strings.NewReader(`{"part":2}`))
+				req, err := http.NewRequest(method, url, body)
+				require.NoError(t, err)
+				req.ContentLength = -1 // chunked on HTTP/1.1, which trailers need
+				req.Trailer = http.Header{"Authorization": {agentPlaceholder}, "X-Api-Key": {"agent-api-key"}, "X-Envoy-Retry-On": {"5xx"}, "X-Agent-Trailer": {"kept"}}
+				resp, err := b.agent(t, h2).Do(req)
+				require.NoError(t, err)
+				resp.Body.Close()
+				require.Equal(t, http.StatusOK, resp.StatusCode, "%s h2=%v", url, h2)
+				got := lastRequestTo(t, up, req.URL.Path)
+				if h2 {
+					// Envoy drops HTTP/1.1 trailers altogether (its
+					// http_protocol_options.enable_trailers is off).
+					assert.Equal(t, "kept", got.Trailer.Get("X-Agent-Trailer"), "%s: the agent's other trailers pass", url)
+				}
+				assert.Empty(t, got.Trailer.Values("Authorization"), "%s h2=%v", url, h2)
+				assert.Empty(t, got.Trailer.Values("X-Api-Key"), "%s h2=%v", url, h2)
+				assert.Empty(t, got.Trailer.Values("X-Envoy-Retry-On"), "%s h2=%v", url, h2)
+				assertNoValueContains(t, got.Trailer, "agent-placeholder")
+			}
+		}
 	})
 
 	t.Run("the upstream sees the agent's request, not Envoy's additions", func(t *testing.T) {

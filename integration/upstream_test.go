@@ -1,8 +1,10 @@
 package integration
 
 import (
+	"bytes"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -23,6 +25,8 @@ type seenRequest struct {
 	Path   string
 	Proto  string
 	Header http.Header
+	// Trailer is what arrived after the body (HTTP/2, chunked HTTP/1.1).
+	Trailer http.Header
 }
 
 // upstream is a loopback TLS server standing in for the real hosts
@@ -73,8 +77,12 @@ func (u *upstream) revoke(authz string) {
 }
 
 func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
+	// The trailers arrive only once the body has been read; the body is
+	// kept for the handlers below.
+	body, _ := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(body))
 	u.mu.Lock()
-	u.seen = append(u.seen, seenRequest{At: time.Now(), Host: r.Host, Method: r.Method, Path: r.URL.Path, Proto: r.Proto, Header: r.Header.Clone()})
+	u.seen = append(u.seen, seenRequest{At: time.Now(), Host: r.Host, Method: r.Method, Path: r.URL.Path, Proto: r.Proto, Header: r.Header.Clone(), Trailer: r.Trailer.Clone()})
 	revoked := u.revoked[r.Header.Get("Authorization")]
 	u.mu.Unlock()
 	host, _, _ := strings.Cut(r.Host, ":")

@@ -24,18 +24,22 @@ import (
 // catch a server that is really stuck, not a busy one.
 const extProcMessageTimeout = 2 * time.Second
 
-// extProcFilter sends request headers, and nothing else, to egressgate's
-// ext_proc server. Every choice here fails closed.
+// extProcFilter sends request headers, and request trailers where a
+// request has them, and nothing else, to egressgate's ext_proc server.
+// Every choice here fails closed.
 func extProcFilter(callerKey string) (*hcmv3.HttpFilter, error) {
 	cfg, err := toAny(&extprocv3.ExternalProcessor{
 		GrpcService:      extProcService(callerKey),
 		FailureModeAllow: false,
 		ProcessingMode: &extprocv3.ProcessingMode{
-			RequestHeaderMode:   extprocv3.ProcessingMode_SEND,
-			ResponseHeaderMode:  extprocv3.ProcessingMode_SKIP,
-			RequestBodyMode:     extprocv3.ProcessingMode_NONE,
-			ResponseBodyMode:    extprocv3.ProcessingMode_NONE,
-			RequestTrailerMode:  extprocv3.ProcessingMode_SKIP,
+			RequestHeaderMode:  extprocv3.ProcessingMode_SEND,
+			ResponseHeaderMode: extprocv3.ProcessingMode_SKIP,
+			RequestBodyMode:    extprocv3.ProcessingMode_NONE,
+			ResponseBodyMode:   extprocv3.ProcessingMode_NONE,
+			// Trailers can carry an authorization too (HTTP/2, chunked
+			// HTTP/1.1); Envoy sends them only for a request that has
+			// them, so the common request pays nothing for this.
+			RequestTrailerMode:  extprocv3.ProcessingMode_SEND,
 			ResponseTrailerMode: extprocv3.ProcessingMode_SKIP,
 		},
 		MessageTimeout: seconds(extProcMessageTimeout),

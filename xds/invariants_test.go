@@ -169,11 +169,12 @@ func wantExtProc() *extprocv3.ExternalProcessor {
 	return &extprocv3.ExternalProcessor{
 		FailureModeAllow: false,
 		ProcessingMode: &extprocv3.ProcessingMode{
-			RequestHeaderMode:   extprocv3.ProcessingMode_SEND,
-			ResponseHeaderMode:  extprocv3.ProcessingMode_SKIP,
-			RequestBodyMode:     extprocv3.ProcessingMode_NONE,
-			ResponseBodyMode:    extprocv3.ProcessingMode_NONE,
-			RequestTrailerMode:  extprocv3.ProcessingMode_SKIP,
+			RequestHeaderMode:  extprocv3.ProcessingMode_SEND,
+			ResponseHeaderMode: extprocv3.ProcessingMode_SKIP,
+			RequestBodyMode:    extprocv3.ProcessingMode_NONE,
+			ResponseBodyMode:   extprocv3.ProcessingMode_NONE,
+			// Trailers can carry credentials too; ext_proc strips them.
+			RequestTrailerMode:  extprocv3.ProcessingMode_SEND,
 			ResponseTrailerMode: extprocv3.ProcessingMode_SKIP,
 		},
 		MutationRules:    &mutationv3.HeaderMutationRules{DisallowIsError: wrapperspb.Bool(true), AllowEnvoy: wrapperspb.Bool(true)},
@@ -185,7 +186,8 @@ func wantExtProc() *extprocv3.ExternalProcessor {
 // TestInvariantExtProcFailsClosed: every HTTP connection manager that has
 // an ext_proc filter (every MITM one must) refuses a request ext_proc
 // cannot answer (invariant 3), keeps the route Envoy matched before asking
-// it (invariant 2), sends it request headers only, treats a refused
+// it (invariant 2), sends it request headers and trailers only (no
+// bodies, nothing of the response), treats a refused
 // mutation as an error, and forwards only extprocapi.ForwardedHeaders().
 func TestInvariantExtProcFailsClosed(t *testing.T) {
 	for _, c := range invariantCases(t) {
