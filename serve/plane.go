@@ -16,6 +16,7 @@ import (
 	"github.com/egressgate/egressgate/internal/buildinfo"
 	"github.com/egressgate/egressgate/pki"
 	"github.com/egressgate/egressgate/xds"
+	"github.com/egressgate/egressgate/xdsserver"
 )
 
 // plane is the control plane of one or more bottles: it compiles each
@@ -25,7 +26,7 @@ type plane struct {
 	cfg     planeConfig
 	log     *slog.Logger
 	ca      *pki.CA
-	xds     *xds.Server
+	xds     *xdsserver.Server
 	metrics *admin.Metrics
 	// now is the plane's clock: leaf certificates and credential expiry
 	// are judged by it.
@@ -297,7 +298,7 @@ func (p *plane) publish(ctx context.Context, c *compiled) error {
 	name := c.policy.Name
 	if p.localSlots != nil {
 		p.localSlots(name, c.policy.Slots)
-	} else if err := p.xds.SetSnapshot(ctx, xds.ExtProcNode(name), c.slots); err != nil {
+	} else if err := p.xds.SetSnapshot(ctx, xdsserver.ExtProcNode(name), c.slots); err != nil {
 		return err
 	}
 	if c.staged != nil && p.xds.Connected(name) {

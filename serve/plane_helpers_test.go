@@ -18,7 +18,7 @@ import (
 	"github.com/egressgate/egressgate/admin"
 	"github.com/egressgate/egressgate/config"
 	"github.com/egressgate/egressgate/pki"
-	"github.com/egressgate/egressgate/xds"
+	"github.com/egressgate/egressgate/xdsserver"
 )
 
 // fakeClock is a clock a test moves by hand.
@@ -56,7 +56,7 @@ func newTestPlaneWith(t *testing.T, manifest string, clock *fakeClock, edit func
 			systemCAFile: "/etc/ssl/certs/ca-certificates.crt",
 			extProcKey:   func(string) (string, error) { return "test-caller-key", nil },
 		},
-		log: slog.New(slog.DiscardHandler), ca: ca, xds: xds.NewServer(ctx, nil, nil), now: clock.now,
+		log: slog.New(slog.DiscardHandler), ca: ca, xds: xdsserver.NewServer(ctx, nil, nil), now: clock.now,
 		localSlots: func(_ string, s []config.Slot) { tp.slots = append(tp.slots, s) },
 	}
 	edit(&tp.cfg)

@@ -1,4 +1,4 @@
-package xds
+package xdsserver
 
 import (
 	"context"
@@ -7,8 +7,13 @@ import (
 	"testing"
 	"time"
 
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/stretchr/testify/require"
@@ -66,8 +71,7 @@ func (e *fakeEnvoy) waitErr() error {
 }
 
 func TestAckTracker(t *testing.T) {
-	snap, err := translateManifest(t, "testdata/in/codex.yaml").Snapshot()
-	require.NoError(t, err)
+	snap := envoySnapshot(t, "v1")
 	v := snap.GetVersion(resource.ListenerType)
 	allTypes := []string{resource.ClusterType, resource.ListenerType, resource.RouteType, resource.SecretType}
 
@@ -122,4 +126,19 @@ func TestAckTracker(t *testing.T) {
 		require.Error(t, e.waitErr())
 		require.False(t, tr.connected("codex-bottle"))
 	})
+}
+
+// envoySnapshot is an Envoy's snapshot at version: the tracker reads only
+// types and names, so one resource of each type (two secrets, to tell an
+// ACK of some from an ACK of all) stands for a translated bottle.
+func envoySnapshot(t *testing.T, version string) *cache.Snapshot {
+	t.Helper()
+	snap, err := cache.NewSnapshot(version, map[resource.Type][]types.Resource{
+		resource.ListenerType: {&listenerv3.Listener{Name: "proxy"}},
+		resource.ClusterType:  {&clusterv3.Cluster{Name: "chatgpt.com"}},
+		resource.RouteType:    {&routev3.RouteConfiguration{Name: "mitm/chatgpt.com"}},
+		resource.SecretType:   {&tlsv3.Secret{Name: "leaf/chatgpt.com"}, &tlsv3.Secret{Name: "leaf/api.openai.com"}},
+	})
+	require.NoError(t, err)
+	return snap
 }
