@@ -8,7 +8,6 @@ import (
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
-	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 )
 
@@ -64,25 +63,14 @@ func newAckTracker(log *slog.Logger) *ackTracker {
 	return &ackTracker{log: log, events: noEvents(), changed: make(chan struct{}), streams: map[int64]*streamState{}, nodes: map[string]*nodeAcks{}}
 }
 
-// expect records that node should now converge on snap. Listeners and
-// clusters are always requested by Envoy; routes and secrets only when
-// referenced, so only non-empty ones are awaited.
+// expect records that node should now converge on snap: every type its
+// kind of client asks for (awaited), at snap's version.
 func (t *ackTracker) expect(node string, snap *cache.Snapshot) {
-	required := map[string][]string{}
-	for _, typ := range []string{resource.ListenerType, resource.ClusterType, resource.RouteType, resource.SecretType} {
-		res := snap.GetResources(typ)
-		if len(res) == 0 && typ != resource.ListenerType && typ != resource.ClusterType {
-			continue
-		}
-		names := []string{}
-		for name := range res {
-			names = append(names, name)
-		}
-		required[typ] = names
-	}
+	required := awaited(node, snap)
+	want := snapshotVersion(required, snap)
 	t.update(func() {
 		n := t.node(node)
-		n.want, n.required, n.rejected = snap.GetVersion(resource.ListenerType), required, ""
+		n.want, n.required, n.rejected = want, required, ""
 		n.refresh()
 	})
 }

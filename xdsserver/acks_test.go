@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"testing"
 	"time"
 
@@ -21,21 +22,29 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 )
 
-// fakeEnvoy drives an ackTracker the way an Envoy's ADS stream does.
+// fakeEnvoy drives an ackTracker the way an Envoy's (or a sidecar's) ADS
+// stream does.
 type fakeEnvoy struct {
 	t      *testing.T
 	tr     *ackTracker
+	key    string // the node's snapshot key
 	snap   *cache.Snapshot
 	stream int64
 	nonce  int
 }
 
 func newFakeEnvoy(t *testing.T, snap *cache.Snapshot) *fakeEnvoy {
+	return newFakeClient(t, &corev3.Node{Id: "codex-bottle"}, snap)
+}
+
+// newFakeClient opens a stream for node, whose snapshot is snap.
+func newFakeClient(t *testing.T, node *corev3.Node, snap *cache.Snapshot) *fakeEnvoy {
 	tr := newAckTracker(slog.New(slog.DiscardHandler))
-	tr.expect("codex-bottle", snap)
-	e := &fakeEnvoy{t: t, tr: tr, snap: snap, stream: 1}
+	key := NodeHash{}.ID(node)
+	tr.expect(key, snap)
+	e := &fakeEnvoy{t: t, tr: tr, key: key, snap: snap, stream: 1}
 	// The first request of a stream names the node and ACKs nothing.
-	tr.onRequest(e.stream, &discoveryv3.DiscoveryRequest{Node: &corev3.Node{Id: "codex-bottle"}, TypeUrl: resource.ClusterType})
+	tr.onRequest(e.stream, &discoveryv3.DiscoveryRequest{Node: node, TypeUrl: resource.SecretType})
 	return e
 }
 
@@ -67,7 +76,7 @@ func (e *fakeEnvoy) ack(typ, version, nonce string) {
 func (e *fakeEnvoy) waitErr() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	return e.tr.wait(ctx, "codex-bottle")
+	return e.tr.wait(ctx, e.key)
 }
 
 func TestAckTracker(t *testing.T) {
@@ -141,4 +150,92 @@ func envoySnapshot(t *testing.T, version string) *cache.Snapshot {
 	})
 	require.NoError(t, err)
 	return snap
+}
+
+// sidecarSnapshot is a sidecar's snapshot at version: secrets only.
+func sidecarSnapshot(t *testing.T, version string, secrets ...string) *cache.Snapshot {
+	t.Helper()
+	res := []types.Resource{}
+	for _, name := range secrets {
+		res = append(res, &tlsv3.Secret{Name: name})
+	}
+	snap, err := cache.NewSnapshot(version, map[resource.Type][]types.Resource{resource.SecretType: res})
+	require.NoError(t, err)
+	return snap
+}
+
+func TestAwaitedByNodeKind(t *testing.T) {
+	bare, err := cache.NewSnapshot("v1", map[resource.Type][]types.Resource{
+		resource.ListenerType: {&listenerv3.Listener{Name: "proxy"}},
+		resource.ClusterType:  {&clusterv3.Cluster{Name: "extproc"}},
+	})
+	require.NoError(t, err)
+	for _, tt := range []struct {
+		name        string
+		key         string
+		snap        *cache.Snapshot
+		want        map[string][]string
+		wantVersion string
+	}{{
+		name: "envoy: every type its snapshot holds",
+		key:  "codex-bottle", snap: envoySnapshot(t, "v1"),
+		want: map[string][]string{
+			resource.ListenerType: {"proxy"}, resource.ClusterType: {"chatgpt.com"},
+			resource.RouteType: {"mitm/chatgpt.com"}, resource.SecretType: {"leaf/api.openai.com", "leaf/chatgpt.com"},
+		},
+		wantVersion: "v1",
+	}, {
+		name: "envoy: no routes or secrets, none awaited (Envoy asks for them only when named)",
+		key:  "codex-bottle", snap: bare,
+		want:        map[string][]string{resource.ListenerType: {"proxy"}, resource.ClusterType: {"extproc"}},
+		wantVersion: "v1",
+	}, {
+		name: "sidecar: its secrets only",
+		key:  ExtProcNode("codex-bottle"), snap: sidecarSnapshot(t, "s1", "slot/EGRESS_TOKEN_0", "extproc/server-cert"),
+		want:        map[string][]string{resource.SecretType: {"extproc/server-cert", "slot/EGRESS_TOKEN_0"}},
+		wantVersion: "s1",
+	}, {
+		name: "sidecar: no slots and no certificate still awaits the empty secret set",
+		key:  ExtProcNode("codex-bottle"), snap: sidecarSnapshot(t, "s0"),
+		want:        map[string][]string{resource.SecretType: {}},
+		wantVersion: "s0",
+	}} {
+		t.Run(tt.name, func(t *testing.T) {
+			got := awaited(tt.key, tt.snap)
+			for _, names := range got {
+				slices.Sort(names)
+			}
+			require.Equal(t, tt.want, got)
+			require.Equal(t, tt.wantVersion, snapshotVersion(got, tt.snap))
+		})
+	}
+}
+
+func TestAckTrackerSidecar(t *testing.T) {
+	sidecar := &corev3.Node{Id: "codex-bottle", Cluster: ExtProcCluster}
+
+	t.Run("acknowledged once its secrets are, with no listeners or clusters", func(t *testing.T) {
+		e := newFakeClient(t, sidecar, sidecarSnapshot(t, "s1", "slot/EGRESS_TOKEN_0", "extproc/server-cert"))
+		require.Equal(t, "codex-bottle/extproc", e.key)
+		require.Error(t, e.waitErr(), "nothing delivered yet")
+		e.ack(resource.SecretType, "s1", e.deliver(resource.SecretType, "s1", "slot/EGRESS_TOKEN_0"))
+		require.Error(t, e.waitErr(), "the server certificate has not arrived")
+		e.ack(resource.SecretType, "s1", e.deliver(resource.SecretType, "s1"))
+		require.NoError(t, e.waitErr())
+		require.Equal(t, "s1", e.tr.acked(e.key))
+		require.Empty(t, e.tr.acked("codex-bottle"), "the sidecar's ACK is not its Envoy's")
+	})
+
+	t.Run("an empty secret set is acknowledged too", func(t *testing.T) {
+		e := newFakeClient(t, sidecar, sidecarSnapshot(t, "s0"))
+		e.ack(resource.SecretType, "s0", e.deliver(resource.SecretType, "s0"))
+		require.NoError(t, e.waitErr())
+	})
+
+	t.Run("NACK of a secret fails the wait", func(t *testing.T) {
+		e := newFakeClient(t, sidecar, sidecarSnapshot(t, "s1", "slot/EGRESS_TOKEN_0"))
+		nonce := e.deliver(resource.SecretType, "s1")
+		e.tr.onRequest(e.stream, &discoveryv3.DiscoveryRequest{TypeUrl: resource.SecretType, ResponseNonce: nonce, ErrorDetail: &statuspb.Status{Message: "bad slot"}})
+		require.ErrorContains(t, e.waitErr(), "bad slot")
+	})
 }
