@@ -36,11 +36,12 @@ type testPlane struct {
 
 func newTestPlane(t *testing.T, manifest string, clock *fakeClock) *testPlane {
 	t.Helper()
-	return newTestPlaneWith(t, manifest, clock, func(*planeConfig) {})
+	return newTestPlaneWith(t, manifest, clock, func(*plane) {})
 }
 
-// newTestPlaneWith is newTestPlane with the plane's configuration edited.
-func newTestPlaneWith(t *testing.T, manifest string, clock *fakeClock, edit func(*planeConfig)) *testPlane {
+// newTestPlaneWith is newTestPlane with the plane edited before its first
+// load.
+func newTestPlaneWith(t *testing.T, manifest string, clock *fakeClock, edit func(*plane)) *testPlane {
 	t.Helper()
 	dir := t.TempDir()
 	ca, err := pki.LoadOrCreateCA(filepath.Join(dir, "state"), clock.now())
@@ -59,7 +60,7 @@ func newTestPlaneWith(t *testing.T, manifest string, clock *fakeClock, edit func
 		log: slog.New(slog.DiscardHandler), ca: ca, xds: xdsserver.NewServer(ctx, nil, nil), now: clock.now,
 		localSlots: func(_ string, s []config.Slot) { tp.slots = append(tp.slots, s) },
 	}
-	edit(&tp.cfg)
+	edit(tp.plane)
 	tp.metrics = admin.NewMetrics(prometheus.NewRegistry(), tp.plane.slots)
 	tp.addManifests([]string{path})
 	require.NoError(t, tp.loadAll(ctx))
