@@ -27,6 +27,7 @@ import (
 type fakeEnvoy struct {
 	t      *testing.T
 	tr     *ackTracker
+	node   *corev3.Node
 	key    string // the node's snapshot key
 	snap   *cache.Snapshot
 	stream int64
@@ -42,7 +43,7 @@ func newFakeClient(t *testing.T, node *corev3.Node, snap *cache.Snapshot) *fakeE
 	tr := newAckTracker(slog.New(slog.DiscardHandler))
 	key := NodeHash{}.ID(node)
 	tr.expect(key, snap)
-	e := &fakeEnvoy{t: t, tr: tr, key: key, snap: snap, stream: 1}
+	e := &fakeEnvoy{t: t, tr: tr, node: node, key: key, snap: snap, stream: 1}
 	// The first request of a stream names the node and ACKs nothing.
 	tr.onRequest(e.stream, &discoveryv3.DiscoveryRequest{Node: node, TypeUrl: resource.SecretType})
 	return e
@@ -238,4 +239,112 @@ func TestAckTrackerSidecar(t *testing.T) {
 		e.tr.onRequest(e.stream, &discoveryv3.DiscoveryRequest{TypeUrl: resource.SecretType, ResponseNonce: nonce, ErrorDetail: &statuspb.Status{Message: "bad slot"}})
 		require.ErrorContains(t, e.waitErr(), "bad slot")
 	})
+}
+
+// ackAll delivers and ACKs every type the node awaits, at version.
+func (e *fakeEnvoy) ackAll(version string) {
+	for typ := range awaited(e.key, e.snap) {
+		e.ack(typ, version, e.deliver(typ, version))
+	}
+}
+
+// reconnect opens a new stream (keeping the old one unless it was closed)
+// whose first request of each type the node awaits says it holds held.
+func (e *fakeEnvoy) reconnect(held string) {
+	e.stream++
+	node := e.node
+	for typ := range awaited(e.key, e.snap) {
+		e.tr.onRequest(e.stream, &discoveryv3.DiscoveryRequest{Node: node, TypeUrl: typ, VersionInfo: held})
+		node = nil // only the first request of a stream names the node
+	}
+}
+
+func TestAckTrackerAcrossStreams(t *testing.T) {
+	envoy, sidecar := &corev3.Node{Id: "codex-bottle"}, &corev3.Node{Id: "codex-bottle", Cluster: ExtProcCluster}
+	for _, tt := range []struct {
+		name string
+		node *corev3.Node
+		snap *cache.Snapshot
+		// steps run after the node acknowledged snap in full on stream 1.
+		steps         func(e *fakeEnvoy)
+		wantAcked     string
+		wantConnected bool
+	}{{
+		name: "disconnect: not connected, and nothing acknowledged",
+		node: envoy, snap: envoySnapshot(t, "v1"),
+		steps: func(e *fakeEnvoy) { e.tr.closed(e.stream) },
+	}, {
+		name: "reconnect with the current version of a type with no resources: acknowledged with no resend",
+		node: sidecar, snap: sidecarSnapshot(t, "s0"),
+		steps: func(e *fakeEnvoy) {
+			e.tr.closed(e.stream)
+			e.reconnect("s0")
+		},
+		wantAcked: "s0", wantConnected: true,
+	}, {
+		name: "reconnect with the current version of types with resources: acknowledged by the resend's ACK",
+		node: envoy, snap: envoySnapshot(t, "v1"),
+		steps: func(e *fakeEnvoy) {
+			e.tr.closed(e.stream)
+			e.reconnect("v1")
+			require.Error(e.t, e.waitErr(), "names are only known from a response")
+			e.ackAll("v1")
+		},
+		wantAcked: "v1", wantConnected: true,
+	}, {
+		name: "reconnect of a fresh Envoy: not acknowledged",
+		node: envoy, snap: envoySnapshot(t, "v1"),
+		steps: func(e *fakeEnvoy) {
+			e.tr.closed(e.stream)
+			e.reconnect("")
+		},
+		wantConnected: true,
+	}, {
+		name: "reconnect of a fresh Envoy: acknowledged once it ACKs",
+		node: envoy, snap: envoySnapshot(t, "v1"),
+		steps: func(e *fakeEnvoy) {
+			e.tr.closed(e.stream)
+			e.reconnect("")
+			e.ackAll("v1")
+		},
+		wantAcked: "v1", wantConnected: true,
+	}, {
+		name: "reconnect with an older version: not acknowledged",
+		node: sidecar, snap: sidecarSnapshot(t, "s0"),
+		steps: func(e *fakeEnvoy) {
+			e.tr.closed(e.stream)
+			e.reconnect("older")
+		},
+		wantConnected: true,
+	}, {
+		name: "a restarted Envoy whose old stream has not closed yet: not acknowledged",
+		node: envoy, snap: envoySnapshot(t, "v1"),
+		steps:         func(e *fakeEnvoy) { e.reconnect("") },
+		wantConnected: true,
+	}, {
+		name: "the old stream closing after the new one opened keeps the new one's state",
+		node: sidecar, snap: sidecarSnapshot(t, "s0"),
+		steps: func(e *fakeEnvoy) {
+			e.reconnect("s0")
+			e.tr.closed(e.stream - 1)
+		},
+		wantAcked: "s0", wantConnected: true,
+	}} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newFakeClient(t, tt.node, tt.snap)
+			version := snapshotVersion(awaited(e.key, tt.snap), tt.snap)
+			e.ackAll(version)
+			require.NoError(t, e.waitErr())
+			require.Equal(t, version, e.tr.acked(e.key))
+
+			tt.steps(e)
+			require.Equal(t, tt.wantAcked, e.tr.acked(e.key))
+			require.Equal(t, tt.wantConnected, e.tr.connected(e.key))
+			if tt.wantAcked == "" {
+				require.Error(t, e.waitErr())
+			} else {
+				require.NoError(t, e.waitErr())
+			}
+		})
+	}
 }
