@@ -10,6 +10,7 @@ import (
 
 	"github.com/egressgate/egressgate/config"
 	"github.com/egressgate/egressgate/pki"
+	"github.com/egressgate/egressgate/slotwire"
 	"github.com/egressgate/egressgate/xds"
 )
 
@@ -76,7 +77,7 @@ func build(cfg planeConfig, ca *pki.CA, p *config.Policy, served map[string]conf
 		AuditKey:       config.NewSecret(auditKeyFor(cfg, p.Name)),
 		SystemCAFile:   cfg.systemCAFile,
 	}
-	var serverCert *xds.Certificate
+	var serverCert *slotwire.Certificate
 	if cfg.controlCA != nil {
 		// A sidecar's ext_proc server: Envoy verifies it by the control CA,
 		// and the certificate it presents travels with its slots.
@@ -93,7 +94,7 @@ func build(cfg planeConfig, ca *pki.CA, p *config.Policy, served map[string]conf
 	if c.snapshot, err = snapshot(in); err != nil {
 		return nil, err
 	}
-	if c.slots, err = xds.SlotSnapshot(p, serverCert); err != nil {
+	if c.slots, err = slotwire.SlotSnapshot(p, serverCert); err != nil {
 		return nil, err
 	}
 	if served != nil && admitsMore(p, served) {
@@ -108,14 +109,14 @@ func build(cfg planeConfig, ca *pki.CA, p *config.Policy, served map[string]conf
 // extProcServerLeaf is the certificate of a sidecar's ext_proc server: the
 // control CA's, naming the host Envoy dials (--extproc-address), and when
 // it is due for renewal.
-func extProcServerLeaf(cfg planeConfig, now time.Time) (xds.Certificate, time.Time, error) {
+func extProcServerLeaf(cfg planeConfig, now time.Time) (slotwire.Certificate, time.Time, error) {
 	host, _, err := net.SplitHostPort(cfg.extProcAddr)
 	if err != nil {
-		return xds.Certificate{}, time.Time{}, fmt.Errorf("ext_proc address %s: %w", cfg.extProcAddr, err)
+		return slotwire.Certificate{}, time.Time{}, fmt.Errorf("ext_proc address %s: %w", cfg.extProcAddr, err)
 	}
 	leaf, err := cfg.controlCA.LeafFor([]string{host}, now)
 	if err != nil {
-		return xds.Certificate{}, time.Time{}, fmt.Errorf("ext_proc server certificate: %w", err)
+		return slotwire.Certificate{}, time.Time{}, fmt.Errorf("ext_proc server certificate: %w", err)
 	}
 	return leaf, cfg.controlCA.RenewAt(leaf), nil
 }

@@ -27,8 +27,9 @@ import (
 	"github.com/egressgate/egressgate/extproc"
 	"github.com/egressgate/egressgate/internal/buildinfo"
 	"github.com/egressgate/egressgate/slotsync"
-	"github.com/egressgate/egressgate/xds"
+	"github.com/egressgate/egressgate/slotwire"
 	"github.com/egressgate/egressgate/xdsauth"
+	"github.com/egressgate/egressgate/xdsserver"
 )
 
 // ExtProcOptions configure RunExtProc.
@@ -113,10 +114,10 @@ func RunExtProc(ctx context.Context, o ExtProcOptions) error {
 	syncErr := make(chan error, 1)
 	go func() {
 		syncErr <- slotsync.Run(ctx, conn, slotsync.Options{
-			Node:         &corev3.Node{Id: o.Node, Cluster: xds.ExtProcCluster},
+			Node:         &corev3.Node{Id: o.Node, Cluster: xdsserver.ExtProcCluster},
 			Token:        token.forStream,
 			Logger:       o.Logger,
-			OnServerCert: func(c xds.Certificate) { cert.set(c, o.Logger) },
+			OnServerCert: func(c slotwire.Certificate) { cert.set(c, o.Logger) },
 			OnSlots: func(s []config.Slot) {
 				ep.SetSlots(s)
 				slots.set(s)
@@ -241,7 +242,7 @@ type serverCert struct {
 	cert *tls.Certificate
 }
 
-func (s *serverCert) set(c xds.Certificate, log *slog.Logger) {
+func (s *serverCert) set(c slotwire.Certificate, log *slog.Logger) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if bytes.Equal(s.pem, c.CertPEM) {

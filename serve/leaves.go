@@ -56,7 +56,7 @@ func (p *plane) renewLeaves(ctx context.Context, b *bottle, c *compiled, now tim
 	if err != nil {
 		return err
 	}
-	if err := p.publish(ctx, next); err != nil {
+	if err := p.publish(ctx, c, next); err != nil {
 		return err
 	}
 	p.mu.Lock()

@@ -16,6 +16,7 @@ import (
 	"github.com/egressgate/egressgate/internal/buildinfo"
 	"github.com/egressgate/egressgate/pki"
 	"github.com/egressgate/egressgate/xds"
+	"github.com/egressgate/egressgate/xdsserver"
 )
 
 // plane is the control plane of one or more bottles: it compiles each
@@ -25,7 +26,7 @@ type plane struct {
 	cfg     planeConfig
 	log     *slog.Logger
 	ca      *pki.CA
-	xds     *xds.Server
+	xds     *xdsserver.Server
 	metrics *admin.Metrics
 	// now is the plane's clock: leaf certificates and credential expiry
 	// are judged by it.
@@ -173,8 +174,8 @@ func releaseAfterBurst(compiled int) {
 }
 
 // apply compiles b afresh and, only if that succeeds, serves it. Slots go
-// out before routes: a new route never meets an old slot table (the
-// source check in extproc covers the reverse).
+// out before routes: a new route never meets an old slot table (see
+// publishSlots; the source check in extproc covers the reverse).
 // Callers hold p.reloading.
 func (p *plane) apply(ctx context.Context, b *bottle, trigger string) error {
 	p.mu.Lock()
@@ -186,7 +187,7 @@ func (p *plane) apply(ctx context.Context, b *bottle, trigger string) error {
 	stamps := stampFiles(b.inputFiles())
 	next, err := p.compileChecked(ctx, b, current, name)
 	if err == nil {
-		err = p.publish(ctx, next)
+		err = p.publish(ctx, current, next)
 	}
 
 	p.mu.Lock()
@@ -288,16 +289,15 @@ func (p *plane) checkStartLogin(ctx context.Context, manifest string, c *compile
 	return c, nil
 }
 
-// publish makes c the served generation, in an order that never lets a
-// request meet half of it: slot values first, then (when hosts are added)
+// publish makes c the served generation in place of current (nil at
+// the first load), in an order that never lets a request meet half of
+// it: slot values first (publishSlots), then (when hosts are added)
 // everything but the new hosts' admission on the proxy listener, and once
 // Envoy has acknowledged that, the admission itself. Otherwise a CONNECT
 // to a new host could be accepted before Envoy can terminate its TLS.
-func (p *plane) publish(ctx context.Context, c *compiled) error {
+func (p *plane) publish(ctx context.Context, current, c *compiled) error {
 	name := c.policy.Name
-	if p.localSlots != nil {
-		p.localSlots(name, c.policy.Slots)
-	} else if err := p.xds.SetSnapshot(ctx, xds.ExtProcNode(name), c.slots); err != nil {
+	if err := p.publishSlots(ctx, current, c); err != nil {
 		return err
 	}
 	if c.staged != nil && p.xds.Connected(name) {
@@ -314,6 +314,63 @@ func (p *plane) publish(ctx context.Context, c *compiled) error {
 	}
 	return p.xds.SetSnapshot(ctx, name, c.snapshot)
 }
+
+// publishSlots hands c's slot values to the bottle's ext_proc server
+// before the routes that name them reach Envoy. The built-in server
+// (serve) takes them at once. A sidecar (control) takes them over xDS, so
+// when c binds a slot to a source current did not, the routes wait for the
+// sidecar's ACK, bounded: a request on a new route would otherwise be
+// refused by the sidecar's source check until the slots arrive. Never
+// longer, and not at all with no sidecar connected: a missing or stuck
+// sidecar must not hold the bottle's Envoy at its old routes, and the
+// source check keeps a mismatch refused rather than mis-sent.
+func (p *plane) publishSlots(ctx context.Context, current, c *compiled) error {
+	name := c.policy.Name
+	if p.localSlots != nil {
+		p.localSlots(name, c.policy.Slots)
+		return nil
+	}
+	node := xdsserver.ExtProcNode(name)
+	if err := p.xds.SetSnapshot(ctx, node, c.slots); err != nil {
+		return err
+	}
+	if !bindsNewSlots(current, c) {
+		return nil
+	}
+	if !p.xds.Connected(node) {
+		if current != nil {
+			// At start no sidecar is connected yet, which is no news.
+			p.log.Warn("no ext_proc sidecar connected to take the new slots; publishing the routes, whose requests it refuses until it has them", "bottle", name)
+		}
+		return nil
+	}
+	wait, cancel := context.WithTimeout(ctx, sidecarTimeout)
+	defer cancel()
+	if err := p.xds.WaitAcked(wait, node); err != nil {
+		p.log.Warn("ext_proc sidecar did not confirm the new slots; publishing the routes anyway, its source check refuses what does not match", "bottle", name, "error", err)
+	}
+	return nil
+}
+
+// bindsNewSlots reports whether next's routes can name a slot, or a slot
+// with a source, that current's did not. A new value alone (a rotation) is
+// not one: the routes name the slot and its source, not the value.
+func bindsNewSlots(current, next *compiled) bool {
+	for _, s := range next.policy.Slots {
+		if current == nil {
+			return true
+		}
+		if before, ok := current.policy.Slot(s.Name); !ok || before.Source != s.Source {
+			return true
+		}
+	}
+	return false
+}
+
+// sidecarTimeout bounds the wait for a sidecar to take new slots; a
+// healthy one takes milliseconds, and a reload must not stall on a stuck
+// one.
+const sidecarTimeout = 2 * time.Second
 
 // stageTimeout bounds the wait for Envoy to take the staged configuration;
 // it takes milliseconds when Envoy is healthy.

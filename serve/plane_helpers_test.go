@@ -18,7 +18,7 @@ import (
 	"github.com/egressgate/egressgate/admin"
 	"github.com/egressgate/egressgate/config"
 	"github.com/egressgate/egressgate/pki"
-	"github.com/egressgate/egressgate/xds"
+	"github.com/egressgate/egressgate/xdsserver"
 )
 
 // fakeClock is a clock a test moves by hand.
@@ -36,11 +36,12 @@ type testPlane struct {
 
 func newTestPlane(t *testing.T, manifest string, clock *fakeClock) *testPlane {
 	t.Helper()
-	return newTestPlaneWith(t, manifest, clock, func(*planeConfig) {})
+	return newTestPlaneWith(t, manifest, clock, func(*plane) {})
 }
 
-// newTestPlaneWith is newTestPlane with the plane's configuration edited.
-func newTestPlaneWith(t *testing.T, manifest string, clock *fakeClock, edit func(*planeConfig)) *testPlane {
+// newTestPlaneWith is newTestPlane with the plane edited before its first
+// load.
+func newTestPlaneWith(t *testing.T, manifest string, clock *fakeClock, edit func(*plane)) *testPlane {
 	t.Helper()
 	dir := t.TempDir()
 	ca, err := pki.LoadOrCreateCA(filepath.Join(dir, "state"), clock.now())
@@ -56,10 +57,10 @@ func newTestPlaneWith(t *testing.T, manifest string, clock *fakeClock, edit func
 			systemCAFile: "/etc/ssl/certs/ca-certificates.crt",
 			extProcKey:   func(string) (string, error) { return "test-caller-key", nil },
 		},
-		log: slog.New(slog.DiscardHandler), ca: ca, xds: xds.NewServer(ctx, nil, nil), now: clock.now,
+		log: slog.New(slog.DiscardHandler), ca: ca, xds: xdsserver.NewServer(ctx, nil, nil), now: clock.now,
 		localSlots: func(_ string, s []config.Slot) { tp.slots = append(tp.slots, s) },
 	}
-	edit(&tp.cfg)
+	edit(tp.plane)
 	tp.metrics = admin.NewMetrics(prometheus.NewRegistry(), tp.plane.slots)
 	tp.addManifests([]string{path})
 	require.NoError(t, tp.loadAll(ctx))

@@ -69,7 +69,7 @@ func TestRefresherFollowsTheManifest(t *testing.T) {
 	require.NoError(t, os.WriteFile(authJSON, oauth.AuthJSON(oauth.Login(), time.Now()), 0o600))
 
 	clock := &fakeClock{t: time.Now()}
-	tp := newTestPlaneWith(t, refreshingManifest(true, first), clock, func(c *planeConfig) { c.codexHome = home })
+	tp := newTestPlaneWith(t, refreshingManifest(true, first), clock, func(p *plane) { p.cfg.codexHome = home })
 	require.Len(t, tp.refreshers, 1)
 	hr := tp.refreshers[authJSON]
 	require.NotNil(t, hr)

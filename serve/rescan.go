@@ -3,7 +3,7 @@ package serve
 import (
 	"slices"
 
-	"github.com/egressgate/egressgate/xds"
+	"github.com/egressgate/egressgate/xdsserver"
 )
 
 // rescan brings the bottles in line with the manifests control was given
@@ -52,7 +52,7 @@ func (p *plane) withdraw(b *bottle) {
 		return
 	}
 	p.xds.Withdraw(b.name)
-	p.xds.Withdraw(xds.ExtProcNode(b.name))
+	p.xds.Withdraw(xdsserver.ExtProcNode(b.name))
 	if p.withdrawn != nil {
 		p.withdrawn(b.name)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/egressgate/egressgate/pki"
 	"github.com/egressgate/egressgate/xds"
 	"github.com/egressgate/egressgate/xdsauth"
+	"github.com/egressgate/egressgate/xdsserver"
 )
 
 // controlPlane is what serve and control share: the CA, the token
@@ -64,8 +65,8 @@ func startControlPlane(ctx context.Context, c *Common, cfg planeConfig, manifest
 	p := &plane{cfg: cfg, log: c.Logger, ca: ca, now: time.Now}
 	p.metrics = admin.NewMetrics(obs.registry, p.slots)
 	receiver, sink := startAudit(ctx, c, p.metrics, c.Logger)
-	p.xds = xds.NewServer(ctx, c.Logger, xdsauth.NewNodeGuard().Callbacks)
-	p.xds.Observe(xds.Events{Pushed: p.metrics.XDSPushed, Acked: p.metrics.XDSAcked, Rejected: p.metrics.XDSRejected})
+	p.xds = xdsserver.NewServer(ctx, c.Logger, xdsauth.NewNodeGuard().Callbacks)
+	p.xds.Observe(xdsserver.Events{Pushed: p.metrics.XDSPushed, Acked: p.metrics.XDSAcked, Rejected: p.metrics.XDSRejected})
 	p.metrics.EnvoysConnected(p.envoysConnected)
 	register := func(g *grpc.Server) {
 		p.xds.Register(g)

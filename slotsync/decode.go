@@ -10,33 +10,33 @@ import (
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 
 	"github.com/egressgate/egressgate/config"
-	"github.com/egressgate/egressgate/xds"
+	"github.com/egressgate/egressgate/slotwire"
 )
 
 // decodeSlots returns the slots of a secrets response in slot order. Secrets
 // not named as slots are skipped: the node may be sent other secrets. One
 // bad slot rejects the whole response, because the slot set is applied as a
 // whole or not at all. Errors name slots, never values.
-func decodeSlots(resp *discoveryv3.DiscoveryResponse) ([]config.Slot, *xds.Certificate, error) {
+func decodeSlots(resp *discoveryv3.DiscoveryResponse) ([]config.Slot, *slotwire.Certificate, error) {
 	var slots []config.Slot
-	var cert *xds.Certificate
+	var cert *slotwire.Certificate
 	seen := map[string]bool{}
 	for i, a := range resp.GetResources() {
 		s := &tlsv3.Secret{}
 		if err := a.UnmarshalTo(s); err != nil {
 			return nil, nil, fmt.Errorf("resource %d: %w", i, err)
 		}
-		if c, ok, err := xds.DecodeServerCert(s); ok {
+		if c, ok, err := slotwire.DecodeServerCert(s); ok {
 			if err != nil {
 				return nil, nil, err
 			}
 			cert = &c
 			continue
 		}
-		if !strings.HasPrefix(s.GetName(), xds.SlotSecretPrefix) {
+		if !strings.HasPrefix(s.GetName(), slotwire.SlotSecretPrefix) {
 			continue
 		}
-		sl, err := xds.DecodeSlotSecret(s)
+		sl, err := slotwire.DecodeSlotSecret(s)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -15,7 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/egressgate/egressgate/config"
-	"github.com/egressgate/egressgate/xds"
+	"github.com/egressgate/egressgate/slotwire"
 )
 
 func response(t *testing.T, version string, secrets ...types.Resource) *discoveryv3.DiscoveryResponse {
@@ -53,7 +53,7 @@ func TestDecodeSlots(t *testing.T) {
 		require.Equal(t, []string{"only"}, values(slots))
 	})
 	t.Run("the ext_proc server's certificate", func(t *testing.T) {
-		snap, err := xds.SlotSnapshot(&config.Policy{Name: "b"}, &xds.Certificate{CertPEM: []byte("cert"), KeyPEM: []byte("key")})
+		snap, err := slotwire.SlotSnapshot(&config.Policy{Name: "b"}, &slotwire.Certificate{CertPEM: []byte("cert"), KeyPEM: []byte("key")})
 		require.NoError(t, err)
 		var secrets []types.Resource
 		for _, r := range snap.GetResources(resource.SecretType) {
@@ -62,9 +62,9 @@ func TestDecodeSlots(t *testing.T) {
 		slots, cert, err := decodeSlots(response(t, "v1", secrets...))
 		require.NoError(t, err)
 		require.Empty(t, slots)
-		require.Equal(t, &xds.Certificate{CertPEM: []byte("cert"), KeyPEM: []byte("key")}, cert)
+		require.Equal(t, &slotwire.Certificate{CertPEM: []byte("cert"), KeyPEM: []byte("key")}, cert)
 
-		empty := &tlsv3.Secret{Name: xds.ExtProcServerCertSecret, Type: &tlsv3.Secret_TlsCertificate{TlsCertificate: &tlsv3.TlsCertificate{}}}
+		empty := &tlsv3.Secret{Name: slotwire.ExtProcServerCertSecret, Type: &tlsv3.Secret_TlsCertificate{TlsCertificate: &tlsv3.TlsCertificate{}}}
 		_, _, err = decodeSlots(response(t, "v1", empty))
 		require.ErrorContains(t, err, "no inline certificate")
 	})

@@ -24,7 +24,9 @@ import (
 
 	"github.com/egressgate/egressgate/config"
 	"github.com/egressgate/egressgate/internal/testenv"
-	"github.com/egressgate/egressgate/xds"
+	"github.com/egressgate/egressgate/slotwire"
+	"github.com/egressgate/egressgate/xdsauth"
+	"github.com/egressgate/egressgate/xdsserver"
 )
 
 // waitTimeout bounds every wait; nothing here should take more than a
@@ -94,15 +96,15 @@ type controlPlane struct {
 
 // startControlPlane serves on addr ("127.0.0.1:0" for a fresh port) with an
 // empty cache, as a restarted control plane starts. It keys snapshots with
-// the control plane's own xds.NodeHash, so the sidecar's snapshot is found
-// under xds.ExtProcNode although it shares the node id with the Envoy.
+// the control plane's own xdsserver.NodeHash, so the sidecar's snapshot is found
+// under xdsserver.ExtProcNode although it shares the node id with the Envoy.
 func startControlPlane(t *testing.T, addr string) *controlPlane {
 	t.Helper()
 	lis, err := net.Listen("tcp", addr)
 	require.NoError(t, err)
 	cp := &controlPlane{
 		addr:     lis.Addr().String(),
-		cache:    cache.NewSnapshotCache(true, xds.NodeHash{}, nil),
+		cache:    cache.NewSnapshotCache(true, xdsserver.NodeHash{}, nil),
 		requests: newRecord[*discoveryv3.DiscoveryRequest](),
 		auth:     newRecord[[]string](),
 	}
@@ -141,7 +143,7 @@ func (cp *controlPlane) setSlots(t *testing.T, version string, secrets ...types.
 	t.Helper()
 	snap, err := cache.NewSnapshot(version, map[resource.Type][]types.Resource{resource.SecretType: secrets})
 	require.NoError(t, err)
-	require.NoError(t, cp.cache.SetSnapshot(context.Background(), xds.ExtProcNode(bottle), snap))
+	require.NoError(t, cp.cache.SetSnapshot(context.Background(), xdsserver.ExtProcNode(bottle), snap))
 }
 
 // waitRequest waits for a request at or after from that satisfies ok.
@@ -161,7 +163,7 @@ func slotSecrets(t *testing.T, values ...string) []types.Resource {
 			Value:  config.NewSecret(v),
 		})
 	}
-	res, err := xds.SlotSecrets(p)
+	res, err := slotwire.SlotSecrets(p)
 	require.NoError(t, err)
 	return res
 }
@@ -181,7 +183,7 @@ func startSidecar(t *testing.T, addr, token string) *sidecar {
 	done := make(chan error, 1)
 	go func() {
 		done <- Run(ctx, conn, Options{
-			Node:    &corev3.Node{Id: bottle, Cluster: xds.ExtProcCluster},
+			Node:    &corev3.Node{Id: bottle, Cluster: xdsauth.ExtProcCluster},
 			Token:   func() string { return token },
 			Logger:  slog.New(slog.NewTextHandler(sc.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 			OnSlots: sc.slots.add,

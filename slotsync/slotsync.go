@@ -14,13 +14,13 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/egressgate/egressgate/config"
-	"github.com/egressgate/egressgate/xds"
+	"github.com/egressgate/egressgate/slotwire"
 )
 
 // Options configures Run.
 type Options struct {
 	// Node names the ext_proc sidecar to the control plane: Id is the
-	// bottle name and Cluster is xds.ExtProcCluster. Sent on the first
+	// bottle name and Cluster is xdsauth.ExtProcCluster. Sent on the first
 	// request of every stream.
 	Node *corev3.Node
 	// Token gives what is sent as "authorization: Bearer <token>" metadata
@@ -38,9 +38,9 @@ type Options struct {
 	// reconnect, and is never called because a stream dropped.
 	OnSlots func([]config.Slot)
 	// OnServerCert receives the certificate the sidecar's ext_proc server
-	// presents to Envoy (xds.ExtProcServerCertSecret), whenever a response
+	// presents to Envoy (slotwire.ExtProcServerCertSecret), whenever a response
 	// carries one, before OnSlots. Nil ignores it.
-	OnServerCert func(xds.Certificate)
+	OnServerCert func(slotwire.Certificate)
 	// Backoff is the first reconnect delay (default 100ms); it doubles up
 	// to 1s and starts over after a stream that delivered slots or lived
 	// more than 10s. It also paces repeated NACKs, up to 5s.

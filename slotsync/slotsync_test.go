@@ -15,7 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/egressgate/egressgate/config"
-	"github.com/egressgate/egressgate/xds"
+	"github.com/egressgate/egressgate/xdsauth"
 )
 
 func TestRunFollowsSnapshots(t *testing.T) {
@@ -35,7 +35,7 @@ func TestRunFollowsSnapshots(t *testing.T) {
 	t.Run("first request names the node and subscribes to every secret", func(t *testing.T) {
 		_, first := cp.waitRequest(t, 0, "first request", func(*discoveryv3.DiscoveryRequest) bool { return true })
 		require.Equal(t, resource.SecretType, first.GetTypeUrl())
-		require.True(t, proto.Equal(&corev3.Node{Id: bottle, Cluster: xds.ExtProcCluster}, first.GetNode()))
+		require.True(t, proto.Equal(&corev3.Node{Id: bottle, Cluster: xdsauth.ExtProcCluster}, first.GetNode()))
 		require.Empty(t, first.GetResourceNames(), "wildcard")
 		require.Empty(t, first.GetVersionInfo())
 	})
@@ -146,7 +146,7 @@ func TestRunValidatesOptions(t *testing.T) {
 		opts Options
 	}{
 		{"no node", Options{OnSlots: func([]config.Slot) {}}},
-		{"no node id", Options{Node: &corev3.Node{Cluster: xds.ExtProcCluster}, OnSlots: func([]config.Slot) {}}},
+		{"no node id", Options{Node: &corev3.Node{Cluster: xdsauth.ExtProcCluster}, OnSlots: func([]config.Slot) {}}},
 		{"no OnSlots", Options{Node: &corev3.Node{Id: bottle}}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

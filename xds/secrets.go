@@ -13,12 +13,6 @@ import (
 // Go prints, logs or marshals it leaves the private key out here too.
 type Certificate = pki.Leaf
 
-// ExtProcServerCertSecret names the secret, in a sidecar's snapshot, that
-// holds the certificate its ext_proc server presents to Envoy (minted by
-// the control CA). It is no slot (SlotSecretPrefix), so the slot decoder
-// passes it by.
-const ExtProcServerCertSecret = "extproc/server-cert"
-
 func leafSecret(host string, c Certificate) (*tlsv3.Secret, error) {
 	if len(c.CertPEM) == 0 || len(c.KeyPEM) == 0 {
 		return nil, fmt.Errorf("no certificate for intercepted host %s", host)
@@ -34,18 +28,4 @@ func tlsSecret(name string, c Certificate) *tlsv3.Secret {
 			PrivateKey:       inlineBytes(c.KeyPEM),
 		}},
 	}
-}
-
-// DecodeServerCert returns the certificate and key PEM of a secret named
-// ExtProcServerCertSecret; ok is false for any other secret.
-func DecodeServerCert(s *tlsv3.Secret) (c Certificate, ok bool, err error) {
-	if s.GetName() != ExtProcServerCertSecret {
-		return Certificate{}, false, nil
-	}
-	tc := s.GetTlsCertificate()
-	c = Certificate{CertPEM: tc.GetCertificateChain().GetInlineBytes(), KeyPEM: tc.GetPrivateKey().GetInlineBytes()}
-	if len(c.CertPEM) == 0 || len(c.KeyPEM) == 0 {
-		return Certificate{}, true, fmt.Errorf("secret %s holds no inline certificate and key", ExtProcServerCertSecret)
-	}
-	return c, true, nil
 }

@@ -1,5 +1,6 @@
-// Package xds turns a Policy into Envoy resources and serves them to the
-// bottle's Envoy over ADS.
+// Package xds turns a Policy into Envoy resources and their snapshot: a
+// pure translation. Serving the snapshot is package xdsserver's; the
+// sidecar's slot snapshot is package slotwire's.
 package xds
 
 import (
@@ -159,23 +160,6 @@ func (r *Resources) Snapshot() (*cache.Snapshot, error) {
 
 func (r *Resources) hash() (string, error) {
 	return hashResources(r.Listeners, r.Routes, r.Clusters, r.Secrets)
-}
-
-// SlotSnapshot holds a policy's slot values for the bottle's split-mode
-// ext_proc server, versioned by their content like the Envoy snapshot.
-func SlotSnapshot(p *config.Policy, serverCert *Certificate) (*cache.Snapshot, error) {
-	secrets, err := SlotSecrets(p)
-	if err != nil {
-		return nil, err
-	}
-	if serverCert != nil {
-		secrets = append(secrets, tlsSecret(ExtProcServerCertSecret, *serverCert))
-	}
-	version, err := hashResources(secrets)
-	if err != nil {
-		return nil, err
-	}
-	return cache.NewSnapshot(version, map[resource.Type][]types.Resource{resource.SecretType: secrets})
 }
 
 // hashResources is a short content hash of resource lists; deterministic

@@ -40,7 +40,8 @@ func TestPackedConfigsAreValidated(t *testing.T) {
 	// rule); keys end up in gRPC metadata as header values.
 	const badKey = "key\r\nx-injected: 1"
 	longHost := strings.Repeat("a", 63) + "." + strings.Repeat("b", 63) + "." + strings.Repeat("c", 63) + "." + strings.Repeat("d", 63) + ".example"
-	p := slotPolicy()
+	// The route's slot, for the builders that name its source.
+	p := &config.Policy{Name: "demo", Slots: []config.Slot{{Name: "EGRESS_TOKEN_1", Source: config.Source{Kind: config.SourceEnv, Ref: "GITHUB_TOKEN"}, Value: config.NewSecret("env-secret")}}}
 	authed := config.Route{Host: "api.example.com", TLS: config.Intercept, Auth: &config.Auth{Slot: "EGRESS_TOKEN_1", Scheme: "Bearer"}}
 
 	tests := []struct {

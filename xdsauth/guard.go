@@ -118,7 +118,7 @@ var roleTypes = map[Role][]string{
 
 // permit checks one request against the token's identity: the node id is
 // the token's, the node cluster is the role's (it picks the snapshot, see
-// xds.NodeHash), and the type is one the role may fetch.
+// xdsserver.NodeHash), and the type is one the role may fetch.
 func permit(id Identity, node *corev3.Node, typeURL string, allowNoNode bool) error {
 	switch {
 	case node == nil && !allowNoNode:

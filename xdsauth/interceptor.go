@@ -56,7 +56,7 @@ func (a *Authority) StreamInterceptor(now func() time.Time) grpc.StreamServerInt
 }
 
 // UnaryInterceptor is StreamInterceptor for unary calls. The xDS server
-// registers ADS only (xds.Server.Register), which has no unary method, so
+// registers ADS only (xdsserver.Server.Register), which has no unary method, so
 // today this refuses calls that would fail anyway. It is installed as
 // defence in depth: should a per-type service with a unary Fetch (which
 // returns a node's resources) ever be registered, it is not left open.

@@ -40,7 +40,7 @@ const (
 )
 
 // ExtProcCluster is the node cluster an ext_proc sidecar presents. The
-// snapshot cache keys a node by it (xds.NodeHash), so it is bound to the
+// snapshot cache keys a node by it (xdsserver.NodeHash), so it is bound to the
 // role: only an ext_proc token may present it, and an ext_proc token may
 // present nothing else.
 const ExtProcCluster = "egressgate-extproc"

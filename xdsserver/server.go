@@ -1,4 +1,8 @@
-package xds
+// Package xdsserver serves each bottle's snapshots over ADS: to the
+// bottle's Envoy (package xds translates its snapshot) and to its split-mode
+// ext_proc sidecar (package slotwire encodes its snapshot). It keys the
+// nodes apart and tracks what each has acknowledged.
+package xdsserver
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package xds
+package xdsserver
 
 import (
 	"context"
@@ -8,7 +8,6 @@ import (
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
-	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 )
 
@@ -18,6 +17,18 @@ import (
 // with a new subscription, which acknowledges nothing new, and a version
 // acknowledged for the old set of route or secret names does not mean the
 // new ones have arrived.
+//
+// What a node holds lives as long as its streams: when its last stream
+// closes it is forgotten, since the Envoy that comes back may be a new
+// process holding nothing. A new stream's first request of each type says
+// what the Envoy holds (its version_info is the last version it accepted;
+// "" for a fresh one), and is taken at its word for the version only, with
+// no names: go-control-plane (v0.14 sotw, cache.CreateWatch) sends a new
+// stream every resource of the type it has, since the stream has been sent
+// none, so a type with resources is acknowledged by the ACK of that
+// resend. Only a type with none gets no response when the version is
+// already current; its word is all there will be, and it is enough, as
+// there are no names to wait for (TestReconnectResend pins this).
 type ackTracker struct {
 	log    *slog.Logger
 	events Events
@@ -31,6 +42,9 @@ type ackTracker struct {
 type streamState struct {
 	node string
 	sent map[string]delivery // by nonce, until Envoy answers it
+	// asked holds the types the stream has requested: the first request
+	// of each reports what the Envoy held when the stream opened.
+	asked map[string]bool
 }
 
 // delivery is one response: its version and the names it carried.
@@ -64,25 +78,14 @@ func newAckTracker(log *slog.Logger) *ackTracker {
 	return &ackTracker{log: log, events: noEvents(), changed: make(chan struct{}), streams: map[int64]*streamState{}, nodes: map[string]*nodeAcks{}}
 }
 
-// expect records that node should now converge on snap. Listeners and
-// clusters are always requested by Envoy; routes and secrets only when
-// referenced, so only non-empty ones are awaited.
+// expect records that node should now converge on snap: every type its
+// kind of client asks for (awaited), at snap's version.
 func (t *ackTracker) expect(node string, snap *cache.Snapshot) {
-	required := map[string][]string{}
-	for _, typ := range []string{resource.ListenerType, resource.ClusterType, resource.RouteType, resource.SecretType} {
-		res := snap.GetResources(typ)
-		if len(res) == 0 && typ != resource.ListenerType && typ != resource.ClusterType {
-			continue
-		}
-		names := []string{}
-		for name := range res {
-			names = append(names, name)
-		}
-		required[typ] = names
-	}
+	required := awaited(node, snap)
+	want := snapshotVersion(required, snap)
 	t.update(func() {
 		n := t.node(node)
-		n.want, n.required, n.rejected = snap.GetVersion(resource.ListenerType), required, ""
+		n.want, n.required, n.rejected = want, required, ""
 		n.refresh()
 	})
 }
@@ -108,15 +111,24 @@ func (t *ackTracker) onRequest(stream int64, req *discoveryv3.DiscoveryRequest) 
 	t.update(func() {
 		s, ok := t.streams[stream]
 		if !ok {
-			s = &streamState{sent: map[string]delivery{}}
+			s = &streamState{sent: map[string]delivery{}, asked: map[string]bool{}}
 			t.streams[stream] = s
 		}
 		// Envoy names its node on the first message of a stream only.
 		if req.GetNode().GetId() != "" {
 			s.node = NodeHash{}.ID(req.GetNode())
 		}
+		if s.node == "" {
+			return
+		}
+		if first := !s.asked[req.GetTypeUrl()]; first && req.GetResponseNonce() == "" {
+			s.asked[req.GetTypeUrl()] = true
+			t.node(s.node).resume(req.GetTypeUrl(), req.GetVersionInfo())
+			return
+		}
+		s.asked[req.GetTypeUrl()] = true
 		d, answered := s.sent[req.GetResponseNonce()]
-		if s.node == "" || !answered {
+		if !answered {
 			return
 		}
 		delete(s.sent, req.GetResponseNonce())
@@ -134,7 +146,38 @@ func (t *ackTracker) onRequest(stream int64, req *discoveryv3.DiscoveryRequest) 
 }
 
 func (t *ackTracker) closed(stream int64) {
-	t.update(func() { delete(t.streams, stream) })
+	t.update(func() {
+		s, ok := t.streams[stream]
+		delete(t.streams, stream)
+		if !ok || s.node == "" {
+			return
+		}
+		for _, other := range t.streams {
+			if other.node == s.node {
+				return // another stream still holds what the node holds
+			}
+		}
+		if n, ok := t.nodes[s.node]; ok {
+			n.drop()
+		}
+	})
+}
+
+// drop forgets what the node holds, keeping what it should converge on:
+// the snapshot stays set while its Envoy is away.
+func (n *nodeAcks) drop() {
+	n.got, n.full = map[string]delivery{}, ""
+}
+
+// resume takes what a new stream says the node holds of typ: version,
+// with no names (see ackTracker). A version other than the one
+// acknowledged in full means the node no longer holds that in full.
+func (n *nodeAcks) resume(typ, version string) {
+	n.got[typ] = delivery{version: version, names: map[string]bool{}}
+	if version != n.full {
+		n.full = ""
+	}
+	n.refresh()
 }
 
 // forget drops node's expectations and acknowledgements.
