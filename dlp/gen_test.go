@@ -25,13 +25,13 @@ import (
 // a failing test can only ever print fingerprints.
 
 const (
-	upper    = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-	lower    = "abcdefghijklmnopqrstuvwxyz"
-	digits   = "0123456789"
-	base62   = digits + upper + lower
-	b64std   = upper + lower + digits + "+/"
-	b64urlAlphabet   = upper + lower + digits + "-_"
-	base32up = upper + "234567"
+	upper          = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	lower          = "abcdefghijklmnopqrstuvwxyz"
+	digits         = "0123456789"
+	base62         = digits + upper + lower
+	b64std         = upper + lower + digits + "+/"
+	b64urlAlphabet = upper + lower + digits + "-_"
+	base32up       = upper + "234567"
 )
 
 // gen makes deterministic random tokens in each well-known format.

@@ -1,6 +1,7 @@
 package dlp
 
 import (
+	"bufio"
 	"compress/gzip"
 	"compress/zlib"
 	"errors"
@@ -62,7 +63,7 @@ func (s *Scanner) NewEncodedStream(contentEncoding string) (*Stream, error) {
 		return s.NewStream(), nil
 	case "gzip", "x-gzip":
 		ce = "gzip"
-		open = func(r io.Reader) (io.Reader, error) { return gzip.NewReader(r) }
+		open = openGzip
 	case "deflate": // HTTP's "deflate" is the zlib format (RFC 9110, 8.4.1.2)
 		open = func(r io.Reader) (io.Reader, error) { return zlib.NewReader(r) }
 	case "br":
@@ -87,8 +88,11 @@ func (st *Stream) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	// Hand the chunk to the decompressor, then wait until it asks for more
-	// (it has decoded and scanned all it can) or stops. That handshake makes
-	// Findings after Write complete and deterministic, with no polling.
+	// input or stops. By then it has consumed the chunk and everything it
+	// released has been scanned, so Findings after Write is deterministic,
+	// with no polling. (A decompressor may hold decoded bytes back until
+	// more input arrives, deflate inside a block for instance; those are
+	// scanned on a later Write, or at Close.)
 	select {
 	case st.in <- p:
 	case <-st.done:
@@ -187,6 +191,44 @@ func (st *Stream) inflate(open func(io.Reader) (io.Reader, error)) {
 			st.derr = fmt.Errorf("dlp: %s body: %w", st.label, err)
 			return
 		}
+	}
+}
+
+// gzipMembers reads a gzip body member by member. gzip.Reader's own
+// multistream mode reads the next member's header before it returns the last
+// bytes of the current one, so on a stream those bytes (and any secret in
+// them) would wait for input that may never come; here a member's end is
+// returned first and the next header looked for on the following Read.
+type gzipMembers struct {
+	br *bufio.Reader
+	z  *gzip.Reader
+}
+
+func openGzip(r io.Reader) (io.Reader, error) {
+	// One bufio.Reader for every member: gzip.Reader uses a ByteReader as
+	// it is, so bytes read ahead of one member stay there for the next.
+	br := bufio.NewReader(r)
+	z, err := gzip.NewReader(br)
+	if err != nil {
+		return nil, err
+	}
+	z.Multistream(false)
+	return &gzipMembers{br: br, z: z}, nil
+}
+
+func (g *gzipMembers) Read(p []byte) (int, error) {
+	for {
+		n, err := g.z.Read(p)
+		if err != io.EOF {
+			return n, err
+		}
+		if n > 0 {
+			return n, nil
+		}
+		if err := g.z.Reset(g.br); err != nil {
+			return 0, err // io.EOF when no member follows: the body's end
+		}
+		g.z.Multistream(false)
 	}
 }
 
