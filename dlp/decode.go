@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"net/url"
 	"strconv"
+	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -92,12 +93,18 @@ func hex4(b []byte) (rune, bool) {
 	return rune(v), err == nil
 }
 
-// urlDelim ends a run that percent-decoding considers: bytes that are not
-// part of an encoded URL component, including the query's own & and =, so a
-// form body or query string decodes value by value.
-func urlDelim(c byte) bool {
-	return c <= ' ' || c >= 0x7f || bytes.IndexByte([]byte("\"'<>\\{}|^`&=?#"), c) >= 0
-}
+// urlDelims marks the bytes that end a run percent-decoding considers: bytes
+// that are not part of an encoded URL component, including the query's own &
+// and =, so a form body or query string decodes value by value. A table,
+// because this is asked of every byte of every body with a '%' in it.
+var urlDelims = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = c <= ' ' || c >= 0x7f || strings.IndexByte("\"'<>\\{}|^`&=?#", byte(c)) >= 0
+	}
+	return t
+}()
+
+func urlDelim(c byte) bool { return urlDelims[c] }
 
 // percentDecode returns buf with every run that contains a percent escape
 // unescaped by url.QueryUnescape ('+' is a space there, as in forms and
@@ -105,40 +112,37 @@ func urlDelim(c byte) bool {
 // run that does not unescape (a stray '%') is kept as it is; an escape cut
 // short at a window's end is dropped.
 func percentDecode(buf []byte) []byte {
-	if bytes.IndexByte(buf, '%') < 0 {
-		return nil
-	}
 	var out []byte
-	changed := false
+	done := 0 // buf[:done] has been copied or decoded into out
 	for i := 0; i < len(buf); {
-		if urlDelim(buf[i]) {
-			out = append(out, buf[i])
-			i++
-			continue
+		k := bytes.IndexByte(buf[i:], '%')
+		if k < 0 {
+			break
 		}
-		j := i
-		for j < len(buf) && !urlDelim(buf[j]) {
-			j++
+		start, end := i+k, i+k
+		for start > done && !urlDelim(buf[start-1]) {
+			start--
 		}
-		run := buf[i:j]
-		if k := bytes.LastIndexByte(run, '%'); k >= 0 && k > len(run)-3 && j == len(buf) {
-			run = run[:k]
+		for end < len(buf) && !urlDelim(buf[end]) {
+			end++
 		}
-		if bytes.IndexByte(run, '%') >= 0 {
-			if dec, err := url.QueryUnescape(string(run)); err == nil {
-				out = append(out, dec...)
-				changed = true
-				i = j
-				continue
+		run := buf[start:end]
+		if p := bytes.LastIndexByte(run, '%'); end == len(buf) && p > len(run)-3 {
+			run = run[:p]
+		}
+		if dec, err := url.QueryUnescape(string(run)); err == nil {
+			if out == nil {
+				out = make([]byte, 0, len(buf))
 			}
+			out = append(append(out, buf[done:start]...), dec...)
+			done = end
 		}
-		out = append(out, buf[i:j]...)
-		i = j
+		i = end
 	}
-	if !changed {
+	if out == nil {
 		return nil
 	}
-	return out
+	return append(out, buf[done:]...)
 }
 
 // base64Decode decodes every run of at least minBase64Run base64 characters
@@ -148,7 +152,7 @@ func percentDecode(buf []byte) []byte {
 // the first run is also decoded from each of its other three offsets.
 func base64Decode(buf []byte, carried bool) []byte {
 	var out []byte
-	b64 := func(c byte) bool { return isB64Std(c) || c == '-' || c == '_' }
+	b64 := func(c byte) bool { return base64Chars[c] }
 	for i := 0; i < len(buf); {
 		if !b64(buf[i]) {
 			i++
@@ -168,6 +172,14 @@ func base64Decode(buf []byte, carried bool) []byte {
 	}
 	return out
 }
+
+// base64Chars marks both base64 alphabets (padding excluded).
+var base64Chars = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = isB64Std(byte(c)) || c == '-' || c == '_'
+	}
+	return t
+}()
 
 // decodeRun appends the decoding of run to out. The URL-safe alphabet is
 // mapped onto the standard one so runs mixing both (or either) decode, and a
