@@ -1,0 +1,205 @@
+package dlp
+
+import (
+	"bytes"
+	"encoding/base64"
+	"net/url"
+	"strconv"
+	"strings"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// Format rules cannot be precomputed in every encoding (their matches are not
+// known in advance), so the scanner finds spans that look encoded, decodes
+// them and scans the result again, up to maxDepth nested encodings and within
+// a byte budget (see scan.budget).
+const (
+	maxDepth = 3
+	// minBase64Run is the shortest base64 run decoded: 24 characters are 18
+	// bytes, less than the shortest format token (an AWS key id, 20 bytes),
+	// so a token is never missed for being short, and the many shorter
+	// words and identifiers made of base64 letters are not decoded.
+	minBase64Run = 24
+)
+
+// jsonUnescape decodes JSON string escapes (\" \\ \/ \b \f \n \r \t \uXXXX,
+// with surrogate pairs) wherever they occur in buf and leaves every other byte
+// as it is. It is lenient on purpose: a stream window or a non-JSON body can
+// start in the middle of a string, where a strict decoder (encoding/json,
+// which needs the opening quote) cannot tell escapes from text. It returns
+// nil when buf has no escape.
+func jsonUnescape(buf []byte) []byte {
+	i := bytes.IndexByte(buf, '\\')
+	if i < 0 {
+		return nil
+	}
+	out := make([]byte, 0, len(buf))
+	out = append(out, buf[:i]...)
+	for ; i < len(buf); i++ {
+		c := buf[i]
+		if c != '\\' || i+1 >= len(buf) {
+			out = append(out, c)
+			continue
+		}
+		if r, n := unescapeAt(buf[i:]); n > 0 {
+			out = utf8.AppendRune(out, r)
+			i += n - 1
+			continue
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// unescapeAt decodes the escape at the start of b and returns the rune and
+// the bytes it took, or n == 0 when b does not start with a valid escape.
+func unescapeAt(b []byte) (r rune, n int) {
+	switch b[1] {
+	case '"', '\\', '/':
+		return rune(b[1]), 2
+	case 'b':
+		return '\b', 2
+	case 'f':
+		return '\f', 2
+	case 'n':
+		return '\n', 2
+	case 'r':
+		return '\r', 2
+	case 't':
+		return '\t', 2
+	case 'u':
+		r1, ok := hex4(b[2:])
+		if !ok {
+			return 0, 0
+		}
+		if utf16.IsSurrogate(r1) && len(b) >= 12 && b[6] == '\\' && b[7] == 'u' {
+			if r2, ok := hex4(b[8:]); ok {
+				if r := utf16.DecodeRune(r1, r2); r != utf8.RuneError {
+					return r, 12
+				}
+			}
+		}
+		return r1, 6
+	}
+	return 0, 0
+}
+
+func hex4(b []byte) (rune, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(string(b[:4]), 16, 16)
+	return rune(v), err == nil
+}
+
+// urlDelims marks the bytes that end a run percent-decoding considers: bytes
+// that are not part of an encoded URL component, including the query's own &
+// and =, so a form body or query string decodes value by value. A table,
+// because this is asked of every byte of every body with a '%' in it.
+var urlDelims = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = c <= ' ' || c >= 0x7f || strings.IndexByte("\"'<>\\{}|^`&=?#", byte(c)) >= 0
+	}
+	return t
+}()
+
+func urlDelim(c byte) bool { return urlDelims[c] }
+
+// percentDecode returns buf with every run that contains a percent escape
+// unescaped by url.QueryUnescape ('+' is a space there, as in forms and
+// query strings) and the delimiters kept, or nil when nothing decoded. A
+// run that does not unescape (a stray '%') is kept as it is; an escape cut
+// short at a window's end is dropped.
+func percentDecode(buf []byte) []byte {
+	var out []byte
+	done := 0 // buf[:done] has been copied or decoded into out
+	for i := 0; i < len(buf); {
+		k := bytes.IndexByte(buf[i:], '%')
+		if k < 0 {
+			break
+		}
+		start, end := i+k, i+k
+		for start > done && !urlDelim(buf[start-1]) {
+			start--
+		}
+		for end < len(buf) && !urlDelim(buf[end]) {
+			end++
+		}
+		run := buf[start:end]
+		if p := bytes.LastIndexByte(run, '%'); end == len(buf) && p > len(run)-3 {
+			run = run[:p]
+		}
+		if dec, err := url.QueryUnescape(string(run)); err == nil {
+			if out == nil {
+				out = make([]byte, 0, len(buf))
+			}
+			out = append(append(out, buf[done:start]...), dec...)
+			done = end
+		}
+		i = end
+	}
+	if out == nil {
+		return nil
+	}
+	return append(out, buf[done:]...)
+}
+
+// base64Decode decodes every run of at least minBase64Run base64 characters
+// (either alphabet; padding optional) and returns the results joined by
+// newlines, a boundary for every rule. When carried is set, buf starts with
+// the tail kept from an earlier chunk, which may have cut a run anywhere, so
+// the first run is also decoded from each of its other three offsets.
+func base64Decode(buf []byte, carried bool) []byte {
+	var out []byte
+	b64 := func(c byte) bool { return base64Chars[c] }
+	for i := 0; i < len(buf); {
+		if !b64(buf[i]) {
+			i++
+			continue
+		}
+		j := runEnd(buf, i, b64)
+		offsets := 1
+		if carried && i == 0 {
+			offsets = 4
+		}
+		for off := range offsets {
+			if j-i-off >= minBase64Run {
+				out = append(decodeRun(out, buf[i+off:j]), '\n')
+			}
+		}
+		i = j
+	}
+	return out
+}
+
+// base64Chars marks both base64 alphabets (padding excluded).
+var base64Chars = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = isB64Std(byte(c)) || c == '-' || c == '_'
+	}
+	return t
+}()
+
+// decodeRun appends the decoding of run to out. The URL-safe alphabet is
+// mapped onto the standard one so runs mixing both (or either) decode, and a
+// final lone character (6 bits, never a whole byte) is dropped.
+func decodeRun(out, run []byte) []byte {
+	if len(run)%4 == 1 {
+		run = run[:len(run)-1]
+	}
+	std := make([]byte, len(run))
+	for k, c := range run {
+		switch c {
+		case '-':
+			c = '+'
+		case '_':
+			c = '/'
+		}
+		std[k] = c
+	}
+	n := len(out)
+	out = append(out, make([]byte, base64.RawStdEncoding.DecodedLen(len(std)))...)
+	m, _ := base64.RawStdEncoding.Decode(out[n:], std) // only valid characters reach here
+	return out[:n+m]
+}
