@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+
 	"github.com/egressgate/egressgate/admin"
 	"github.com/egressgate/egressgate/config"
 	"github.com/egressgate/egressgate/extproc"
@@ -26,7 +28,7 @@ type plane struct {
 	cfg     planeConfig
 	log     *slog.Logger
 	ca      *pki.CA
-	xds     *xdsserver.Server
+	xds     xdsServer
 	metrics *admin.Metrics
 	// now is the plane's clock: leaf certificates and credential expiry
 	// are judged by it.
@@ -67,6 +69,24 @@ type plane struct {
 	refreshersMu sync.Mutex
 	refreshers   map[string]*hostRefresher
 }
+
+// xdsServer is what the plane needs of its xDS server: the real one
+// (xdsserver.Server) in production, a fake in the tests of the reload
+// logic, which must see the order of publishes and make them fail.
+type xdsServer interface {
+	// SetSnapshot makes snap the configuration of node.
+	SetSnapshot(ctx context.Context, node string, snap *cache.Snapshot) error
+	// WaitAcked waits until node has acknowledged its last snapshot.
+	WaitAcked(ctx context.Context, node string) error
+	// Connected reports whether node holds a stream.
+	Connected(node string) bool
+	// Acked is the snapshot version node has fully acknowledged.
+	Acked(node string) string
+	// Withdraw stops serving node.
+	Withdraw(node string)
+}
+
+var _ xdsServer = (*xdsserver.Server)(nil)
 
 // planeConfig is what every bottle's translation shares.
 type planeConfig struct {
