@@ -13,7 +13,6 @@ import (
 
 	"github.com/egressgate/egressgate/envoy"
 	"github.com/egressgate/egressgate/internal/securefile"
-	"github.com/egressgate/egressgate/xdsserver"
 )
 
 // adminSocketName is Envoy's admin socket beside its bootstrap, unless
@@ -120,7 +119,7 @@ func hostPort(addr string) (string, int, error) {
 // waitReady returns once Envoy has acknowledged the snapshot and reports
 // itself live, or fails with Envoy's reason (a NACK, an early exit with the
 // tail of its log, or the timeout).
-func waitReady(ctx context.Context, x *xdsserver.Server, node string, proc *envoy.Process) error {
+func waitReady(ctx context.Context, x xdsServer, node string, proc *envoy.Process) error {
 	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
 	defer cancel()
 	go func() {

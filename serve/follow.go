@@ -78,28 +78,34 @@ func (p *plane) warnExpiry(ctx context.Context) {
 	tick := time.NewTicker(expiryCheck)
 	defer tick.Stop()
 	for {
-		now := time.Now()
-		for _, pol := range p.policies() {
-			for _, s := range pol.Slots {
-				if s.Expiry.IsZero() || !s.Present() {
-					continue
-				}
-				left := s.Expiry.Sub(now)
-				key := pol.Name + "/" + s.String()
-				switch {
-				case left <= 0 && !warned[key+"/expired"]:
-					warned[key+"/expired"] = true
-					p.log.Error("credential expired; requests that need it are refused with the fix", "bottle", pol.Name, "slot", s.Name, "source", s.Source.String(), "fix", s.Source.Fix())
-				case left > 0 && left <= expiryWarning && !warned[key]:
-					warned[key] = true
-					p.log.Warn("credential expires soon", "bottle", pol.Name, "slot", s.Name, "source", s.Source.String(), "expires_in", left.Round(time.Second).String(), "fix", s.Source.Fix())
-				}
-			}
-		}
+		p.checkExpiry(warned)
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+		}
+	}
+}
+
+// checkExpiry is one look of warnExpiry, by the plane's clock; warned is
+// what it has already said, by slot value, so each is said once.
+func (p *plane) checkExpiry(warned map[string]bool) {
+	now := p.now()
+	for _, pol := range p.policies() {
+		for _, s := range pol.Slots {
+			if s.Expiry.IsZero() || !s.Present() {
+				continue
+			}
+			left := s.Expiry.Sub(now)
+			key := pol.Name + "/" + s.String()
+			switch {
+			case left <= 0 && !warned[key+"/expired"]:
+				warned[key+"/expired"] = true
+				p.log.Error("credential expired; requests that need it are refused with the fix", "bottle", pol.Name, "slot", s.Name, "source", s.Source.String(), "fix", s.Source.Fix())
+			case left > 0 && left <= expiryWarning && !warned[key]:
+				warned[key] = true
+				p.log.Warn("credential expires soon", "bottle", pol.Name, "slot", s.Name, "source", s.Source.String(), "expires_in", left.Round(time.Second).String(), "fix", s.Source.Fix())
+			}
 		}
 	}
 }

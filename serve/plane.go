@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+
 	"github.com/egressgate/egressgate/admin"
 	"github.com/egressgate/egressgate/config"
 	"github.com/egressgate/egressgate/extproc"
@@ -26,7 +28,7 @@ type plane struct {
 	cfg     planeConfig
 	log     *slog.Logger
 	ca      *pki.CA
-	xds     *xdsserver.Server
+	xds     xdsServer
 	metrics *admin.Metrics
 	// now is the plane's clock: leaf certificates and credential expiry
 	// are judged by it.
@@ -67,6 +69,24 @@ type plane struct {
 	refreshersMu sync.Mutex
 	refreshers   map[string]*hostRefresher
 }
+
+// xdsServer is what the plane needs of its xDS server: the real one
+// (xdsserver.Server) in production, a fake in the tests of the reload
+// logic, which must see the order of publishes and make them fail.
+type xdsServer interface {
+	// SetSnapshot makes snap the configuration of node.
+	SetSnapshot(ctx context.Context, node string, snap *cache.Snapshot) error
+	// WaitAcked waits until node has acknowledged its last snapshot.
+	WaitAcked(ctx context.Context, node string) error
+	// Connected reports whether node holds a stream.
+	Connected(node string) bool
+	// Acked is the snapshot version node has fully acknowledged.
+	Acked(node string) string
+	// Withdraw stops serving node.
+	Withdraw(node string)
+}
+
+var _ xdsServer = (*xdsserver.Server)(nil)
 
 // planeConfig is what every bottle's translation shares.
 type planeConfig struct {
@@ -295,15 +315,35 @@ func (p *plane) checkStartLogin(ctx context.Context, manifest string, c *compile
 // everything but the new hosts' admission on the proxy listener, and once
 // Envoy has acknowledged that, the admission itself. Otherwise a CONNECT
 // to a new host could be accepted before Envoy can terminate its TLS.
+//
+// If Envoy's part fails to publish, current stays the served generation
+// (apply keeps it), so the slots that went out ahead of it are taken back
+// (rollBack): otherwise ext_proc would hold c's slot table under current's
+// routes for as long as current is served, and a later generation would be
+// published against slots it was never compared with. Committing the slots
+// only after the routes instead would let a new route meet an old slot
+// table, which is the order publishSlots exists to prevent.
 func (p *plane) publish(ctx context.Context, current, c *compiled) error {
-	name := c.policy.Name
 	if err := p.publishSlots(ctx, current, c); err != nil {
 		return err
 	}
+	staged, err := p.publishRoutes(ctx, c)
+	if err != nil {
+		return errors.Join(err, p.rollBack(ctx, current, c, staged))
+	}
+	return nil
+}
+
+// publishRoutes gives the bottle's Envoy c's snapshot, staged first when
+// c admits new hosts and Envoy is there to take it; staged reports whether
+// the staged snapshot went out.
+func (p *plane) publishRoutes(ctx context.Context, c *compiled) (staged bool, err error) {
+	name := c.policy.Name
 	if c.staged != nil && p.xds.Connected(name) {
 		if err := p.xds.SetSnapshot(ctx, name, c.staged); err != nil {
-			return err
+			return false, err
 		}
+		staged = true
 		wait, cancel := context.WithTimeout(ctx, stageTimeout)
 		err := p.xds.WaitAcked(wait, name)
 		cancel()
@@ -312,7 +352,39 @@ func (p *plane) publish(ctx context.Context, current, c *compiled) error {
 			p.log.Warn("envoy did not confirm the staged configuration; publishing the rest", "bottle", name, "error", err)
 		}
 	}
-	return p.xds.SetSnapshot(ctx, name, c.snapshot)
+	return staged, p.xds.SetSnapshot(ctx, name, c.snapshot)
+}
+
+// rollBack returns the bottle's ext_proc server to current's slots (none
+// before the first good generation) after c's routes failed to publish.
+// The reverse of publish's order: a staged snapshot that went out holds c's
+// routes, so Envoy gets current's back first; should that fail, c's slots
+// stay, since c's routes may be served and must not meet current's slots.
+func (p *plane) rollBack(ctx context.Context, current, c *compiled, staged bool) error {
+	name := c.policy.Name
+	if staged {
+		// staged implies a current generation: staging needs one served.
+		if err := p.xds.SetSnapshot(ctx, name, current.snapshot); err != nil {
+			return fmt.Errorf("restoring the served routes: %w; the new slots are kept for the new routes Envoy may hold", err)
+		}
+	}
+	if p.localSlots != nil {
+		var slots []config.Slot
+		if current != nil {
+			slots = current.policy.Slots
+		}
+		p.localSlots(name, slots)
+		return nil
+	}
+	node := xdsserver.ExtProcNode(name)
+	if current == nil {
+		p.xds.Withdraw(node)
+		return nil
+	}
+	if err := p.xds.SetSnapshot(ctx, node, current.slots); err != nil {
+		return fmt.Errorf("restoring the served slots: %w", err)
+	}
+	return nil
 }
 
 // publishSlots hands c's slot values to the bottle's ext_proc server

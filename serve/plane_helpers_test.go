@@ -27,11 +27,16 @@ type fakeClock struct{ t time.Time }
 func (c *fakeClock) now() time.Time          { return c.t }
 func (c *fakeClock) advance(d time.Duration) { c.t = c.t.Add(d) }
 
-// testPlane is a serve-mode plane on a real (Envoy-less) xDS server, with
-// its state in a temp dir and its slots handed to a recorder.
+// testPlane is a serve-mode plane on a real (Envoy-less) xDS server, or
+// on a fake one its edit puts in, with its state in a temp dir and its
+// slots handed to a recorder.
 type testPlane struct {
 	*plane
 	slots [][]config.Slot
+	// server is the real xDS server the plane was built with, for tests
+	// that serve it to ADS peers.
+	server   *xdsserver.Server
+	registry *prometheus.Registry
 }
 
 func newTestPlane(t *testing.T, manifest string, clock *fakeClock) *testPlane {
@@ -50,18 +55,18 @@ func newTestPlaneWith(t *testing.T, manifest string, clock *fakeClock, edit func
 	require.NoError(t, os.WriteFile(path, []byte(manifest), 0o600))
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	tp := &testPlane{}
+	tp := &testPlane{server: xdsserver.NewServer(ctx, nil, nil), registry: prometheus.NewRegistry()}
 	tp.plane = &plane{
 		cfg: planeConfig{
 			mode: "serve", proxyListen: "127.0.0.1:3128", extProcAddr: "127.0.0.1:9001",
 			systemCAFile: "/etc/ssl/certs/ca-certificates.crt",
 			extProcKey:   func(string) (string, error) { return "test-caller-key", nil },
 		},
-		log: slog.New(slog.DiscardHandler), ca: ca, xds: xdsserver.NewServer(ctx, nil, nil), now: clock.now,
+		log: slog.New(slog.DiscardHandler), ca: ca, xds: tp.server, now: clock.now,
 		localSlots: func(_ string, s []config.Slot) { tp.slots = append(tp.slots, s) },
 	}
 	edit(tp.plane)
-	tp.metrics = admin.NewMetrics(prometheus.NewRegistry(), tp.plane.slots)
+	tp.metrics = admin.NewMetrics(tp.registry, tp.plane.slots)
 	tp.addManifests([]string{path})
 	require.NoError(t, tp.loadAll(ctx))
 	return tp

@@ -65,11 +65,12 @@ func startControlPlane(ctx context.Context, c *Common, cfg planeConfig, manifest
 	p := &plane{cfg: cfg, log: c.Logger, ca: ca, now: time.Now}
 	p.metrics = admin.NewMetrics(obs.registry, p.slots)
 	receiver, sink := startAudit(ctx, c, p.metrics, c.Logger)
-	p.xds = xdsserver.NewServer(ctx, c.Logger, xdsauth.NewNodeGuard().Callbacks)
-	p.xds.Observe(xdsserver.Events{Pushed: p.metrics.XDSPushed, Acked: p.metrics.XDSAcked, Rejected: p.metrics.XDSRejected})
+	x := xdsserver.NewServer(ctx, c.Logger, xdsauth.NewNodeGuard().Callbacks)
+	x.Observe(xdsserver.Events{Pushed: p.metrics.XDSPushed, Acked: p.metrics.XDSAcked, Rejected: p.metrics.XDSRejected})
+	p.xds = x
 	p.metrics.EnvoysConnected(p.envoysConnected)
 	register := func(g *grpc.Server) {
-		p.xds.Register(g)
+		x.Register(g)
 		receiver.Register(g)
 	}
 	opts := []grpc.ServerOption{

@@ -95,7 +95,7 @@ func TestControlSlotsBeforeRoutes(t *testing.T) {
 			tp := newTestPlaneWith(t, orderManifest(filepath.Join(dir, "a.token")), &fakeClock{t: time.Now()}, func(p *plane) {
 				p.cfg.mode, p.localSlots, p.log = "control", nil, testenv.Logger(&logs)
 			})
-			conn := serveXDS(t, tp.xds)
+			conn := serveXDS(t, tp.server)
 			events := &orderLog{changed: make(chan struct{})}
 			envoy := &adsPeer{name: "envoy", node: &corev3.Node{Id: "order"}, typ: resource.ListenerType, log: events}
 			go envoy.run(ctx, conn)
