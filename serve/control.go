@@ -2,7 +2,9 @@ package serve
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -116,6 +118,14 @@ func scanManifests(args []string) ([]string, error) {
 	var out []string
 	for _, a := range args {
 		info, err := os.Stat(a)
+		if errors.Is(err, fs.ErrNotExist) {
+			// A file named on the command line stays a bottle while it is
+			// gone: its reload reports the error and it keeps its last good
+			// configuration, and the directories beside it are still
+			// followed. (A directory that is gone has no bottles to keep.)
+			out = append(out, a)
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("manifest %s: %w", a, err)
 		}
@@ -136,7 +146,17 @@ func scanManifests(args []string) ([]string, error) {
 		slices.Sort(found)
 		out = append(out, found...)
 	}
-	return slices.Compact(out), nil
+	// A file named and also found in a named directory is one bottle.
+	seen := map[string]bool{}
+	return slices.DeleteFunc(out, func(path string) bool {
+		abs, err := filepath.Abs(path)
+		if err != nil {
+			abs = path
+		}
+		dup := seen[abs]
+		seen[abs] = true
+		return dup
+	}), nil
 }
 
 // manifestDirs are the directories among args, whose membership control

@@ -39,7 +39,8 @@ func TestAdmitsMore(t *testing.T) {
 // TestScanManifests: a file argument is itself whatever its name; a
 // directory stands for its *.md, *.yaml and *.yml files, sorted, not its
 // hidden files, subdirectories or other files; a path named twice counts
-// once; a missing argument is an error naming it.
+// once, also when a named file is in a named directory; a missing file
+// stays a bottle (its reload reports the error).
 func TestScanManifests(t *testing.T) {
 	dir := t.TempDir()
 	for _, f := range []string{"b.yaml", "a.md", "c.yml", "notes.txt", ".hidden.yaml", "README", "sub/d.yaml", "bottle.conf"} {
@@ -63,7 +64,8 @@ func TestScanManifests(t *testing.T) {
 		{"files and a directory", []string{in("notes.txt"), bottles}, []string{in("notes.txt"), in("a.md"), in("b.yaml"), in("c.yml")}, ""},
 		{"the same file twice", []string{in("a.md"), in("a.md")}, []string{in("a.md")}, ""},
 		{"an empty directory", []string{empty}, nil, ""},
-		{"a missing file", []string{in("b.yaml"), in("gone.yaml")}, nil, "manifest " + in("gone.yaml") + ": "},
+		{"a missing file", []string{in("b.yaml"), in("gone.yaml")}, []string{in("b.yaml"), in("gone.yaml")}, ""},
+		{"a named file in a named directory", []string{in("b.yaml"), bottles}, []string{in("b.yaml"), in("a.md"), in("c.yml")}, ""},
 		{"nothing", nil, nil, "no manifest given"},
 	}
 	for _, tt := range tests {
