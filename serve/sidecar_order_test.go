@@ -3,7 +3,6 @@ package serve
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,7 +16,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/egressgate/egressgate/internal/testenv"
 	"github.com/egressgate/egressgate/xdsserver"
@@ -137,17 +135,7 @@ func TestControlSlotsBeforeRoutes(t *testing.T) {
 
 // serveXDS serves x on a loopback port and returns a connection to it.
 func serveXDS(t *testing.T, x *xdsserver.Server) *grpc.ClientConn {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	g := grpc.NewServer()
-	x.Register(g)
-	go func() { _ = g.Serve(lis) }()
-	t.Cleanup(g.Stop)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = conn.Close() })
-	return conn
+	return testenv.ServeGRPC(t, x.Register)
 }
 
 // adsPeer is a light ADS client subscribed to one type as a wildcard, as
