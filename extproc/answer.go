@@ -68,7 +68,7 @@ func (s *Server) answerRefresh(ctx context.Context, b binding, slot config.Slot,
 			fix:    slot.Source.AgentFix()})
 	}
 	s.logger.LogAttrs(ctx, slog.LevelInfo, "answered codex token refresh with placeholders",
-		slog.String("host", b.host), slog.String("slot", b.slot), slog.Time("host_token_expiry", claims.Expiry))
+		slog.String("host", b.Host), slog.String("slot", b.Slot), slog.Time("host_token_expiry", claims.Expiry))
 	s.observe("answer")
 	return immediate(typev3.StatusCode_OK, "egressgate_refresh_answered", "application/json", body, nil)
 }
@@ -88,7 +88,7 @@ func (s *Server) refuseRefresh(ctx context.Context, b binding, d *denial) *extpr
 	}})
 	s.observe("deny")
 	s.logger.LogAttrs(ctx, slog.LevelWarn, "ext_proc request denied",
-		slog.String("host", b.host), slog.String("slot", b.slot),
+		slog.String("host", b.Host), slog.String("slot", b.Slot),
 		slog.String("action", "deny"), slog.String("reason", d.code), slog.Int("status", 401))
 	return immediate(typev3.StatusCode_Unauthorized, d.code, "application/json", body, nil)
 }
@@ -106,6 +106,6 @@ func (s *Server) answerRouting(ctx context.Context, b binding, d *denial, r requ
 	}}})
 	s.observe("answer")
 	s.logger.LogAttrs(ctx, slog.LevelWarn, "answered codex routing discovery; its turn will be refused",
-		slog.String("host", b.host), slog.String("slot", b.slot), slog.String("reason", d.code))
+		slog.String("host", b.Host), slog.String("slot", b.Slot), slog.String("reason", d.code))
 	return immediate(typev3.StatusCode_OK, "egressgate_routing_answered", "application/json", body, nil)
 }

@@ -12,15 +12,11 @@ import (
 	"github.com/egressgate/egressgate/extprocapi"
 )
 
-// binding is what the matched route asks of one request.
+// binding is what the matched route asks of one request: the binding as
+// the metadata carried it, with its strip list split and completed.
 type binding struct {
-	host   string // display only
-	slot   string // "" when the route injects nothing
-	scheme string // with header "", the Authorization scheme
-	header string // when set, the header carrying the raw value
-	source string // the slot's expected source; "" skips the check
-	answer string // when set, egressgate answers instead of the upstream
-	strip  []string
+	extprocapi.Binding
+	strip []string
 }
 
 // parse makes the server's binding from what the metadata carried: the
@@ -28,14 +24,7 @@ type binding struct {
 // alone, so its result can be kept for the next stream with the same
 // metadata.
 func parse(k extprocapi.Binding) (binding, error) {
-	b := binding{host: k.Host, strip: stripList(k.Strip), answer: k.Answer, slot: k.Slot}
-	if err := k.Validate(); err != nil {
-		return b, err
-	}
-	if b.slot != "" {
-		b.scheme, b.header, b.source = k.Scheme, k.Header, k.Source
-	}
-	return b, nil
+	return binding{Binding: k, strip: stripList(k.Strip)}, k.Validate()
 }
 
 // parsedBinding is a binding's parse result.
@@ -68,7 +57,7 @@ func (c *bindingCache) get(ctx context.Context) (binding, error) {
 		return metadata.ValueFromIncomingContext(ctx, key)
 	})
 	if err != nil {
-		return binding{host: k.Host}, err
+		return binding{Binding: extprocapi.Binding{Host: k.Host}}, err
 	}
 	if v, ok := c.entries.Load(k); ok {
 		p := v.(parsedBinding)
@@ -97,8 +86,8 @@ func stripList(csv string) []string {
 
 // label names the route in messages; host metadata is optional.
 func (b binding) label() string {
-	if b.host == "" {
+	if b.Host == "" {
 		return "this route"
 	}
-	return b.host
+	return b.Host
 }

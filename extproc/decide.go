@@ -23,22 +23,22 @@ func (s *Server) requestHeaders(ctx context.Context, b binding, bindErr error, h
 	if extra := agentControlHeaders(h.GetHeaders()); len(extra) > 0 {
 		b.strip = append(slices.Clone(b.strip), extra...)
 	}
-	if b.slot == "" {
-		s.logger.DebugContext(ctx, "ext_proc request", "host", b.host, "action", "strip")
+	if b.Slot == "" {
+		s.logger.DebugContext(ctx, "ext_proc request", "host", b.Host, "action", "strip")
 		s.observe("strip")
 		return stripResponse(b.strip)
 	}
 	slot, d := s.usableSlot(b)
 	switch {
-	case b.answer != "" && (d == nil || d.code == codeRejected):
+	case b.Answer != "" && (d == nil || d.code == codeRejected):
 		// A refresh after the upstream refused the host's credential is
 		// Codex recovering from that 401. It gets placeholders, and its
 		// retried request the refusal with the reason: Codex would show
 		// a refused refresh only as its own "sign in again".
 		return s.answerRefresh(ctx, b, slot, h)
-	case b.answer != "" && d.credential:
+	case b.Answer != "" && d.credential:
 		return s.refuseRefresh(ctx, b, d)
-	case d != nil && d.credential && b.host == hostChatGPT:
+	case d != nil && d.credential && b.Host == hostChatGPT:
 		if r := requestOf(h); r.method == "GET" && pathOnly(r.path) == codexRoutingPath && r.account != "" {
 			return s.answerRouting(ctx, b, d, r)
 		}
@@ -46,7 +46,7 @@ func (s *Server) requestHeaders(ctx context.Context, b binding, bindErr error, h
 	if d != nil {
 		return s.deny(ctx, b, h, d)
 	}
-	s.logger.DebugContext(ctx, "ext_proc request", "host", b.host, "slot", b.slot, "action", "inject")
+	s.logger.DebugContext(ctx, "ext_proc request", "host", b.Host, "slot", b.Slot, "action", "inject")
 	s.observe("inject")
 	return injectResponse(b, slot.Value)
 }
@@ -55,12 +55,12 @@ func (s *Server) requestHeaders(ctx context.Context, b binding, bindErr error, h
 // used. The clock is read per request, so a token that expires between
 // reloads is refused from that moment on, not from the next reload.
 func (s *Server) usableSlot(b binding) (config.Slot, *denial) {
-	e, ok := s.lookup(b.slot)
+	e, ok := s.lookup(b.Slot)
 	slot, now := e.slot, s.now()
 	switch {
 	case !ok:
 		return slot, slotMissing(b)
-	case b.source != "" && slot.Source.String() != b.source:
+	case b.Source != "" && slot.Source.String() != b.Source:
 		return slot, slotMoved(b, slot)
 	case slot.LoggedOut():
 		return slot, slotLoggedOut(b, slot)
@@ -84,7 +84,7 @@ func (s *Server) deny(ctx context.Context, b binding, h *extprocv3.HttpHeaders, 
 	resp := render(d, b, requestOf(h))
 	s.observe("deny")
 	s.logger.LogAttrs(ctx, slog.LevelWarn, "ext_proc request denied",
-		slog.String("host", b.host), slog.String("slot", b.slot),
+		slog.String("host", b.Host), slog.String("slot", b.Slot),
 		slog.String("action", "deny"), slog.String("reason", d.code),
 		slog.Int("status", int(resp.GetImmediateResponse().GetStatus().GetCode())))
 	return resp
@@ -139,7 +139,7 @@ func (s *Server) requestTrailers(ctx context.Context, b binding, t *extprocv3.Ht
 	if extra := agentControlHeaders(t.GetTrailers()); len(extra) > 0 {
 		strip = append(slices.Clone(strip), extra...)
 	}
-	s.logger.DebugContext(ctx, "ext_proc request trailers", "host", b.host, "action", "strip")
+	s.logger.DebugContext(ctx, "ext_proc request trailers", "host", b.Host, "action", "strip")
 	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_RequestTrailers{
 		RequestTrailers: &extprocv3.TrailersResponse{HeaderMutation: &extprocv3.HeaderMutation{RemoveHeaders: strip}},
 	}}

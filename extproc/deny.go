@@ -50,7 +50,7 @@ func (d *denial) body() string {
 // That is a translation/reload skew, not a credential problem.
 func slotMissing(b binding) *denial {
 	return &denial{status: typev3.StatusCode_ServiceUnavailable, code: codeMissing,
-		reason: fmt.Sprintf("no credential for %s: %s is not in egressgate's current policy", b.label(), b.slot),
+		reason: fmt.Sprintf("no credential for %s: %s is not in egressgate's current policy", b.label(), b.Slot),
 		fix:    "check `egressgate status` on the host"}
 }
 

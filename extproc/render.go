@@ -76,10 +76,10 @@ func render(d *denial, b binding, r request) *extprocv3.ProcessingResponse {
 	}
 	noRetry := []*corev3.HeaderValueOption{overwrite("x-should-retry", "false")}
 	switch {
-	case b.host == hostAnthropic || r.anthropic:
+	case b.Host == hostAnthropic || r.anthropic:
 		body, _ := json.Marshal(anthropicError{Type: "error", Error: anthropicErrorBody{Type: "permission_error", Message: strings.TrimSuffix(d.body(), "\n")}})
 		return immediate(typev3.StatusCode_Forbidden, d.code, "application/json", body, noRetry)
-	case b.host == hostChatGPT && d.status != typev3.StatusCode_TooManyRequests:
+	case b.Host == hostChatGPT && d.status != typev3.StatusCode_TooManyRequests:
 		return immediate(typev3.StatusCode_BadRequest, d.code, "text/plain; charset=utf-8", []byte(d.body()), noRetry)
 	case d.status == typev3.StatusCode_TooManyRequests:
 		return immediate(d.status, d.code, "text/plain; charset=utf-8", []byte(d.body()), noRetry)

@@ -29,9 +29,9 @@ func stripResponse(strip []string) *extprocv3.ProcessingResponse {
 // implementation detail, and OVERWRITE_IF_EXISTS_OR_ADD already replaces
 // every agent-sent value.
 func injectResponse(b binding, value config.Secret) *extprocv3.ProcessingResponse {
-	name, v := headerAuthorization, b.scheme+" "+value.Reveal()
-	if b.header != "" {
-		name, v = b.header, value.Reveal()
+	name, v := headerAuthorization, b.Scheme+" "+value.Reveal()
+	if b.Header != "" {
+		name, v = b.Header, value.Reveal()
 	}
 	return requestHeadersResponse(&extprocv3.HeaderMutation{
 		SetHeaders:    []*corev3.HeaderValueOption{overwrite(name, v)},

@@ -61,46 +61,43 @@ type Binding struct {
 	Strip  string // comma-separated header names removed from every request
 }
 
+// bindingKeys are the metadata keys of a Binding's fields, in the order
+// of values.
+var bindingKeys = [...]string{MetadataHost, MetadataStrip, MetadataAnswer, MetadataSlot, MetadataSource, MetadataHeader, MetadataScheme}
+
+func (b Binding) values() [len(bindingKeys)]string {
+	return [...]string{b.Host, b.Strip, b.Answer, b.Slot, b.Source, b.Header, b.Scheme}
+}
+
 // Metadata is b as initial metadata key, value pairs, in a fixed order;
 // empty fields are left out.
 func (b Binding) Metadata() [][2]string {
 	var out [][2]string
-	for _, kv := range b.fields() {
-		if *kv.v != "" {
-			out = append(out, [2]string{kv.key, *kv.v})
+	for i, v := range b.values() {
+		if v != "" {
+			out = append(out, [2]string{bindingKeys[i], v})
 		}
 	}
 	return out
 }
 
-type field struct {
-	key string
-	v   *string
-}
-
-func (b *Binding) fields() []field {
-	return []field{
-		{MetadataHost, &b.Host}, {MetadataStrip, &b.Strip}, {MetadataAnswer, &b.Answer}, {MetadataSlot, &b.Slot},
-		{MetadataSource, &b.Source}, {MetadataHeader, &b.Header}, {MetadataScheme, &b.Scheme},
-	}
-}
-
 // ReadBinding reads a stream's binding through values, which returns the
 // values metadata holds for a key. A key sent more than once is an error:
 // two slots on one route would leave ext_proc choosing a credential. The
-// binding is read, not checked (see Validate).
+// binding is read, not checked (see Validate). It runs on every request,
+// so it allocates nothing of its own.
 func ReadBinding(values func(key string) []string) (Binding, error) {
-	var b Binding
-	for _, f := range b.fields() {
-		switch vals := values(f.key); len(vals) {
+	var v [len(bindingKeys)]string
+	for i, key := range bindingKeys {
+		switch got := values(key); len(got) {
 		case 0:
 		case 1:
-			*f.v = vals[0]
+			v[i] = got[0]
 		default:
-			return b, fmt.Errorf("metadata %s has %d values, want one", f.key, len(vals))
+			return Binding{Host: v[0]}, fmt.Errorf("metadata %s has %d values, want one", key, len(got))
 		}
 	}
-	return b, nil
+	return Binding{Host: v[0], Strip: v[1], Answer: v[2], Slot: v[3], Source: v[4], Header: v[5], Scheme: v[6]}, nil
 }
 
 // Validate reports a binding no translation should produce: ext_proc
