@@ -26,6 +26,9 @@ type Policy struct {
 	Routes []Route
 	// Slots are in slot order: Slots[i].Name == SlotName(i).
 	Slots []Slot
+	// DLPRules are the bottle's extra detection rules and allowed
+	// fingerprints; each route's DLP says whether and how they apply.
+	DLPRules DLPRules
 	// Manifest is the path the policy was compiled from.
 	Manifest string
 	// Inputs are the absolute paths of every file whose change calls for a
@@ -78,6 +81,10 @@ type Route struct {
 	// method on the host.
 	Matches  []Match
 	Upstream Upstream
+	// DLP is the route's outbound secret detection: the bottle's dlp
+	// setting with the route's overrides applied. Only intercepted routes
+	// can be inspected; a passthrough route's is off.
+	DLP DLP
 }
 
 // Auth binds a route to the credential slot injected into its requests.
