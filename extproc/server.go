@@ -47,6 +47,8 @@ type Server struct {
 	// refreshes bounds the refresh answers given to the bottle's agents.
 	refreshes *rate.Limiter
 	bindings  bindingCache
+	// dlpIn is what the scanner is built from (guarded by setSlots).
+	dlpIn dlpInputs
 }
 
 var _ extprocv3.ExternalProcessorServer = (*Server)(nil)
