@@ -46,6 +46,27 @@ const (
 	// slot's host credential (config.AnswerCodexRefresh); nothing is
 	// forwarded.
 	MetadataAnswer = "x-egressgate-answer"
+	// MetadataDLP turns on outbound secret detection for the route's
+	// requests: "block" or "log" (config.DLPMode); absent is off. Envoy then
+	// sends every request header and the body (see DLPMetadataNamespace).
+	MetadataDLP = "x-egressgate-dlp"
+	// MetadataDLPLarge is what happens to a body longer than the part Envoy
+	// buffers for the scan: "block" or "pass" (config.LargeBodyAction).
+	MetadataDLPLarge = "x-egressgate-dlp-large"
+)
+
+// DLPMetadataNamespace is the dynamic metadata namespace ext_proc writes its
+// detections to (the filter accepts it through metadata_options), so the
+// request's audit record, built from Envoy's access log, carries them.
+// DLPFindingsKey holds the findings as one string: entries separated by
+// ",", each "where:kind:name:fingerprint:action" (name may be empty; none of
+// the fields can hold a secret).
+const (
+	DLPMetadataNamespace = "egressgate.dlp"
+	DLPFindingsKey       = "findings"
+	// DLPUnscannedKey is set ("true") when a body was longer than the
+	// scanned part and the route let the rest pass unscanned.
+	DLPUnscannedKey = "unscanned_tail"
 )
 
 // Binding is what a route asks of ext_proc for each of its requests, as
@@ -59,14 +80,19 @@ type Binding struct {
 	Source string // the slot's expected source; "" skips the check
 	Answer string // when set, egressgate answers instead of the upstream
 	Strip  string // comma-separated header names removed from every request
+	// DLP is "block" or "log" when the route's requests are scanned for
+	// secrets, "" when not; DLPLarge decides for a body longer than the
+	// scanned part ("block" or "pass").
+	DLP      string
+	DLPLarge string
 }
 
 // bindingKeys are the metadata keys of a Binding's fields, in the order
 // of values.
-var bindingKeys = [...]string{MetadataHost, MetadataStrip, MetadataAnswer, MetadataSlot, MetadataSource, MetadataHeader, MetadataScheme}
+var bindingKeys = [...]string{MetadataHost, MetadataStrip, MetadataAnswer, MetadataSlot, MetadataSource, MetadataHeader, MetadataScheme, MetadataDLP, MetadataDLPLarge}
 
 func (b Binding) values() [len(bindingKeys)]string {
-	return [...]string{b.Host, b.Strip, b.Answer, b.Slot, b.Source, b.Header, b.Scheme}
+	return [...]string{b.Host, b.Strip, b.Answer, b.Slot, b.Source, b.Header, b.Scheme, b.DLP, b.DLPLarge}
 }
 
 // Metadata is b as initial metadata key, value pairs, in a fixed order;
@@ -97,12 +123,20 @@ func ReadBinding(values func(key string) []string) (Binding, error) {
 			return Binding{Host: v[0]}, fmt.Errorf("metadata %s has %d values, want one", key, len(got))
 		}
 	}
-	return Binding{Host: v[0], Strip: v[1], Answer: v[2], Slot: v[3], Source: v[4], Header: v[5], Scheme: v[6]}, nil
+	return Binding{Host: v[0], Strip: v[1], Answer: v[2], Slot: v[3], Source: v[4], Header: v[5], Scheme: v[6], DLP: v[7], DLPLarge: v[8]}, nil
 }
 
 // Validate reports a binding no translation should produce: ext_proc
 // refuses such a request (fail closed) rather than guess.
 func (b Binding) Validate() error {
+	switch {
+	case b.DLP != "" && b.DLP != string(config.DLPBlock) && b.DLP != string(config.DLPLog):
+		return fmt.Errorf("unknown dlp mode %q", b.DLP)
+	case b.DLP == "" && b.DLPLarge != "":
+		return fmt.Errorf("dlp large-body action %q with dlp off", b.DLPLarge)
+	case b.DLP != "" && b.DLPLarge != string(config.LargeBodyBlock) && b.DLPLarge != string(config.LargeBodyPass):
+		return fmt.Errorf("unknown dlp large-body action %q", b.DLPLarge)
+	}
 	switch {
 	case b.Slot == "" && b.Answer != "":
 		// An answer is made from a slot's credential; without one,
