@@ -26,9 +26,10 @@ const extProcMessageTimeout = 2 * time.Second
 
 // extProcFilter sends request headers, and request trailers where a
 // request has them, and nothing else, to egressgate's ext_proc server.
-// Every choice here fails closed.
-func extProcFilter(callerKey string) (*hcmv3.HttpFilter, error) {
-	cfg, err := toAny(&extprocv3.ExternalProcessor{
+// Every choice here fails closed. On a host whose requests are scanned for
+// secrets (d enabled) it sends every header and the body too (dlpProcessing).
+func extProcFilter(callerKey string, d config.DLP) (*hcmv3.HttpFilter, error) {
+	ep := &extprocv3.ExternalProcessor{
 		GrpcService:      extProcService(callerKey),
 		FailureModeAllow: false,
 		ProcessingMode: &extprocv3.ProcessingMode{
@@ -52,11 +53,36 @@ func extProcFilter(callerKey string) (*hcmv3.HttpFilter, error) {
 		// ext_proc; header changes must never move the request elsewhere.
 		RouteCacheAction: extprocv3.ExternalProcessor_RETAIN,
 		ForwardRules:     extProcForwardRules(),
-	})
+	}
+	if d.Enabled() {
+		dlpProcessing(ep)
+	}
+	cfg, err := toAny(ep)
 	if err != nil {
 		return nil, err
 	}
 	return &hcmv3.HttpFilter{Name: extProcFilterName, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: cfg}}, nil
+}
+
+// dlpProcessing makes the filter of a scanned host send ext_proc what an
+// agent could smuggle a secret out in: every header (no forward_rules) and
+// the body, buffered by Envoy up to the route's request_body_buffer_limit
+// and sent in one message before any of it goes upstream (BUFFERED_PARTIAL:
+// a longer body's first part arrives with end_of_stream false, and the
+// route's large-body action decides). A streamed body would reach the
+// upstream chunk by chunk while later chunks are still being scanned.
+func dlpProcessing(ep *extprocv3.ExternalProcessor) {
+	ep.ForwardRules = nil
+	ep.ProcessingMode.RequestBodyMode = extprocv3.ProcessingMode_BUFFERED_PARTIAL
+	// ext_proc never changes the body, so the agent's content-length
+	// stays true; without this Envoy would drop it and re-frame HTTP/1.1
+	// bodies as chunked.
+	ep.AllowContentLengthHeader = true
+	// The detections go to the request's access log entries (the audit
+	// trail) as dynamic metadata in this namespace only.
+	ep.MetadataOptions = &extprocv3.MetadataOptions{
+		ReceivingNamespaces: &extprocv3.MetadataOptions_MetadataNamespaces{Untyped: []string{extprocapi.DLPMetadataNamespace}},
+	}
 }
 
 // extProcForwardRules sends ext_proc only the headers it decides on:
@@ -79,7 +105,7 @@ func extProcForwardRules() *extprocv3.HeaderForwardingRules {
 // stream Envoy opens for this route's requests, which credential the route
 // carries. This is how the binding comes from the matched route (DESIGN.md
 // invariant 2) and never from the request's Host header.
-func routeBinding(p *config.Policy, r config.Route) (*anypb.Any, error) {
+func routeBinding(p *config.Policy, r config.Route, mode *extprocv3.ProcessingMode) (*anypb.Any, error) {
 	b := baseBinding(p, r)
 	if r.Auth != nil {
 		slot, ok := p.Slot(r.Auth.Slot)
@@ -93,7 +119,22 @@ func routeBinding(p *config.Policy, r config.Route) (*anypb.Any, error) {
 			b.Scheme = r.Auth.Scheme
 		}
 	}
-	return perRouteMetadata(b)
+	return perRouteMetadata(b, mode)
+}
+
+// websocketDLPMode is the processing mode of a scanned host's WebSocket
+// routes: the frames are streamed to ext_proc, which scans each as it
+// passes, since an upgraded request's body never ends and buffering it
+// would stall the connection.
+func websocketDLPMode() *extprocv3.ProcessingMode {
+	return &extprocv3.ProcessingMode{
+		RequestHeaderMode:   extprocv3.ProcessingMode_SEND,
+		ResponseHeaderMode:  extprocv3.ProcessingMode_SKIP,
+		RequestBodyMode:     extprocv3.ProcessingMode_STREAMED,
+		ResponseBodyMode:    extprocv3.ProcessingMode_NONE,
+		RequestTrailerMode:  extprocv3.ProcessingMode_SEND,
+		ResponseTrailerMode: extprocv3.ProcessingMode_SKIP,
+	}
 }
 
 // answerBinding asks the ext_proc server to answer the request itself,
@@ -106,18 +147,23 @@ func answerBinding(p *config.Policy, r config.Route, a *config.Answer) (*anypb.A
 	}
 	b := baseBinding(p, r)
 	b.Answer, b.Slot, b.Source = a.Kind, a.Slot, slot.Source.String()
-	return perRouteMetadata(b)
+	return perRouteMetadata(b, nil)
 }
 
 // baseBinding is what every route tells ext_proc: its host, and the
 // bottle's strip list.
 func baseBinding(p *config.Policy, r config.Route) extprocapi.Binding {
-	return extprocapi.Binding{Host: r.Host, Strip: extprocapi.JoinStrip(p.StripHeaders())}
+	b := extprocapi.Binding{Host: r.Host, Strip: extprocapi.JoinStrip(p.StripHeaders())}
+	if r.DLP.Enabled() {
+		b.DLP, b.DLPLarge = string(r.DLP.Mode), string(r.DLP.LargeBody)
+	}
+	return b
 }
 
-// perRouteMetadata puts b on the route. A binding ext_proc would refuse
-// fails the translation here, not every request of the route.
-func perRouteMetadata(b extprocapi.Binding) (*anypb.Any, error) {
+// perRouteMetadata puts b on the route, with the route's own processing
+// mode when mode is set. A binding ext_proc would refuse fails the
+// translation here, not every request of the route.
+func perRouteMetadata(b extprocapi.Binding, mode *extprocv3.ProcessingMode) (*anypb.Any, error) {
 	if err := b.Validate(); err != nil {
 		return nil, fmt.Errorf("route %s: %w", b.Host, err)
 	}
@@ -126,7 +172,7 @@ func perRouteMetadata(b extprocapi.Binding) (*anypb.Any, error) {
 		md = append(md, &corev3.HeaderValue{Key: kv[0], Value: kv[1]})
 	}
 	return toAny(&extprocv3.ExtProcPerRoute{Override: &extprocv3.ExtProcPerRoute_Overrides{
-		Overrides: &extprocv3.ExtProcOverrides{GrpcInitialMetadata: md},
+		Overrides: &extprocv3.ExtProcOverrides{GrpcInitialMetadata: md, ProcessingMode: mode},
 	}})
 }
 

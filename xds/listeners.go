@@ -141,7 +141,7 @@ func mitmFilterChain(p *config.Policy, r config.Route, extProcKey, auditKey stri
 		MergeSlashes:                 true,
 		PathWithEscapedSlashesAction: hcmv3.HttpConnectionManager_REJECT_REQUEST,
 	}
-	extProc, err := extProcFilter(extProcKey)
+	extProc, err := extProcFilter(extProcKey, r.DLP)
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/egressgate/egressgate/config"
 )
@@ -86,9 +87,15 @@ func connectRoute(host, cluster string) *routev3.Route {
 // route's credential binding; everything else is refused with a body naming
 // the method and path.
 func mitmRoutes(p *config.Policy, r config.Route) (*routev3.RouteConfiguration, error) {
-	binding, err := routeBinding(p, r)
+	binding, err := routeBinding(p, r, nil)
 	if err != nil {
 		return nil, err
+	}
+	wsBinding := binding
+	if r.DLP.Enabled() {
+		if wsBinding, err = routeBinding(p, r, websocketDLPMode()); err != nil {
+			return nil, err
+		}
 	}
 	disabled, err := extProcDisabled()
 	if err != nil {
@@ -113,7 +120,7 @@ func mitmRoutes(p *config.Policy, r config.Route) (*routev3.RouteConfiguration, 
 		ws := proto.Clone(a.match).(*routev3.RouteMatch)
 		ws.Headers = append(ws.Headers, websocketMatcher())
 		routes = append(routes,
-			upstreamRoute(fmt.Sprintf("%s/ws/%d", r.Host, i), ws, websocketClusterName(r.Host), binding),
+			upstreamRoute(fmt.Sprintf("%s/ws/%d", r.Host, i), ws, websocketClusterName(r.Host), wsBinding),
 			upstreamRoute(fmt.Sprintf("%s/%d", r.Host, i), a.match, upstreamClusterName(r.Host), binding))
 	}
 	why := fmt.Sprintf("egressgate: %%REQ(:METHOD)%% %%REQ(:PATH)%% on %s refused: not allowed by the routes of bottle %s for %s", r.Host, p.Name, r.Host)
@@ -121,13 +128,20 @@ func mitmRoutes(p *config.Policy, r config.Route) (*routev3.RouteConfiguration, 
 		PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"},
 	}, why, disabled))
 	otherHost := fmt.Sprintf("egressgate: host %%REQ(:AUTHORITY)%% refused on a connection for %s: the TLS server name and the Host header must agree", r.Host)
+	vhostLimit := (*wrapperspb.UInt64Value)(nil)
+	if r.DLP.Enabled() {
+		// The part of a body Envoy buffers for ext_proc to scan; the
+		// listener's own per-connection limit (1 MiB) would cut it short.
+		vhostLimit = wrapperspb.UInt64(uint64(r.DLP.MaxBody))
+	}
 	return &routev3.RouteConfiguration{
 		Name: mitmRouteName(r.Host),
 		VirtualHosts: []*routev3.VirtualHost{
 			{Name: r.Host, Domains: []string{r.Host, r.Host + ":443"}, Routes: routes,
 				// Envoy adds it to every request it forwards; the upstream
 				// should see what the agent sent, less its credentials.
-				RequestHeadersToRemove: []string{"x-forwarded-proto"}},
+				RequestHeadersToRemove: []string{"x-forwarded-proto"},
+				RequestBodyBufferLimit: vhostLimit},
 			{Name: "refuse", Domains: []string{"*"}, Routes: []*routev3.Route{
 				refusal(r.Host+"/other-host", &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}}, otherHost, disabled),
 			}},

@@ -56,7 +56,7 @@ func TestPackedConfigsAreValidated(t *testing.T) {
 		msg:  "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager", field: "StatPrefix", reason: "value length must be at least 1",
 	}, {
 		name: "extProcFilter: caller key that is no header value",
-		pack: func() error { _, err := extProcFilter(badKey); return err },
+		pack: func() error { _, err := extProcFilter(badKey, config.DLP{}); return err },
 		msg:  "envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor", field: "GrpcService", reason: "does not match regex",
 	}, {
 		name: "mitmListener: the chain's ext_proc filter is validated too",
