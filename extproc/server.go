@@ -12,6 +12,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,8 +48,11 @@ type Server struct {
 	// refreshes bounds the refresh answers given to the bottle's agents.
 	refreshes *rate.Limiter
 	bindings  bindingCache
-	// dlpIn is what the scanner is built from (guarded by setSlots).
-	dlpIn dlpInputs
+	// dlpIn is what the scanner is built from (guarded by setSlots);
+	// detector is the scanner built from it and the slot values.
+	dlpIn       dlpInputs
+	detector    atomic.Pointer[detector]
+	onDetection func(Detection)
 }
 
 var _ extprocv3.ExternalProcessorServer = (*Server)(nil)
@@ -69,6 +73,9 @@ type Options struct {
 	// Minter signs the placeholder tokens of refresh answers. Nil makes
 	// one whose key lives and dies with this process.
 	Minter *codexauth.Minter
+	// OnDetection is told of every secret found in a request on a route
+	// with DLP on (see Detection).
+	OnDetection func(Detection)
 }
 
 // New returns a Server with an empty slot table: until SetSlots is called,
@@ -89,6 +96,9 @@ func New(o Options) *Server {
 	if o.OnRejected == nil {
 		o.OnRejected = func(Rejection) {}
 	}
+	if o.OnDetection == nil {
+		o.OnDetection = func(Detection) {}
+	}
 	if o.Minter == nil {
 		m, err := codexauth.NewMinter()
 		if err != nil {
@@ -98,11 +108,14 @@ func New(o Options) *Server {
 		}
 		o.Minter = m
 	}
-	return &Server{
+	s := &Server{
 		logger: o.Logger, now: o.Now, minter: o.Minter,
-		observe: o.Observe, latency: o.Latency, onRejected: o.OnRejected,
+		observe: o.Observe, latency: o.Latency, onRejected: o.OnRejected, onDetection: o.OnDetection,
 		refreshes: rate.NewLimiter(refreshRate, refreshBurst),
 	}
+	// The well-known formats are found before any slot or rule arrives.
+	s.rebuildScanner()
+	return s
 }
 
 // Register registers the ExternalProcessor service on g, and the access
@@ -117,12 +130,13 @@ func (s *Server) Register(g *grpc.Server) {
 func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error {
 	ctx := stream.Context()
 	b, bindErr := s.bindings.get(ctx)
+	st := &requestState{dlp: newDLPState(b)}
 	for {
 		req, err := stream.Recv()
 		if err != nil {
 			return endOfStream(ctx, err)
 		}
-		resp, err := s.respond(ctx, b, bindErr, req)
+		resp, err := s.respond(ctx, b, bindErr, st, req)
 		if err != nil {
 			return err
 		}
@@ -131,6 +145,14 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 		}
 	}
 }
+
+// requestState is what one stream keeps between its request's messages.
+type requestState struct {
+	req request
+	dlp dlpState
+}
+
+const headerWebSocketExtensions = "sec-websocket-extensions"
 
 // endOfStream turns a Recv/Send error into Process's result: Envoy closing
 // the stream (EOF) or giving up on it (cancel) is a normal end.
@@ -145,15 +167,36 @@ func endOfStream(ctx context.Context, err error) error {
 // configured to arrive; if one does, it gets an empty "continue" so Envoy
 // never waits on us. A message with no phase at all is a protocol error,
 // which Envoy (failing closed) turns into a refused request.
-func (s *Server) respond(ctx context.Context, b binding, bindErr error, req *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, error) {
-	if h, ok := req.GetRequest().(*extprocv3.ProcessingRequest_RequestHeaders); ok {
+func (s *Server) respond(ctx context.Context, b binding, bindErr error, st *requestState, req *extprocv3.ProcessingRequest) (*extprocv3.ProcessingResponse, error) {
+	switch r := req.GetRequest().(type) {
+	case *extprocv3.ProcessingRequest_RequestHeaders:
 		start := time.Now()
-		resp := s.requestHeaders(ctx, b, bindErr, h.RequestHeaders)
+		st.req = requestOf(r.RequestHeaders)
+		var resp *extprocv3.ProcessingResponse
+		if st.dlp.on && bindErr == nil {
+			resp = s.dlpHeaders(ctx, &st.dlp, b, r.RequestHeaders)
+			if st.dlp.upgrade {
+				// The server must not agree to compress frames it
+				// would then not be able to read.
+				b.strip = append(slices.Clone(b.strip), headerWebSocketExtensions)
+			}
+		}
+		if resp == nil {
+			resp = withMetadata(s.requestHeaders(ctx, b, bindErr, r.RequestHeaders), &st.dlp)
+		}
 		s.latency(time.Since(start))
 		return resp, nil
-	}
-	if t, ok := req.GetRequest().(*extprocv3.ProcessingRequest_RequestTrailers); ok {
-		return s.requestTrailers(ctx, b, t.RequestTrailers), nil
+	case *extprocv3.ProcessingRequest_RequestBody:
+		if st.dlp.on {
+			return s.dlpBody(ctx, &st.dlp, b, st.req, r.RequestBody), nil
+		}
+	case *extprocv3.ProcessingRequest_RequestTrailers:
+		if st.dlp.on {
+			if resp := s.dlpTrailers(ctx, &st.dlp, b, st.req, r.RequestTrailers); resp != nil {
+				return resp, nil
+			}
+		}
+		return withMetadata(s.requestTrailers(ctx, b, r.RequestTrailers), &st.dlp), nil
 	}
 	if resp := continueOther(req); resp != nil {
 		return resp, nil

@@ -44,6 +44,8 @@ func (s *Server) SetSlots(slots []config.Slot) {
 		t[sl.Name] = e
 	}
 	s.slots.Store(&t)
+	// The slot values are the scanner's known secrets.
+	s.rebuildScanner()
 }
 
 // lookup finds a slot in the current table. Before the first SetSlots the
