@@ -48,6 +48,7 @@ type Metrics struct {
 	rejections      *prometheus.CounterVec
 	refreshes       *prometheus.CounterVec
 	requests        *prometheus.CounterVec
+	dlpDetections   *prometheus.CounterVec
 	xdsEvents       *prometheus.CounterVec
 	extprocLatency  prometheus.Histogram
 	reg             prometheus.Registerer
@@ -86,6 +87,10 @@ func NewMetrics(reg prometheus.Registerer, slots func() []BottleSlots) *Metrics 
 		Name: "egressgate_requests_total",
 		Help: "Agent requests and CONNECTs by bottle, host, decision (forwarded_with_credential, forwarded, answered, refused, failed_closed) and reason, from the audit trail; hosts the bottle does not route to count as \"other\".",
 	}, []string{"bottle", "host", "decision", "reason"})
+	m.dlpDetections = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "egressgate_dlp_detections_total",
+		Help: "Secrets found in agent requests on routes with DLP on, from the audit trail, by bottle, host, kind (known-secret, canary, pattern or a format such as github-token), where (path, header, body, trailer, websocket) and action (block: refused; log: recorded and forwarded).",
+	}, []string{"bottle", "host", "kind", "where", "action"})
 	m.xdsEvents = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "egressgate_xds_responses_total",
 		Help: "xDS responses pushed to each node (an Envoy, or a split-mode ext_proc sidecar), by resource type and outcome: pushed when sent, then acked or nacked as the node answered.",
@@ -107,7 +112,7 @@ func NewMetrics(reg prometheus.Registerer, slots func() []BottleSlots) *Metrics 
 	for _, a := range []string{ActionInject, ActionStrip, ActionDeny, ActionAnswer} {
 		m.extprocByAction[a] = m.extproc.WithLabelValues(a)
 	}
-	reg.MustRegister(m.reloads, m.lastSuccess, m.lastSuccessTime, m.extproc, m.rejections, m.refreshes, m.requests, m.xdsEvents, m.extprocLatency,
+	reg.MustRegister(m.reloads, m.lastSuccess, m.lastSuccessTime, m.extproc, m.rejections, m.refreshes, m.requests, m.dlpDetections, m.xdsEvents, m.extprocLatency,
 		newSlotCollector(slots, time.Now))
 	return m
 }
@@ -189,6 +194,11 @@ func (m *Metrics) Request(r audit.Record) {
 		host = "other"
 	}
 	m.requests.WithLabelValues(r.Bottle, host, r.Decision, r.Reason).Inc()
+	for _, d := range r.DLP {
+		// Every label comes from egressgate's own vocabulary (hosts the
+		// bottle routes to, finding kinds, places), not from the agent.
+		m.dlpDetections.WithLabelValues(r.Bottle, host, d.Kind, d.Where, d.Action).Inc()
+	}
 }
 
 // AuditDropped exposes the audit sink's count of records it could not

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/egressgate/egressgate/audit"
 	"github.com/egressgate/egressgate/hostlogin"
 	"github.com/egressgate/egressgate/internal/buildinfo"
 )
@@ -159,6 +160,23 @@ egressgate_host_login_refreshes_total{login="/home/u/.codex/auth.json",result="s
 	problems, err := testutil.GatherAndLint(reg)
 	require.NoError(t, err)
 	assert.Empty(t, problems)
+}
+
+// Each detection of an audited request is counted once, by its labels.
+func TestMetricsCountDetections(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	m := NewMetrics(reg, demoSlots)
+	m.Request(audit.Record{Bottle: "demo", Host: "api.github.com", Route: "api.github.com/0", Decision: audit.Refused, Reason: "dlp_secret",
+		DLP: []audit.Detection{{Where: "body", Kind: "canary", Name: "aws@r1", Fingerprint: "0123456789ab", Action: "block"}, {Where: "header", Kind: "jwt", Fingerprint: "ba9876543210", Action: "log"}}})
+	m.Request(audit.Record{Bottle: "demo", Host: "api.github.com", Route: "api.github.com/0", Decision: audit.Forwarded,
+		DLP: []audit.Detection{{Where: "header", Kind: "jwt", Fingerprint: "ba9876543210", Action: "log"}}})
+	want := `
+# HELP egressgate_dlp_detections_total Secrets found in agent requests on routes with DLP on, from the audit trail, by bottle, host, kind (known-secret, canary, pattern or a format such as github-token), where (path, header, body, trailer, websocket) and action (block: refused; log: recorded and forwarded).
+# TYPE egressgate_dlp_detections_total counter
+egressgate_dlp_detections_total{action="block",bottle="demo",host="api.github.com",kind="canary",where="body"} 1
+egressgate_dlp_detections_total{action="log",bottle="demo",host="api.github.com",kind="jwt",where="header"} 2
+`
+	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(want), "egressgate_dlp_detections_total"))
 }
 
 // Two Metrics on two registries do not collide: nothing is global.

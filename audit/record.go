@@ -15,6 +15,8 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	accesslogdatav3 "github.com/envoyproxy/go-control-plane/envoy/data/accesslog/v3"
+
+	"github.com/egressgate/egressgate/extprocapi"
 )
 
 // Decisions: what the egress did with a request.
@@ -77,6 +79,44 @@ type Record struct {
 	BytesReceived  uint64  `json:"bytes_received"` // from the agent
 	BytesSent      uint64  `json:"bytes_sent"`     // to the agent
 	DurationMS     float64 `json:"duration_ms"`
+	// DLP lists the secrets found in the request on a route with DLP on:
+	// kinds, names and fingerprints, never a value.
+	DLP []Detection `json:"dlp,omitempty"`
+	// DLPUnscannedTail is set when the body was longer than the part the
+	// egress scans and the route let the rest pass unscanned.
+	DLPUnscannedTail bool `json:"dlp_unscanned_tail,omitempty"`
+}
+
+// Detection is one secret found in a request (see package dlp).
+type Detection struct {
+	// Where: "path", "header", "body", "trailer" or "websocket".
+	Where string `json:"where"`
+	Kind  string `json:"kind"`
+	// Name is the slot, canary or pattern name; empty for formats.
+	Name        string `json:"name,omitempty"`
+	Fingerprint string `json:"fingerprint"`
+	// Action is "block" (the request was refused) or "log".
+	Action string `json:"action"`
+}
+
+// dlpDetections reads what ext_proc wrote to the request's dynamic
+// metadata (extprocapi.DLPMetadataNamespace).
+func dlpDetections(c *accesslogdatav3.AccessLogCommon) ([]Detection, bool) {
+	ns := c.GetMetadata().GetFilterMetadata()[extprocapi.DLPMetadataNamespace]
+	if ns == nil {
+		return nil, false
+	}
+	var out []Detection
+	if v := ns.GetFields()[extprocapi.DLPFindingsKey].GetStringValue(); v != "" {
+		for _, e := range strings.Split(v, ",") {
+			p := strings.Split(e, ":")
+			if len(p) != 5 {
+				continue
+			}
+			out = append(out, Detection{Where: p[0], Kind: p[1], Name: p[2], Fingerprint: p[3], Action: p[4]})
+		}
+	}
+	return out, ns.GetFields()[extprocapi.DLPUnscannedKey].GetStringValue() == "true"
 }
 
 // FromEntry builds the record of one access log entry, or reports false
@@ -119,6 +159,7 @@ func FromEntry(e *accesslogdatav3.HTTPAccessLogEntry) (Record, bool) {
 	}
 	r.Path = withoutQuery(req.GetPath())
 	decideMITM(&r, tags[TagSlot], details, c.GetResponseFlags())
+	r.DLP, r.DLPUnscannedTail = dlpDetections(c)
 	return r, true
 }
 

@@ -7,9 +7,13 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	accesslogdatav3 "github.com/envoyproxy/go-control-plane/envoy/data/accesslog/v3"
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/egressgate/egressgate/extprocapi"
 )
 
 var t0 = time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
@@ -99,4 +103,30 @@ func TestFromEntry(t *testing.T) {
 	_, ok := FromEntry(entry{listener: ListenerProxy, method: connect, authority: "chatgpt.com:443", route: "connect/chatgpt.com",
 		cluster: "mitm/chatgpt.com", details: "via_upstream", status: 200}.proto())
 	assert.False(t, ok)
+}
+
+// TestFromEntryDLP: the detections ext_proc wrote to the request's dynamic
+// metadata become the record's dlp list, fingerprints and names only.
+func TestFromEntryDLP(t *testing.T) {
+	e := entry{listener: ListenerMITM, host: "api.github.com", method: corev3.RequestMethod_POST, authority: "api.github.com",
+		path: "/repos/o/r/issues", route: "api.github.com/0", details: "egressgate_dlp_secret", status: 403}.proto()
+	e.CommonProperties.Metadata = &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{
+		extprocapi.DLPMetadataNamespace: {Fields: map[string]*structpb.Value{
+			extprocapi.DLPFindingsKey:  structpb.NewStringValue("body:canary:aws-access-key-id@r1:0123456789ab:block,header:jwt::ba9876543210:log,garbled"),
+			extprocapi.DLPUnscannedKey: structpb.NewStringValue("true"),
+		}},
+	}}
+	got, ok := FromEntry(e)
+	require.True(t, ok)
+	assert.Equal(t, Refused, got.Decision)
+	assert.Equal(t, "dlp_secret", got.Reason)
+	assert.Equal(t, []Detection{
+		{Where: "body", Kind: "canary", Name: "aws-access-key-id@r1", Fingerprint: "0123456789ab", Action: "block"},
+		{Where: "header", Kind: "jwt", Fingerprint: "ba9876543210", Action: "log"},
+	}, got.DLP)
+	assert.True(t, got.DLPUnscannedTail)
+
+	plain, _ := FromEntry(entry{listener: ListenerMITM, host: "a.test", method: corev3.RequestMethod_GET, authority: "a.test", path: "/", route: "a.test/0", details: "via_upstream", status: 200}.proto())
+	assert.Nil(t, plain.DLP)
+	assert.False(t, plain.DLPUnscannedTail)
 }
