@@ -35,6 +35,10 @@ const (
 // the whole conversation with every turn, so long sessions reach MiBs.
 const DefaultDLPMaxBody = 8 << 20
 
+// MaxDLPMaxBody bounds max_body_bytes: Envoy holds that much per request in
+// memory, and ext_proc receives it in one message.
+const MaxDLPMaxBody = 64 << 20
+
 // DLP is one route's outbound secret detection, the bottle's `dlp` setting
 // with the route's own `dlp` overrides applied.
 type DLP struct {

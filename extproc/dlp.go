@@ -17,6 +17,11 @@ import (
 	"github.com/egressgate/egressgate/extprocapi"
 )
 
+// MaxMessageSize is the largest ext_proc message the server must accept:
+// a scanned route's whole buffered body (config.MaxDLPMaxBody at most)
+// plus its framing.
+const MaxMessageSize = config.MaxDLPMaxBody + 1<<20
+
 // dlpInputs are what the bottle's scanner is built from besides its slot
 // values: the manifest's rules and the canaries agent-env planted.
 type dlpInputs struct {

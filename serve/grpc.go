@@ -36,5 +36,9 @@ func extProcServerOptions(callerKey func() string) []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.StreamInterceptor(extproc.CallerKeyInterceptor(callerKey)),
 		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
+		// On a route with DLP on, Envoy sends the buffered body in one
+		// message: up to the route's max_body_bytes, far past gRPC's
+		// 4 MiB default, which would fail such requests closed.
+		grpc.MaxRecvMsgSize(extproc.MaxMessageSize),
 	}
 }
