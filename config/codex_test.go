@@ -81,6 +81,7 @@ func TestCodexForwarded(t *testing.T) {
 		TLS:     Intercept,
 		Auth:    &Auth{Scheme: "Bearer", Slot: "EGRESS_TOKEN_0"},
 		Matches: backendAPI,
+		DLP:     blockDLP,
 	}, chat)
 	login, ok := p.Route("auth.openai.com")
 	require.True(t, ok)

@@ -31,9 +31,11 @@ func (l *loader) compile(m manifest) *Policy {
 		ForwardHostCredentials: m.forward,
 		RefreshHostCredentials: m.refresh,
 		Slots:                  slots,
+		DLPRules:               m.dlpRules,
 	}
 	p.hostLoginErrors = loginErrs
 	for _, r := range routes {
+		r.route.DLP = routeDLP(m.dlp, r)
 		p.Routes = append(p.Routes, r.route)
 	}
 	p.warnings = l.warnings(p, namedAt)
@@ -73,6 +75,17 @@ func (l *loader) warnings(p *Policy, namedAt []string) []Error {
 				empty, strings.Join(hosts, ", "), s.Source.Fix())})
 	}
 	return out
+}
+
+// routeDLP is a route's DLP: the bottle's setting with the route's
+// overrides applied. Template routes have none of their own unless a
+// manifest route merges into them. Envoy cannot see inside a passthrough
+// tunnel, so a passthrough route's is off whatever the bottle says.
+func routeDLP(bottle DLP, r routeSpec) DLP {
+	if r.route.TLS == Passthrough {
+		return DLP{Mode: DLPOff}
+	}
+	return r.dlp.apply(bottle)
 }
 
 func (l *loader) templateRoutes(m manifest) []routeSpec {
@@ -226,8 +239,9 @@ func (l *loader) mergeRoute(t, r routeSpec) routeSpec {
 	if r.route.TLS == Passthrough {
 		l.errorf(r.path+".tls", "%s is intercepted by the %s template; it cannot be passthrough", host, t.template)
 	}
-	// Templates set no upstream, so the manifest's replaces nothing.
+	// Templates set no upstream nor dlp, so the manifest's replace nothing.
 	t.route.Upstream = r.route.Upstream
+	t.dlp = r.dlp
 	if t.widen {
 		// The template's matches stay first, so its answers win.
 		t.route.Matches = append(t.route.Matches, r.route.Matches...)

@@ -13,6 +13,8 @@ import (
 var (
 	backendAPI = []Match{{Paths: []PathMatch{{Type: PathPrefix, Value: "/backend-api/"}}}}
 	deviceAuth = []Match{{Paths: []PathMatch{{Type: PathPrefix, Value: "/api/accounts/deviceauth/"}, {Type: PathExact, Value: "/oauth/token"}}}}
+	// blockDLP is an intercepted route's DLP when the manifest has no dlp.
+	blockDLP = DLP{Mode: DLPBlock, LargeBody: LargeBodyBlock, MaxBody: 8 << 20}
 )
 
 func TestTemplates(t *testing.T) {
@@ -31,20 +33,20 @@ func TestTemplates(t *testing.T) {
 			name: "codex without forwarding",
 			text: "name: demo\nagent_provider: {template: codex}\n",
 			want: []Route{
-				{Host: "auth.openai.com", TLS: Intercept, Matches: deviceAuth},
-				{Host: "chatgpt.com", TLS: Intercept, Matches: backendAPI},
+				{Host: "auth.openai.com", TLS: Intercept, Matches: deviceAuth, DLP: blockDLP},
+				{Host: "chatgpt.com", TLS: Intercept, Matches: backendAPI, DLP: blockDLP},
 			},
 		},
 		{
 			name: "claude without forwarding",
 			text: "name: demo\nagent_provider: {template: claude, auth_token: CLAUDE_TOKEN}\n",
-			want: []Route{{Host: "api.anthropic.com", TLS: Intercept}},
+			want: []Route{{Host: "api.anthropic.com", TLS: Intercept, DLP: blockDLP}},
 		},
 		{
 			name: "claude forwarding its token",
 			text: "name: demo\nagent_provider: {template: claude, forward_host_credentials: true, auth_token: CLAUDE_TOKEN}\n",
 			env:  map[string]string{"CLAUDE_TOKEN": "claude-secret"},
-			want: []Route{{Host: "api.anthropic.com", TLS: Intercept, Auth: &Auth{Scheme: "Bearer", Slot: "EGRESS_TOKEN_0"}}},
+			want: []Route{{Host: "api.anthropic.com", TLS: Intercept, Auth: &Auth{Scheme: "Bearer", Slot: "EGRESS_TOKEN_0"}, DLP: blockDLP}},
 			slots: []Slot{{
 				Name:   "EGRESS_TOKEN_0",
 				Source: Source{Kind: SourceEnv, Ref: "CLAUDE_TOKEN"},
@@ -80,17 +82,18 @@ func TestTemplateMerge(t *testing.T) {
 				TLS:      Intercept,
 				Matches:  []Match{{Paths: []PathMatch{{Type: PathPrefix, Value: "/backend-api/codex/"}}, Methods: []string{"POST"}}},
 				Upstream: Upstream{Address: "127.0.0.1:9443"},
+				DLP:      blockDLP,
 			},
 		},
 		{
 			name: "naming the host alone keeps the template route",
 			text: codex + "    - host: chatgpt.com\n      tls: intercept\n",
-			want: Route{Host: "chatgpt.com", TLS: Intercept, Matches: backendAPI},
+			want: Route{Host: "chatgpt.com", TLS: Intercept, Matches: backendAPI, DLP: blockDLP},
 		},
 		{
 			name: "matches on auth.openai.com add to the template's",
 			text: codex + "    - host: auth.openai.com\n      matches:\n        - paths: [{type: prefix, value: /api/accounts/login/}]\n",
-			want: Route{Host: "auth.openai.com", TLS: Intercept, Matches: append(slices.Clone(deviceAuth), Match{Paths: []PathMatch{{Type: PathPrefix, Value: "/api/accounts/login/"}}})},
+			want: Route{Host: "auth.openai.com", TLS: Intercept, Matches: append(slices.Clone(deviceAuth), Match{Paths: []PathMatch{{Type: PathPrefix, Value: "/api/accounts/login/"}}}), DLP: blockDLP},
 		},
 		{
 			name:    "auth on a template host",

@@ -136,6 +136,14 @@ func (d *nodeDecoder) value(path string, n *yaml.Node, v reflect.Value) (want st
 			return "true or false"
 		}
 		v.SetBool(b)
+	case reflect.Int64:
+		// Only a plain YAML integer: "8388608" in quotes, 8MiB or 1e6
+		// would each need a guess at what was meant.
+		var i int64
+		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" || n.Decode(&i) != nil {
+			return "a whole number"
+		}
+		v.SetInt(i)
 	default:
 		// Unreachable: the raw* types use only the kinds above.
 		panic(fmt.Sprintf("config: raw manifest field of kind %s", v.Kind()))

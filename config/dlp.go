@@ -35,9 +35,17 @@ const (
 // the whole conversation with every turn, so long sessions reach MiBs.
 const DefaultDLPMaxBody = 8 << 20
 
-// MaxDLPMaxBody bounds max_body_bytes: Envoy holds that much per request in
-// memory, and ext_proc receives it in one message.
+// MaxDLPMaxBody is the largest max_body_bytes a manifest may set. Envoy
+// holds up to that much of every request in flight in memory while it is
+// scanned, and ext_proc receives it in one message, so the limit bounds
+// what a busy agent can make either buffer.
 const MaxDLPMaxBody = 64 << 20
+
+// DLPMinLiteralLen is the shortest literal pattern a manifest may name:
+// shorter ones match ordinary text. Package dlp refuses the same ones
+// (dlp.MinLiteralLen) and must agree; it imports config, so config cannot
+// import it, and a test of package config_test checks the two match.
+const DLPMinLiteralLen = 8
 
 // DLP is one route's outbound secret detection, the bottle's `dlp` setting
 // with the route's own `dlp` overrides applied.

@@ -17,6 +17,7 @@ import (
 type rawManifest struct {
 	Name          string      `yaml:"name"`
 	AgentProvider rawProvider `yaml:"agent_provider"`
+	DLP           *rawDLP     `yaml:"dlp"`
 	Egress        rawEgress   `yaml:"egress"`
 }
 
@@ -37,6 +38,7 @@ type rawRoute struct {
 	Auth     *rawAuth     `yaml:"auth"`
 	Matches  []rawMatch   `yaml:"matches"`
 	Upstream *rawUpstream `yaml:"upstream"`
+	DLP      *rawRouteDLP `yaml:"dlp"`
 }
 
 type rawAuth struct {
@@ -59,6 +61,30 @@ type rawPath struct {
 type rawUpstream struct {
 	Address string `yaml:"address"`
 	CAFile  string `yaml:"ca_file"`
+}
+
+// rawDLP is the bottle's dlp block: the setting every intercepted route
+// starts from, and the rules that apply to all of them.
+type rawDLP struct {
+	Mode         string          `yaml:"mode"`
+	LargeBody    string          `yaml:"large_body"`
+	MaxBodyBytes *int64          `yaml:"max_body_bytes"`
+	Patterns     []rawDLPPattern `yaml:"patterns"`
+	Allow        []string        `yaml:"allow"`
+}
+
+// rawRouteDLP is a route's dlp block: it overrides the bottle's setting,
+// never its rules.
+type rawRouteDLP struct {
+	Mode         string `yaml:"mode"`
+	LargeBody    string `yaml:"large_body"`
+	MaxBodyBytes *int64 `yaml:"max_body_bytes"`
+}
+
+type rawDLPPattern struct {
+	Name    string `yaml:"name"`
+	Literal string `yaml:"literal"`
+	Regex   string `yaml:"regex"`
 }
 
 // parseManifest turns a manifest file's bytes into a document. It returns
@@ -118,7 +144,7 @@ func yamlSource(file string, data []byte, errs *errList) ([]byte, bool) {
 // holdsManifestKeys reports whether lines start a top-level manifest key.
 func holdsManifestKeys(lines [][]byte) bool {
 	for _, l := range lines {
-		for _, key := range []string{"name:", "agent_provider:", "egress:"} {
+		for _, key := range []string{"name:", "agent_provider:", "dlp:", "egress:"} {
 			if bytes.HasPrefix(l, []byte(key)) {
 				return true
 			}

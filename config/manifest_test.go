@@ -25,7 +25,7 @@ func TestFrontMatterLines(t *testing.T) {
 			name: "front matter with CRLF and trailing blanks on the fences",
 			file: "/bottle/demo.md",
 			text: "--- \r\nname: demo\r\nbogus: 1\r\n---\r\nbody\r\n",
-			want: []string{`/bottle/demo.md:3: top level: unknown key "bogus"; allowed: name, agent_provider, egress`},
+			want: []string{`/bottle/demo.md:3: top level: unknown key "bogus"; allowed: name, agent_provider, dlp, egress`},
 		},
 		{
 			name: "plain yaml",
@@ -134,7 +134,7 @@ func TestShapeErrors(t *testing.T) {
 		{
 			name: "unknown top-level key",
 			text: "name: demo\nroutes: []\n",
-			want: []string{`:2: top level: unknown key "routes"; allowed: name, agent_provider, egress`},
+			want: []string{`:2: top level: unknown key "routes"; allowed: name, agent_provider, dlp, egress`},
 		},
 		{
 			name: "unknown provider key",
@@ -147,7 +147,7 @@ func TestShapeErrors(t *testing.T) {
 			name: "unknown route key",
 			text: routes("    - host: a.test\n    - hots: b.test\n"),
 			want: []string{
-				`:5: egress.routes[1]: unknown key "hots"; did you mean host? allowed: host, tls, auth, matches, upstream`,
+				`:5: egress.routes[1]: unknown key "hots"; did you mean host? allowed: host, tls, auth, matches, upstream, dlp`,
 			},
 		},
 		{
@@ -160,7 +160,7 @@ func TestShapeErrors(t *testing.T) {
 		{
 			name: "far from every key",
 			text: "name: demo\nflavour: x\n",
-			want: []string{`:2: top level: unknown key "flavour"; allowed: name, agent_provider, egress`},
+			want: []string{`:2: top level: unknown key "flavour"; allowed: name, agent_provider, dlp, egress`},
 		},
 		{
 			name: "unknown keys deep down",
@@ -220,7 +220,7 @@ func TestShapeErrors(t *testing.T) {
 				`:3: agent_provider.template: "codx" is not one of codex, claude, none`,
 				`:6: egress.routes[0].host: "https://a.test" is a URL; give the host name only`,
 				`:7: egress.routes[0].tls: "passthru" is not one of intercept, passthrough`,
-				`:8: egress.routes[0]: unknown key "colour"; allowed: host, tls, auth, matches, upstream`,
+				`:8: egress.routes[0]: unknown key "colour"; allowed: host, tls, auth, matches, upstream, dlp`,
 			},
 		},
 	}

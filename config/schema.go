@@ -76,12 +76,29 @@ var schemaNotes = map[string]schemaNote{
 		extra: map[string]any{"default": false}},
 	"agent_provider.auth_token": {description: "claude only: a host environment variable holding the token to inject for api.anthropic.com, instead of the host's Claude Code login.",
 		extra: map[string]any{"pattern": envNameRE.String()}},
+	"dlp": {description: "Outbound secret detection on every intercepted route: what the agent sends is scanned for credentials before it leaves. Left out: mode block, large_body block, max_body_bytes 8 MiB."},
+	"dlp.mode": {description: "block: refuse a request with any finding. log: record format and pattern findings and forward; known secrets (the credentials the egress holds) and canaries are still refused. off: scan no body.",
+		extra: map[string]any{"enum": dlpModes, "default": string(DLPBlock)}},
+	"dlp.large_body": {description: "For a body longer than max_body_bytes: block refuses it; pass scans the first max_body_bytes and forwards the rest unscanned.",
+		extra: map[string]any{"enum": largeBodyActions, "default": string(LargeBodyBlock)}},
+	"dlp.max_body_bytes": {description: "How many body bytes Envoy buffers and scans before large_body decides.",
+		extra: map[string]any{"minimum": 1, "maximum": MaxDLPMaxBody, "default": DefaultDLPMaxBody}},
+	"dlp.patterns":   {description: "Extra rules, beyond the well-known credential formats and the egress's own credentials, which are always looked for."},
+	"dlp.patterns[]": {description: "One named rule: exactly one of literal and regex.", extra: exactlyOne("literal", "regex")},
+	"dlp.patterns[].name": {required: true, description: "Labels the rule's findings in refusals and audit records; unique.",
+		extra: map[string]any{"pattern": nameRE.String()}},
+	"dlp.patterns[].literal": {description: fmt.Sprintf("An exact string to look for, in every encoding the scanner decodes; at least %d bytes.", DLPMinLiteralLen),
+		extra: map[string]any{"minLength": DLPMinLiteralLen}},
+	"dlp.patterns[].regex": {description: "An RE2 expression (Go's regexp syntax) to look for; it must not match the empty string."},
+	"dlp.allow":            {description: "Fingerprints that are not findings: values a person has looked at and let through, as refusals show them."},
+	"dlp.allow[]": {description: "A fingerprint: 12 lower-case hex digits, never the value itself.",
+		extra: map[string]any{"pattern": fingerprintRE.String()}},
 	"egress":          {description: "What the agent may reach."},
 	"egress.routes":   {description: "One entry per upstream host; a host not listed (nor added by the template) is refused at CONNECT."},
 	"egress.routes[]": {description: "One upstream host and what the agent may do there.", extra: passthroughRules()},
 	"egress.routes[].host": {required: true, description: "The host exactly as the agent sends it in CONNECT and SNI: a lower-case DNS name, no port, scheme, path or wildcard.",
 		extra: map[string]any{"pattern": `^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$`, "maxLength": 253}},
-	"egress.routes[].tls": {description: "intercept: Envoy terminates TLS with a bottle-CA leaf, strips the agent's credentials and injects the route's. passthrough: an opaque TLS tunnel (no auth, matches or ca_file).",
+	"egress.routes[].tls": {description: "intercept: Envoy terminates TLS with a bottle-CA leaf, strips the agent's credentials and injects the route's. passthrough: an opaque TLS tunnel (no auth, matches or ca_file, and no dlp scan).",
 		extra: map[string]any{"enum": []string{string(Intercept), string(Passthrough)}, "default": string(Intercept)}},
 	"egress.routes[].auth": {description: "The host credential injected into this route's requests; the agent's own credentials are always stripped.",
 		extra: map[string]any{"anyOf": []any{
@@ -122,14 +139,41 @@ var schemaNotes = map[string]schemaNote{
 	"egress.routes[].upstream.address": {description: "host:port to connect to instead of HOST:443 (a mirror, a local stand-in).",
 		extra: map[string]any{"pattern": `^.+:[0-9]{1,5}$`}},
 	"egress.routes[].upstream.ca_file": {description: "PEM file of the CAs that verify the upstream instead of the system roots, relative to the manifest's directory. Not for passthrough routes."},
+	"egress.routes[].dlp":              {description: "This route's own mode, large_body or max_body_bytes, over the bottle's dlp. A passthrough route cannot be scanned: only mode: off is allowed there."},
+	"egress.routes[].dlp.mode": {description: "Overrides dlp.mode for this route.",
+		extra: map[string]any{"enum": dlpModes}},
+	"egress.routes[].dlp.large_body": {description: "Overrides dlp.large_body for this route.",
+		extra: map[string]any{"enum": largeBodyActions}},
+	"egress.routes[].dlp.max_body_bytes": {description: "Overrides dlp.max_body_bytes for this route.",
+		extra: map[string]any{"minimum": 1, "maximum": MaxDLPMaxBody}},
+}
+
+var (
+	dlpModes         = []string{string(DLPBlock), string(DLPLog), string(DLPOff)}
+	largeBodyActions = []string{string(LargeBodyBlock), string(LargeBodyPass)}
+)
+
+// exactlyOne requires one of two keys and refuses both.
+func exactlyOne(a, b string) map[string]any {
+	return map[string]any{"oneOf": []any{
+		map[string]any{"required": []string{a}},
+		map[string]any{"required": []string{b}},
+	}}
 }
 
 // passthroughRules are what a passthrough route cannot have: Envoy never
 // sees inside its tunnel.
 func passthroughRules() map[string]any {
 	return map[string]any{
-		"if":   map[string]any{"required": []string{"tls"}, "properties": map[string]any{"tls": map[string]any{"const": string(Passthrough)}}},
-		"then": map[string]any{"not": map[string]any{"anyOf": []any{map[string]any{"required": []string{"auth"}}, map[string]any{"required": []string{"matches"}}}}},
+		"if": map[string]any{"required": []string{"tls"}, "properties": map[string]any{"tls": map[string]any{"const": string(Passthrough)}}},
+		"then": map[string]any{
+			"not": map[string]any{"anyOf": []any{map[string]any{"required": []string{"auth"}}, map[string]any{"required": []string{"matches"}}}},
+			// dlp: only mode: off, which says what is true anyway.
+			"properties": map[string]any{"dlp": map[string]any{"anyOf": []any{
+				map[string]any{"type": "null"},
+				map[string]any{"properties": map[string]any{"mode": map[string]any{"const": string(DLPOff)}}, "required": []string{"mode"}, "maxProperties": 1},
+			}}},
+		},
 	}
 }
 
@@ -190,6 +234,8 @@ func (b schemaBuilder) schemaOf(t reflect.Type, path string) (map[string]any, er
 		}
 	case reflect.Bool:
 		s["type"] = nullable("boolean", path, note)
+	case reflect.Int64:
+		s["type"] = nullable("integer", path, note)
 	default:
 		return nil, fmt.Errorf("manifest schema: %s has kind %s", path, t.Kind())
 	}

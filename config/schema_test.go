@@ -109,6 +109,20 @@ func TestSchemaRefusesWhatLoadRefuses(t *testing.T) {
 		"address without port":    routes("    - host: a.test\n      upstream: {address: 127.0.0.1}\n"),
 		"wrong type for a bool":   "name: demo\nagent_provider: {template: codex, forward_host_credentials: yes please}\n",
 		"route list is a mapping": "name: demo\negress:\n  routes: {host: a.test}\n",
+		"bad dlp mode":            "name: demo\ndlp: {mode: warn}\n",
+		"bad large_body":          "name: demo\ndlp: {large_body: truncate}\n",
+		"max_body_bytes zero":     "name: demo\ndlp: {max_body_bytes: 0}\n",
+		"max_body_bytes too big":  "name: demo\ndlp: {max_body_bytes: 67108865}\n",
+		"max_body_bytes a string": "name: demo\ndlp: {max_body_bytes: 8MiB}\n",
+		"literal and regex":       "name: demo\ndlp:\n  patterns: [{name: a, literal: BLUEHERON-7731, regex: 'x+'}]\n",
+		"no literal nor regex":    "name: demo\ndlp:\n  patterns: [{name: a}]\n",
+		"short literal":           "name: demo\ndlp:\n  patterns: [{name: a, literal: HERON-7}]\n",
+		"pattern without a name":  "name: demo\ndlp:\n  patterns: [{literal: BLUEHERON-7731}]\n",
+		"pattern name upper case": "name: demo\ndlp:\n  patterns: [{name: Corp, literal: BLUEHERON-7731}]\n",
+		"fingerprint upper case":  "name: demo\ndlp: {allow: [0123456789AB]}\n",
+		"route-level patterns":    routes("    - host: a.test\n      dlp: {patterns: []}\n"),
+		"passthrough scanned":     routes("    - host: a.test\n      tls: passthrough\n      dlp: {mode: block}\n"),
+		"passthrough large_body":  routes("    - host: a.test\n      tls: passthrough\n      dlp: {mode: off, large_body: pass}\n"),
 	}
 	for name, manifest := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -123,6 +137,9 @@ func TestSchemaRefusesWhatLoadRefuses(t *testing.T) {
 		routes("    - host: a.test\n      auth:\n      matches: [{methods: [get, Post]}]\n      upstream:\n"),
 		routes("    - host: a.test\n      matches: []\n"),
 		routes("    - host: a.test\n      auth: {header: X-Api-Key, token_file: key}\n"),
+		"name: demo\ndlp:\n  mode: log\n  large_body: pass\n  max_body_bytes: 1048576\n" +
+			"  patterns: [{name: corp-token, regex: 'corp_[a-z]{8}'}, {name: codename, literal: BLUEHERON-7731}]\n  allow: ['0123456789ab']\n",
+		routes("    - host: a.test\n      dlp: {mode: off}\n    - host: b.test\n      tls: passthrough\n      dlp: {mode: off}\n    - host: c.test\n      tls: passthrough\n      dlp:\n"),
 	} {
 		assert.NoError(t, s.Validate(manifestJSON(t, "m.yaml", []byte(ok))), "Load takes it, so the schema must:\n%s", ok)
 		_, err := newHost(ok).load()

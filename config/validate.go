@@ -29,6 +29,10 @@ type manifest struct {
 	refresh   bool
 	authToken string
 	routes    []routeSpec
+	// dlp is the bottle's dlp setting, defaults filled in; each route
+	// applies its own dlp overrides to it.
+	dlp      DLP
+	dlpRules DLPRules
 }
 
 // routeSpec is a route before slots are assigned.
@@ -40,6 +44,9 @@ type routeSpec struct {
 	// widen makes a manifest route's matches add to the template's instead
 	// of narrowing them.
 	widen bool
+	// dlp is the route's own dlp keys, applied to the bottle's setting
+	// once templates are merged.
+	dlp dlpOverride
 }
 
 // authSpec is a route's credential, named by its source: the slot it
@@ -70,6 +77,7 @@ func (l *loader) manifest() manifest {
 	}
 	l.name(raw.Name)
 	l.provider(m)
+	m.dlp, m.dlpRules = l.bottleDLP(raw.DLP)
 	m.routes = l.routes(raw.Egress.Routes)
 	return m
 }
@@ -156,6 +164,7 @@ func (l *loader) route(path string, r rawRoute) routeSpec {
 	s := routeSpec{path: path, route: Route{Host: r.Host, TLS: l.tls(path+".tls", r.TLS)}}
 	s.auth = l.auth(path+".auth", r.Auth)
 	s.route.Matches = l.matches(path+".matches", r.Matches)
+	s.dlp = l.routeDLP(path+".dlp", r.DLP)
 	passthrough := s.route.TLS == Passthrough
 	if passthrough {
 		l.passthrough(path, r)
@@ -216,7 +225,7 @@ var reservedHeaders = map[string]bool{
 
 // passthrough rejects what Envoy cannot do for a host it only tunnels:
 // it never sees the requests, so it can neither add a credential, nor
-// match paths, nor verify the upstream's certificate.
+// match paths, nor verify the upstream's certificate, nor scan bodies.
 func (l *loader) passthrough(path string, r rawRoute) {
 	if r.Auth != nil {
 		l.errorf(path+".tls", "a route with auth cannot be passthrough: Envoy cannot add a credential inside a TLS tunnel")
@@ -227,6 +236,7 @@ func (l *loader) passthrough(path string, r rawRoute) {
 	if r.Upstream != nil && r.Upstream.CAFile != "" {
 		l.errorf(path+".upstream.ca_file", "a passthrough route cannot have ca_file: inside a TLS tunnel the agent, not Envoy, verifies the upstream")
 	}
+	l.passthroughDLP(path+".dlp", r.DLP)
 }
 
 func (l *loader) matches(path string, raws []rawMatch) []Match {

@@ -28,6 +28,50 @@ func TestValidatePrintsRoutesAndSlotsNeverValues(t *testing.T) {
 		assert.Contains(t, stdout, want)
 	}
 	assert.NotContains(t, stdout+stderr, token)
+	// No dlp block: every intercepted route blocks, passthrough is off.
+	assert.Regexp(t, `(?m)^  api\.github\.com .* dlp=block$`, stdout)
+	assert.Regexp(t, `(?m)^  chatgpt\.com .* dlp=block$`, stdout)
+	assert.Regexp(t, `(?m)^  pypi\.org .*passthrough .* dlp=off$`, stdout)
+	assert.Contains(t, stdout, "\ndlp:\n  patterns: (none)\n  allowed fingerprints: 0\n")
+}
+
+// TestValidatePrintsDLP: each route's mode, and large_body and
+// max_body_bytes where not the default; the bottle's pattern names and
+// how many fingerprints it allows, never the patterns' literals.
+func TestValidatePrintsDLP(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "dlp.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(`name: demo
+agent_provider: {template: claude}
+dlp:
+  large_body: pass
+  patterns:
+    - {name: corp-token, regex: 'corp_[A-Za-z0-9]{32}'}
+    - {name: project-codename, literal: 'BLUEHERON-7731'}
+  allow: ['0123456789ab', 'ba9876543210']
+egress:
+  routes:
+    - host: api.github.com
+      dlp: {mode: log, large_body: block}
+    - host: uploads.github.com
+      dlp: {max_body_bytes: 1048576}
+    - host: docs.test
+      dlp: {mode: off}
+    - host: pypi.org
+      tls: passthrough
+`), 0o644))
+	code, stdout, stderr := runCLI(t, "validate", "--manifest", path)
+	require.Equal(t, exitOK, code, stderr)
+	for _, want := range []string{
+		`(?m)^  api\.anthropic\.com .* dlp=block large_body=pass$`,
+		`(?m)^  api\.github\.com .* dlp=log$`,
+		`(?m)^  uploads\.github\.com .* dlp=block large_body=pass max_body_bytes=1048576$`,
+		`(?m)^  docs\.test .* dlp=off$`,
+		`(?m)^  pypi\.org .* dlp=off$`,
+	} {
+		assert.Regexp(t, want, stdout)
+	}
+	assert.Contains(t, stdout, "\ndlp:\n  patterns: corp-token, project-codename\n  allowed fingerprints: 2\n")
+	assert.NotContains(t, stdout, "BLUEHERON")
 }
 
 func TestValidateReportsFileAndLine(t *testing.T) {

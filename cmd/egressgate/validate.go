@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -55,16 +56,28 @@ func describe(w io.Writer, p *config.Policy) error {
 	}
 	fmt.Fprint(w, ")\n\nroutes:\n")
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	for _, r := range admin.RouteStatuses(p.Routes) {
+	// RouteStatuses keeps the order of p.Routes, so index i is one route.
+	for i, r := range admin.RouteStatuses(p.Routes) {
 		auth := r.Auth
 		if auth == "" {
 			auth = "-"
 		}
-		fmt.Fprintf(tw, "  %s\t%s\tauth=%s\tallow=%s\tupstream=%s\n", r.Host, r.TLS, auth, r.Allow, r.Upstream)
+		fmt.Fprintf(tw, "  %s\t%s\tauth=%s\tallow=%s\tupstream=%s\t%s\n", r.Host, r.TLS, auth, r.Allow, r.Upstream, dlpText(p.Routes[i].DLP))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	fmt.Fprintln(w, "\ndlp:")
+	names := make([]string, len(p.DLPRules.Patterns))
+	for i, pat := range p.DLPRules.Patterns {
+		names[i] = pat.Name
+	}
+	if len(names) == 0 {
+		names = []string{"(none)"}
+	}
+	// Pattern names only: literals are what the egress looks for, and
+	// this output ends up in CI logs.
+	fmt.Fprintf(w, "  patterns: %s\n  allowed fingerprints: %d\n", strings.Join(names, ", "), len(p.DLPRules.Allow))
 	fmt.Fprintln(w, "\nslots:")
 	if len(p.Slots) == 0 {
 		fmt.Fprintln(w, "  (none)")
@@ -73,4 +86,21 @@ func describe(w io.Writer, p *config.Policy) error {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\n", s.Name, s.Source, s)
 	}
 	return tw.Flush()
+}
+
+// dlpText is a route's DLP setting: its mode, and large_body and
+// max_body_bytes where they differ from the defaults. An off route
+// buffers and scans nothing, so the other two say nothing there.
+func dlpText(d config.DLP) string {
+	if !d.Enabled() {
+		return "dlp=off"
+	}
+	out := "dlp=" + string(d.Mode)
+	if d.LargeBody != config.LargeBodyBlock {
+		out += " large_body=" + string(d.LargeBody)
+	}
+	if d.MaxBody != config.DefaultDLPMaxBody {
+		out += fmt.Sprintf(" max_body_bytes=%d", d.MaxBody)
+	}
+	return out
 }
