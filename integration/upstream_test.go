@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -27,6 +28,8 @@ type seenRequest struct {
 	Header http.Header
 	// Trailer is what arrived after the body (HTTP/2, chunked HTTP/1.1).
 	Trailer http.Header
+	// Body is the request body's SHA-256, to tell it arrived whole.
+	Body [sha256.Size]byte
 }
 
 // upstream is a loopback TLS server standing in for the real hosts
@@ -82,7 +85,7 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	u.mu.Lock()
-	u.seen = append(u.seen, seenRequest{At: time.Now(), Host: r.Host, Method: r.Method, Path: r.URL.Path, Proto: r.Proto, Header: r.Header.Clone(), Trailer: r.Trailer.Clone()})
+	u.seen = append(u.seen, seenRequest{At: time.Now(), Host: r.Host, Method: r.Method, Path: r.URL.Path, Proto: r.Proto, Header: r.Header.Clone(), Trailer: r.Trailer.Clone(), Body: sha256.Sum256(body)})
 	revoked := u.revoked[r.Header.Get("Authorization")]
 	u.mu.Unlock()
 	host, _, _ := strings.Cut(r.Host, ":")

@@ -106,9 +106,26 @@ func checkForwarding(t *testing.T, c invariantCase, host string, vh *routev3.Vir
 	}
 	got.GetOverrides().GrpcInitialMetadata = nil
 	want := &extprocv3.ExtProcPerRoute{Override: &extprocv3.ExtProcPerRoute_Overrides{Overrides: &extprocv3.ExtProcOverrides{}}}
+	pr, _ := c.in.Policy.Route(host)
+	if pr.DLP.Enabled() && strings.Contains(name, "/ws/") {
+		// A WebSocket's frames never end the request: they are streamed
+		// to ext_proc, not buffered.
+		want.GetOverrides().ProcessingMode = &extprocv3.ProcessingMode{
+			RequestHeaderMode: extprocv3.ProcessingMode_SEND, ResponseHeaderMode: extprocv3.ProcessingMode_SKIP,
+			RequestBodyMode: extprocv3.ProcessingMode_STREAMED, RequestTrailerMode: extprocv3.ProcessingMode_SEND,
+			ResponseTrailerMode: extprocv3.ProcessingMode_SKIP,
+		}
+	}
 	if diff := cmp.Diff(want, got, protocmp.Transform()); diff != "" {
 		t.Errorf("route %s: per-route ext_proc overrides more than metadata (-want +got):\n%s", name, diff)
 	}
+	// The body Envoy buffers for the scan is the route's limit, not the
+	// listener's 1 MiB.
+	wantLimit := uint64(0)
+	if pr.DLP.Enabled() {
+		wantLimit = uint64(pr.DLP.MaxBody)
+	}
+	require.Equal(t, wantLimit, vh.GetRequestBodyBufferLimit().GetValue(), "route %s: request body buffer limit", name)
 }
 
 // wantBinding is the metadata a forwarding route of host must carry,
@@ -119,6 +136,9 @@ func wantBinding(t *testing.T, p *config.Policy, host string, r *routev3.Route) 
 	pr, ok := p.Route(host)
 	require.True(t, ok, "no policy route for %s", host)
 	want := map[string]string{extprocapi.MetadataHost: host, extprocapi.MetadataStrip: strings.Join(p.StripHeaders(), ",")}
+	if pr.DLP.Enabled() {
+		want[extprocapi.MetadataDLP], want[extprocapi.MetadataDLPLarge] = string(pr.DLP.Mode), string(pr.DLP.LargeBody)
+	}
 	if a := answerOf(pr, r); a != nil {
 		slot, ok := p.Slot(a.Slot)
 		require.True(t, ok)

@@ -183,6 +183,19 @@ func wantExtProc() *extprocv3.ExternalProcessor {
 	}
 }
 
+// wantDLPExtProc is the filter of a host with DLP on: the same, except
+// that every header and the body (buffered before any of it goes upstream,
+// the agent's content-length kept) reach ext_proc, which may write its
+// detections to the egressgate.dlp metadata namespace only.
+func wantDLPExtProc() *extprocv3.ExternalProcessor {
+	ep := wantExtProc()
+	ep.ForwardRules = nil
+	ep.ProcessingMode.RequestBodyMode = extprocv3.ProcessingMode_BUFFERED_PARTIAL
+	ep.AllowContentLengthHeader = true
+	ep.MetadataOptions = &extprocv3.MetadataOptions{ReceivingNamespaces: &extprocv3.MetadataOptions_MetadataNamespaces{Untyped: []string{"egressgate.dlp"}}}
+	return ep
+}
+
 // TestInvariantExtProcFailsClosed: every HTTP connection manager that has
 // an ext_proc filter (every MITM one must) refuses a request ext_proc
 // cannot answer (invariant 3), keeps the route Envoy matched before asking
@@ -208,7 +221,13 @@ func TestInvariantExtProcFailsClosed(t *testing.T) {
 					require.True(t, ep.GetMutationRules().GetDisallowIsError().GetValue(), "%s: disallow_is_error", name)
 					require.Equal(t, extprocv3.ProcessingMode_SEND, ep.GetProcessingMode().GetRequestHeaderMode(), "%s: request headers", name)
 					checkExtProcService(t, c, name, ep.GetGrpcService())
-					if diff := cmp.Diff(wantExtProc(), ep, protocmp.Transform(),
+					want := wantExtProc()
+					if names := chain.GetFilterChainMatch().GetServerNames(); len(names) == 1 {
+						if r, ok := c.in.Policy.Route(names[0]); ok && r.DLP.Enabled() {
+							want = wantDLPExtProc()
+						}
+					}
+					if diff := cmp.Diff(want, ep, protocmp.Transform(),
 						protocmp.IgnoreFields(&extprocv3.ExternalProcessor{}, "grpc_service", "message_timeout")); diff != "" {
 						t.Errorf("%s: ext_proc filter (-want +got):\n%s", name, diff)
 					}
