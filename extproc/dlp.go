@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
@@ -113,6 +114,7 @@ type dlpState struct {
 	on       bool
 	mode     config.DLPMode
 	large    config.LargeBodyAction
+	max      int // body bytes scanned
 	encoding string // the request's content-encoding
 	// upgrade marks a WebSocket request: its body is frames, streamed.
 	upgrade bool
@@ -127,7 +129,8 @@ func newDLPState(b binding) dlpState {
 	if b.DLP == "" {
 		return dlpState{}
 	}
-	return dlpState{on: true, mode: config.DLPMode(b.DLP), large: config.LargeBodyAction(b.DLPLarge)}
+	max, _ := strconv.Atoi(b.DLPMax) // Validate checked it
+	return dlpState{on: true, mode: config.DLPMode(b.DLP), large: config.LargeBodyAction(b.DLPLarge), max: max}
 }
 
 // certain reports whether a finding is refused in every mode: a known
@@ -243,8 +246,13 @@ func (s *Server) dlpBody(ctx context.Context, st *dlpState, b binding, r request
 		}
 		return bodyContinue(st)
 	}
-	partial := !body.GetEndOfStream()
-	fs, err := scanBody(d.scanner, body.GetBody(), st.encoding, partial)
+	// Envoy buffers at least the route's limit, and more when the
+	// listener's own limit is higher; the limit is what the manifest said.
+	data, partial := body.GetBody(), !body.GetEndOfStream()
+	if len(data) > st.max {
+		data, partial = data[:st.max], true
+	}
+	fs, err := scanBody(d.scanner, data, st.encoding, partial)
 	block := st.record(d, b.Host, whereBody, fs)
 	if partial && block == nil && err == nil {
 		st.unscanned = true
@@ -259,7 +267,7 @@ func (s *Server) dlpBody(ctx context.Context, st *dlpState, b binding, r request
 		s.logger.LogAttrs(ctx, slog.LevelWarn, "dlp: body not inspected, forwarded (mode log)",
 			slog.String("host", b.Host), slog.String("error", err.Error()))
 	case partial && st.large == config.LargeBodyBlock:
-		return s.refuseLarge(ctx, st, b, r, len(body.GetBody()))
+		return s.refuseLarge(ctx, st, b, r, st.max)
 	}
 	return bodyContinue(st)
 }

@@ -64,7 +64,7 @@ func (d *dlpHarness) detections() []Detection {
 // dlpRoute is a scanned route injecting EGRESS_TOKEN_1.
 func dlpRoute(mode, large string) []string {
 	return append(route("api.example.com", "EGRESS_TOKEN_1", "Bearer"),
-		extprocapi.MetadataDLP, mode, extprocapi.MetadataDLPLarge, large)
+		extprocapi.MetadataDLP, mode, extprocapi.MetadataDLPLarge, large, extprocapi.MetadataDLPMax, "4096")
 }
 
 // post runs a request with a body through one stream, as Envoy does on a
@@ -175,8 +175,16 @@ func TestDLPScansPathAndHeadersButNotStrippedOnes(t *testing.T) {
 
 func TestDLPLargeBodies(t *testing.T) {
 	h := newDLPHarness(t, config.DLPRules{})
-	part := bytes.Repeat([]byte("a harmless line of prose\n"), 100)
-	resp := post(t, h.harness, dlpRoute("block", "block"), "/v1/x", part, false)
+	part := bytes.Repeat([]byte("a harmless line of prose\n"), 100) // under 4 KiB
+	// Envoy may send more than the route's limit (the listener's own limit
+	// can be higher): past the limit, the large-body action decides.
+	whole := bytes.Repeat(part, 2)
+	resp := post(t, h.harness, dlpRoute("block", "block"), "/v1/x", whole, true)
+	requireDenied(t, resp, 403, codeTooLarge, "longer than the 4096 bytes")
+	resp = post(t, h.harness, dlpRoute("block", "pass"), "/v1/x", append(whole, canaryValue...), true)
+	requireContinued(t, resp)
+
+	resp = post(t, h.harness, dlpRoute("block", "block"), "/v1/x", part, false)
 	requireDenied(t, resp, 403, codeTooLarge, "longer than")
 
 	resp = post(t, h.harness, dlpRoute("block", "pass"), "/v1/x", part, false)

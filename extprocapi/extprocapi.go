@@ -9,6 +9,7 @@ package extprocapi
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/egressgate/egressgate/config"
@@ -53,6 +54,10 @@ const (
 	// MetadataDLPLarge is what happens to a body longer than the part Envoy
 	// buffers for the scan: "block" or "pass" (config.LargeBodyAction).
 	MetadataDLPLarge = "x-egressgate-dlp-large"
+	// MetadataDLPMax is how many body bytes are scanned, in decimal: Envoy
+	// buffers at least that much (the route's request_body_buffer_limit)
+	// but may send more, since the listener's own limit can be higher.
+	MetadataDLPMax = "x-egressgate-dlp-max"
 )
 
 // DLPMetadataNamespace is the dynamic metadata namespace ext_proc writes its
@@ -85,14 +90,15 @@ type Binding struct {
 	// scanned part ("block" or "pass").
 	DLP      string
 	DLPLarge string
+	DLPMax   string
 }
 
 // bindingKeys are the metadata keys of a Binding's fields, in the order
 // of values.
-var bindingKeys = [...]string{MetadataHost, MetadataStrip, MetadataAnswer, MetadataSlot, MetadataSource, MetadataHeader, MetadataScheme, MetadataDLP, MetadataDLPLarge}
+var bindingKeys = [...]string{MetadataHost, MetadataStrip, MetadataAnswer, MetadataSlot, MetadataSource, MetadataHeader, MetadataScheme, MetadataDLP, MetadataDLPLarge, MetadataDLPMax}
 
 func (b Binding) values() [len(bindingKeys)]string {
-	return [...]string{b.Host, b.Strip, b.Answer, b.Slot, b.Source, b.Header, b.Scheme, b.DLP, b.DLPLarge}
+	return [...]string{b.Host, b.Strip, b.Answer, b.Slot, b.Source, b.Header, b.Scheme, b.DLP, b.DLPLarge, b.DLPMax}
 }
 
 // Metadata is b as initial metadata key, value pairs, in a fixed order;
@@ -123,7 +129,7 @@ func ReadBinding(values func(key string) []string) (Binding, error) {
 			return Binding{Host: v[0]}, fmt.Errorf("metadata %s has %d values, want one", key, len(got))
 		}
 	}
-	return Binding{Host: v[0], Strip: v[1], Answer: v[2], Slot: v[3], Source: v[4], Header: v[5], Scheme: v[6], DLP: v[7], DLPLarge: v[8]}, nil
+	return Binding{Host: v[0], Strip: v[1], Answer: v[2], Slot: v[3], Source: v[4], Header: v[5], Scheme: v[6], DLP: v[7], DLPLarge: v[8], DLPMax: v[9]}, nil
 }
 
 // Validate reports a binding no translation should produce: ext_proc
@@ -136,6 +142,12 @@ func (b Binding) Validate() error {
 		return fmt.Errorf("dlp large-body action %q with dlp off", b.DLPLarge)
 	case b.DLP != "" && b.DLPLarge != string(config.LargeBodyBlock) && b.DLPLarge != string(config.LargeBodyPass):
 		return fmt.Errorf("unknown dlp large-body action %q", b.DLPLarge)
+	case b.DLP == "" && b.DLPMax != "":
+		return fmt.Errorf("dlp body limit %q with dlp off", b.DLPMax)
+	case b.DLP != "":
+		if n, err := strconv.ParseInt(b.DLPMax, 10, 64); err != nil || n <= 0 || n > config.MaxDLPMaxBody {
+			return fmt.Errorf("dlp body limit %q is not a size in 1..%d", b.DLPMax, config.MaxDLPMaxBody)
+		}
 	}
 	switch {
 	case b.Slot == "" && b.Answer != "":

@@ -25,8 +25,8 @@ func TestBindingRoundTrip(t *testing.T) {
 		"raw header":  {Host: "api.anthropic.com", Slot: "EGRESS_TOKEN_1", Source: "env ANTHROPIC_API_KEY", Header: "x-api-key", Strip: "x-api-key"},
 		"answer":      {Host: "auth.openai.com", Slot: "EGRESS_TOKEN_0", Source: "codex-login /h/auth.json", Answer: config.AnswerCodexRefresh},
 		"host absent": {Slot: "EGRESS_TOKEN_0", Scheme: "token"},
-		"dlp":         {Host: "api.github.com", Slot: "EGRESS_TOKEN_2", Source: "env GITHUB_TOKEN", Scheme: "token", DLP: "block", DLPLarge: "pass"},
-		"dlp log":     {Host: "example.com", DLP: "log", DLPLarge: "block"},
+		"dlp":         {Host: "api.github.com", Slot: "EGRESS_TOKEN_2", Source: "env GITHUB_TOKEN", Scheme: "token", DLP: "block", DLPLarge: "pass", DLPMax: "65536"},
+		"dlp log":     {Host: "example.com", DLP: "log", DLPLarge: "block", DLPMax: "8388608"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			require.NoError(t, b.Validate())
@@ -58,10 +58,13 @@ func TestValidateRefusesWhatNoTranslationMakes(t *testing.T) {
 		{Binding{Slot: "S", Scheme: "Basic"}, `unknown auth scheme "Basic"`},
 		{Binding{Slot: "S", Scheme: "bearer"}, `unknown auth scheme "bearer"`},
 		{Binding{Slot: "S"}, `unknown auth scheme ""`},
-		{Binding{DLP: "warn", DLPLarge: "block"}, `unknown dlp mode "warn"`},
-		{Binding{DLP: "off", DLPLarge: "block"}, `unknown dlp mode "off"`},
+		{Binding{DLP: "warn", DLPLarge: "block", DLPMax: "1"}, `unknown dlp mode "warn"`},
+		{Binding{DLP: "off", DLPLarge: "block", DLPMax: "1"}, `unknown dlp mode "off"`},
 		{Binding{DLPLarge: "pass"}, "with dlp off"},
 		{Binding{DLP: "block"}, `unknown dlp large-body action ""`},
+		{Binding{DLP: "block", DLPLarge: "pass"}, `dlp body limit "" is not a size`},
+		{Binding{DLP: "block", DLPLarge: "pass", DLPMax: "0"}, `dlp body limit "0" is not a size`},
+		{Binding{DLPMax: "10"}, "with dlp off"},
 	} {
 		assert.ErrorContains(t, tt.b.Validate(), tt.want, "%+v", tt.b)
 	}

@@ -2,6 +2,7 @@ package xds
 
 import (
 	"fmt"
+	"strconv"
 	"time"
 
 	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
@@ -155,7 +156,7 @@ func answerBinding(p *config.Policy, r config.Route, a *config.Answer) (*anypb.A
 func baseBinding(p *config.Policy, r config.Route) extprocapi.Binding {
 	b := extprocapi.Binding{Host: r.Host, Strip: extprocapi.JoinStrip(p.StripHeaders())}
 	if r.DLP.Enabled() {
-		b.DLP, b.DLPLarge = string(r.DLP.Mode), string(r.DLP.LargeBody)
+		b.DLP, b.DLPLarge, b.DLPMax = string(r.DLP.Mode), string(r.DLP.LargeBody), strconv.FormatInt(r.DLP.MaxBody, 10)
 	}
 	return b
 }

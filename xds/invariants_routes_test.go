@@ -3,6 +3,7 @@ package xds
 // TestInvariantRouteBindings, with the cases and index of invariants_test.go.
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -138,6 +139,7 @@ func wantBinding(t *testing.T, p *config.Policy, host string, r *routev3.Route) 
 	want := map[string]string{extprocapi.MetadataHost: host, extprocapi.MetadataStrip: strings.Join(p.StripHeaders(), ",")}
 	if pr.DLP.Enabled() {
 		want[extprocapi.MetadataDLP], want[extprocapi.MetadataDLPLarge] = string(pr.DLP.Mode), string(pr.DLP.LargeBody)
+		want[extprocapi.MetadataDLPMax] = fmt.Sprint(pr.DLP.MaxBody)
 	}
 	if a := answerOf(pr, r); a != nil {
 		slot, ok := p.Slot(a.Slot)
