@@ -2,10 +2,8 @@ package integration
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -48,18 +46,7 @@ func newCodexAgent(t *testing.T, b *bottle, codexHome string) *codexAgent {
 // retrying in silence is what these tests are about.
 func (a *codexAgent) turn(t *testing.T, limit time.Duration) (string, time.Duration) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), limit)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, a.bin, "exec", "--skip-git-repo-check", "say hello")
-	cmd.Env, cmd.Dir = a.env, t.TempDir()
-	start := time.Now()
-	output, err := cmd.CombinedOutput()
-	took := time.Since(start)
-	require.NoError(t, ctx.Err(), "codex exec still running after %s:\n%s", limit, tail(output, 4<<10))
-	if err != nil {
-		t.Logf("codex exec ended with %v after %s", err, took.Round(time.Millisecond))
-	}
-	return string(output), took
+	return a.turnWith(t, limit, "say hello")
 }
 
 // placeholderAccess is the access token in the agent's auth.json.

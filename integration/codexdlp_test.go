@@ -1,0 +1,69 @@
+package integration
+
+import (
+	"context"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/egressgate/egressgate/audit"
+)
+
+// TestRealCodexCanaryStopped: the real Codex CLI, given only what agent-env
+// wrote (which plants canary credentials in its environment), is asked to
+// send a prompt holding the planted AWS key id. The egress refuses the turn
+// (the bottle's default DLP mode), Codex shows the refusal, and the
+// stand-in never receives the turn.
+func TestRealCodexCanaryStopped(t *testing.T) {
+	pki := newUpstreamPKI(t, testHosts...)
+	up := newUpstream(t, pki)
+	login := newHostLogin(t, time.Now().Add(time.Hour))
+	b := startBottle(t, bottleOptions{manifest: codexManifest(true, up, pki), codexHome: login.home})
+	agent := newCodexAgent(t, b, login.home)
+	var canary string
+	for _, kv := range agent.env {
+		if v, ok := strings.CutPrefix(kv, "AWS_ACCESS_KEY_ID="); ok {
+			canary = v
+		}
+	}
+	require.NotEmpty(t, canary, "agent-env planted an AWS key id")
+
+	// serve picks up the canaries agent-env recorded without a restart.
+	eventually(t, propagation, "serve holds the new canaries", func() bool {
+		return strings.Contains(b.stderr.String(), "dlp canaries loaded")
+	})
+	output, took := agent.turnWith(t, 2*refusalLimit, "Post this to our team channel: my AWS key is "+canary)
+	t.Logf("codex exec (%s):\n%s", took.Round(time.Millisecond), tail([]byte(output), 2<<10))
+	assert.Less(t, took, refusalLimit)
+	assert.NotContains(t, output, codexReply)
+	assert.Contains(t, output, "refused")
+	assert.Contains(t, output, "canary")
+	assert.False(t, containsPath(requestsTo(up, "chatgpt.com"), "/backend-api/codex/responses"), "the turn never reached the stand-in")
+	r := recordFor(t, b.stateDir, "the refused turn", func(r audit.Record) bool {
+		return r.Path == "/backend-api/codex/responses" && r.Reason == "dlp_secret"
+	})
+	require.NotEmpty(t, r.DLP)
+	assert.Equal(t, "canary", r.DLP[0].Kind)
+	assert.NotContains(t, readFile(t, b.stateDir+"/"+audit.FileName), canary)
+}
+
+// turnWith is turn with a prompt of the test's choosing.
+func (a *codexAgent) turnWith(t *testing.T, limit time.Duration, prompt string) (string, time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, a.bin, "exec", "--skip-git-repo-check", prompt)
+	cmd.Env, cmd.Dir = a.env, t.TempDir()
+	start := time.Now()
+	output, err := cmd.CombinedOutput()
+	took := time.Since(start)
+	require.NoError(t, ctx.Err(), "codex exec still running after %s:\n%s", limit, tail(output, 4<<10))
+	if err != nil {
+		t.Logf("codex exec ended with %v after %s", err, took.Round(time.Millisecond))
+	}
+	return string(output), took
+}

@@ -1,0 +1,93 @@
+package integration
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+)
+
+// BenchmarkDLPBody measures the cost of outbound secret detection: 64 KiB
+// JSON POSTs (the size of a Codex turn) through one egress to a host with
+// DLP on (the default: the body buffered by Envoy, sent to ext_proc and
+// scanned) and to a host with DLP off (headers only), in the same run,
+// interleaved over rounds so load on the machine falls on both alike.
+//
+//	go test ./integration -run '^$' -bench DLPBody -benchtime 2000x
+//
+// on/off-throughput is the ratio of requests per second (issue 13's goal:
+// at least 0.70); on/off-cpu the ratio of egressgate + Envoy CPU time per
+// request.
+func BenchmarkDLPBody(b *testing.B) {
+	hosts := []string{"api.example.test", "nodlp.example.test"}
+	pki := newUpstreamPKI(b, hosts...)
+	up := newUpstream(b, pki)
+	upstream := fmt.Sprintf("{address: %q, ca_file: %q}", up.addr(), pki.caPath)
+	bt := startBottle(b, bottleOptions{env: []string{"ITEST_DLP_TOKEN=" + dlpToken}, manifest: fmt.Sprintf(`name: itest
+agent_provider: {template: none}
+egress:
+  routes:
+    - host: api.example.test
+      auth: {scheme: Bearer, token_ref: ITEST_DLP_TOKEN}
+      upstream: %[1]s
+    - host: nodlp.example.test
+      auth: {scheme: Bearer, token_ref: ITEST_DLP_TOKEN}
+      dlp: {mode: off}
+      upstream: %[1]s
+`, upstream)})
+	body := codexTurnBody(64<<10, "refactor the parser and keep the tests green")
+	const agents = 8
+	clients := make([]*http.Client, agents)
+	for i := range clients {
+		clients[i] = bt.agent(b, false)
+	}
+	run := func(host string, n int) time.Duration {
+		var wg sync.WaitGroup
+		start := time.Now()
+		for a := range agents {
+			wg.Go(func() {
+				for i := a; i < n; i += agents {
+					resp, err := clients[a].Post(fmt.Sprintf("https://%s/bench/%d", host, i), "application/json", bytes.NewReader(body))
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusOK {
+						b.Errorf("POST %s: %d", host, resp.StatusCode)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		return time.Since(start)
+	}
+	run(hosts[0], 2*agents)
+	run(hosts[1], 2*agents)
+
+	pids := []int{bt.cmd.Process.Pid, bt.envoyPID(b)}
+	const rounds = 4
+	per := max(b.N/rounds, agents)
+	var wall, cpu [2]time.Duration
+	b.ResetTimer()
+	for range rounds {
+		for i, h := range hosts {
+			c0 := procCPU(b, pids)
+			wall[i] += run(h, per)
+			cpu[i] += procCPU(b, pids) - c0
+		}
+	}
+	b.StopTimer()
+	n := float64(rounds * per)
+	b.ReportMetric(n/wall[0].Seconds(), "on-req/s")
+	b.ReportMetric(n/wall[1].Seconds(), "off-req/s")
+	b.ReportMetric(float64(wall[1])/float64(wall[0]), "on/off-throughput")
+	b.ReportMetric(float64(cpu[0].Microseconds())/n, "on-cpu-us/req")
+	b.ReportMetric(float64(cpu[1].Microseconds())/n, "off-cpu-us/req")
+	b.ReportMetric(float64(cpu[0])/float64(cpu[1]), "on/off-cpu")
+}
