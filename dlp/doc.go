@@ -38,7 +38,8 @@
 // look encoded are decoded and scanned again: JSON escapes, percent-encoded
 // runs ('+' as space) and base64 runs of 24 or more characters, nested up to
 // three deep, within a budget of four times the input. Bodies with
-// Content-Encoding gzip (every member), deflate (zlib) or br are decoded as
+// Content-Encoding gzip (every member), deflate (zlib), br or zstd (which
+// the Codex CLI sends) are decoded as
 // a stream. A finding's Encoding names the layers, outermost first:
 // "plain", "base64", "gzip+json", "url+base64"…
 //

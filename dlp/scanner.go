@@ -102,7 +102,7 @@ func (s *Scanner) Scan(body []byte) []Finding {
 }
 
 // ScanEncoded scans a body sent with the given Content-Encoding ("",
-// "identity", "gzip", "x-gzip", "deflate" or "br"). A body that decodes past
+// "identity", "gzip", "x-gzip", "deflate", "br" or "zstd"). A body that decodes past
 // Config.MaxDecompressed returns ErrTooLarge with the findings up to there.
 func (s *Scanner) ScanEncoded(body []byte, contentEncoding string) ([]Finding, error) {
 	st, err := s.NewEncodedStream(contentEncoding)

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/andybalholm/brotli"
+	"github.com/klauspost/compress/zstd"
 )
 
 var (
@@ -68,6 +69,18 @@ func (s *Scanner) NewEncodedStream(contentEncoding string) (*Stream, error) {
 		open = func(r io.Reader) (io.Reader, error) { return zlib.NewReader(r) }
 	case "br":
 		open = func(r io.Reader) (io.Reader, error) { return brotli.NewReader(r), nil }
+	case "zstd":
+		// Codex compresses its requests with zstd. One goroutine, low
+		// memory, and a window no larger than the decoded limit: a body
+		// must not make the scanner allocate what it would refuse.
+		open = func(r io.Reader) (io.Reader, error) {
+			d, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
+				zstd.WithDecoderMaxWindow(uint64(min(s.maxDecompressed, zstd.MaxWindowSize))))
+			if err != nil {
+				return nil, err
+			}
+			return d.IOReadCloser(), nil
+		}
 	default:
 		return nil, fmt.Errorf("%w %q", ErrUnsupportedEncoding, contentEncoding)
 	}
@@ -168,6 +181,9 @@ func (st *Stream) inflate(open func(io.Reader) (io.Reader, error)) {
 	if err != nil {
 		st.derr = fmt.Errorf("dlp: %s body: %w", st.label, err)
 		return
+	}
+	if c, ok := zr.(io.Closer); ok {
+		defer c.Close()
 	}
 	block := make([]byte, inflateBlock)
 	var total int64

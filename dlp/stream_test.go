@@ -11,6 +11,8 @@ import (
 
 	"github.com/egressgate/egressgate/config"
 	"github.com/egressgate/egressgate/dlp"
+	"github.com/klauspost/compress/zstd"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -214,4 +216,25 @@ func TestGzipSecondMemberIsScanned(t *testing.T) {
 	}
 	_, err := f.s.ScanEncoded(append(gzipped(t, []byte("x")), "trailing garbage"...), "gzip")
 	require.Error(t, err, "bytes after the last member that are not a member")
+}
+
+// Codex compresses its request bodies with zstd.
+func TestZstdBody(t *testing.T) {
+	f := newFixture(t)
+	var buf bytes.Buffer
+	zw, err := zstd.NewWriter(&buf)
+	require.NoError(t, err)
+	_, _ = zw.Write([]byte(`{"input":"` + strings.Repeat("filler ", 5000) + f.canaries[0] + `"}`))
+	require.NoError(t, zw.Close())
+	got, err := f.s.ScanEncoded(buf.Bytes(), "zstd")
+	require.NoError(t, err)
+	var kinds []string
+	for _, f := range got {
+		kinds = append(kinds, f.Kind)
+		assert.Equal(t, "zstd", f.Encoding)
+	}
+	assert.Contains(t, kinds, dlp.KindCanary)
+
+	_, err = f.s.ScanEncoded(buf.Bytes()[:buf.Len()/2], "zstd")
+	assert.Error(t, err, "a truncated body is not vouched for")
 }
