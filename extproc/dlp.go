@@ -248,9 +248,13 @@ func (s *Server) dlpBody(ctx context.Context, st *dlpState, b binding, r request
 	}
 	// Envoy buffers at least the route's limit, and more when the
 	// listener's own limit is higher; the limit is what the manifest said.
-	data, partial := body.GetBody(), !body.GetEndOfStream()
-	if len(data) > st.max {
-		data, partial = data[:st.max], true
+	// A body cut at Envoy's limit arrives with end_of_stream false and at
+	// least st.max bytes; a shorter one without end_of_stream is whole,
+	// with trailers to follow.
+	data := body.GetBody()
+	partial := len(data) > st.max || (len(data) == st.max && !body.GetEndOfStream())
+	if partial {
+		data = data[:st.max]
 	}
 	fs, err := scanBody(d.scanner, data, st.encoding, partial)
 	block := st.record(d, b.Host, whereBody, fs)

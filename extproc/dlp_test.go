@@ -184,15 +184,20 @@ func TestDLPLargeBodies(t *testing.T) {
 	resp = post(t, h.harness, dlpRoute("block", "pass"), "/v1/x", append(whole, canaryValue...), true)
 	requireContinued(t, resp)
 
+	// A body shorter than the limit without end_of_stream is whole, its
+	// trailers to follow.
 	resp = post(t, h.harness, dlpRoute("block", "block"), "/v1/x", part, false)
+	requireContinued(t, resp)
+	limit := bytes.Repeat([]byte("x"), 4096)
+	resp = post(t, h.harness, dlpRoute("block", "block"), "/v1/x", limit, false)
 	requireDenied(t, resp, 403, codeTooLarge, "longer than")
 
-	resp = post(t, h.harness, dlpRoute("block", "pass"), "/v1/x", part, false)
+	resp = post(t, h.harness, dlpRoute("block", "pass"), "/v1/x", limit, false)
 	requireContinued(t, resp)
 	assert.Equal(t, "true", resp.GetDynamicMetadata().GetFields()[extprocapi.DLPMetadataNamespace].GetStructValue().GetFields()[extprocapi.DLPUnscannedKey].GetStringValue())
 
 	// What was scanned still counts when the rest would pass.
-	resp = post(t, h.harness, dlpRoute("block", "pass"), "/v1/x", append(part, canaryValue...), false)
+	resp = post(t, h.harness, dlpRoute("block", "pass"), "/v1/x", append(bytes.Repeat([]byte("x"), 4000), canaryValue...), false)
 	requireDenied(t, resp, 403, codeSecret, "canary")
 }
 
