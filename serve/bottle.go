@@ -94,7 +94,7 @@ func build(cfg planeConfig, ca *pki.CA, p *config.Policy, served map[string]conf
 	if c.snapshot, err = snapshot(in); err != nil {
 		return nil, err
 	}
-	if c.slots, err = slotwire.SlotSnapshot(p, serverCert); err != nil {
+	if c.slots, err = slotwire.SlotSnapshot(p, serverCert, nil); err != nil {
 		return nil, err
 	}
 	if served != nil && admitsMore(p, served) {
