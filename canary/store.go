@@ -37,7 +37,7 @@ const (
 //	  "canaries": {"aws-access-key-id": "AKIA…", "github-token": "ghp_…"}}]}
 type file struct {
 	Version int       `json:"version"`
-	Runs    []fileRun `json:"runs"` // oldest first
+	Runs    []fileRun `json:"runs"` // in the order recorded, oldest first
 }
 
 type fileRun struct {
@@ -51,8 +51,8 @@ func Path(stateDir, bottle string) string {
 	return filepath.Join(stateDir, bottle, FileName)
 }
 
-// Record adds s to bottle's canary file, keeping the last Keep runs' sets,
-// oldest first. The file is replaced atomically with mode 0600, under a
+// Record adds s to bottle's canary file, keeping the sets of the last Keep
+// runs recorded, oldest first. The file is replaced atomically with mode 0600, under a
 // lock on the bottle's directory, so concurrent agent-env runs each add
 // their set. An existing file that does not load is an error: replacing it
 // would drop the canaries earlier runs planted.
@@ -84,8 +84,9 @@ func Record(stateDir, bottle string, s Set) error {
 	for k, v := range s.Values {
 		run.Canaries[k] = v.Reveal()
 	}
+	// Kept in the order recorded, not by creation time: a clock set back
+	// must not make the run being planted the oldest, and so dropped.
 	f.Runs = append(f.Runs, run)
-	slices.SortStableFunc(f.Runs, func(a, b fileRun) int { return a.Created.Compare(b.Created) })
 	f.Runs = f.Runs[max(0, len(f.Runs)-Keep):]
 	data, err := json.MarshalIndent(f, "", "  ")
 	if err != nil {

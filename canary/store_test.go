@@ -180,3 +180,18 @@ func names(ns []dlp.Named) []string {
 
 // redact keeps a failure message from printing the test's value.
 func redact(s, value string) string { return strings.ReplaceAll(s, value, "<value>") }
+
+// TestRecordKeepsTheNewestWhateverItsClock: a run recorded with a clock
+// set back is still the newest, and is kept.
+func TestRecordKeepsTheNewestWhateverItsClock(t *testing.T) {
+	state := t.TempDir()
+	for i := range Keep {
+		require.NoError(t, Record(state, "demo", Generate(testNow.Add(time.Duration(i)*time.Hour))))
+	}
+	late := Generate(testNow.Add(-24 * time.Hour))
+	require.NoError(t, Record(state, "demo", late))
+	runs, err := Runs(state, "demo")
+	require.NoError(t, err)
+	require.Len(t, runs, Keep)
+	require.Equal(t, late.Run, runs[Keep-1].Run)
+}
