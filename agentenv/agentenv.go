@@ -6,6 +6,10 @@
 // Nothing it writes comes from a host credential or the host environment
 // except, for Codex, the non-secret facts of the host's access token
 // (expiry, account, plan) that codexauth copies into placeholders.
+//
+// Unless told not to, it also plants canaries (package canary): fake AWS
+// and GitHub credentials, new on every run, in the env file and an AWS
+// credentials file, recorded in the state dir for the egress to watch for.
 package agentenv
 
 import (
@@ -18,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/egressgate/egressgate/canary"
 	"github.com/egressgate/egressgate/config"
 	"github.com/egressgate/egressgate/pki"
 )
@@ -42,9 +47,11 @@ const MountPoint = "/egressgate"
 type Options struct {
 	// Manifest is the bottle manifest.
 	Manifest string
-	// OutDir receives env, ca.pem and, for Codex, codex/auth.json.
+	// OutDir receives env, ca.pem, ca-bundle.pem, the canaries'
+	// aws/credentials and, for Codex, codex/auth.json.
 	OutDir string
-	// StateDir holds the bottle CA (created there if missing).
+	// StateDir holds the bottle CA (created there if missing) and, per
+	// bottle, the canaries planted (<bottle>/canaries.json).
 	StateDir string
 	// ProxyURL is the egress proxy as the agent reaches it.
 	ProxyURL string
@@ -59,6 +66,9 @@ type Options struct {
 	// Host are config's seams to the host (files, environment, Codex home,
 	// clock). Host.Now also dates the CA and the placeholders.
 	Host config.Options
+	// NoCanaries plants no canaries (--no-canaries): the agent gets no fake
+	// AWS or GitHub credentials, and the state dir records none.
+	NoCanaries bool
 }
 
 // Result says what Generate wrote, for a summary that shows no values.
@@ -94,9 +104,21 @@ func Generate(o Options) (*Result, error) {
 		// which still serves every intercepted host.
 		o.SystemRoots, _ = os.ReadFile(defaultSystemRoots)
 	}
-	b, err := build(p, ca.CertPEM(), o, now)
+	var set *canary.Set
+	if !o.NoCanaries {
+		s := canary.Generate(now)
+		set = &s
+	}
+	b, err := build(p, ca.CertPEM(), o, set, now)
 	if err != nil {
 		return nil, err
+	}
+	if b.canaries != nil {
+		// Recorded before they are planted: a canary the agent can hold
+		// is always one the egress watches for.
+		if err := canary.Record(o.StateDir, p.Name, *b.canaries); err != nil {
+			return nil, err
+		}
 	}
 	return b.write(o.OutDir)
 }
@@ -164,6 +186,7 @@ type agentPaths struct {
 	ca     string // ca.pem
 	bundle string // ca-bundle.pem
 	codex  string // CODEX_HOME
+	aws    string // AWS_SHARED_CREDENTIALS_FILE
 }
 
 // paths resolves CAPath. A file name (.pem, .crt) is ca.pem's own path
@@ -178,5 +201,5 @@ func (o Options) paths() agentPaths {
 	default:
 		ca = path.Join(mount, caFile)
 	}
-	return agentPaths{mount: mount, ca: ca, bundle: path.Join(mount, bundleFile), codex: path.Join(mount, codexDir)}
+	return agentPaths{mount: mount, ca: ca, bundle: path.Join(mount, bundleFile), codex: path.Join(mount, codexDir), aws: path.Join(mount, awsCredentialsFile)}
 }

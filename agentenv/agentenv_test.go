@@ -39,6 +39,7 @@ func TestHygiene(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newFakeHost(t, login)
 			o := h.options(t, tt.manifest)
+			o.NoCanaries = false
 			res, err := Generate(o)
 			require.NoError(t, err)
 

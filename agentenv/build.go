@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/egressgate/egressgate/canary"
 	"github.com/egressgate/egressgate/codexauth"
 	"github.com/egressgate/egressgate/config"
 )
@@ -57,12 +58,14 @@ type bundle struct {
 	// stale are files an earlier run may have left that this one does not
 	// write; they are reported, not removed (see write).
 	stale []string
+	// canaries are the canaries planted, for the state dir; nil when none.
+	canaries *canary.Set
 }
 
-// build decides the agent's files for policy p. It reads nothing; the only
-// credential it touches is the host's Codex access token, and of that only
-// the claims codexauth copies.
-func build(p *config.Policy, caPEM []byte, o Options, now time.Time) (*bundle, error) {
+// build decides the agent's files for policy p, planting canaries from set
+// (nil: none). It reads nothing; the only credential it touches is the
+// host's Codex access token, and of that only the claims codexauth copies.
+func build(p *config.Policy, caPEM []byte, o Options, set *canary.Set, now time.Time) (*bundle, error) {
 	b := &bundle{env: baseEnv(o)}
 	b.files = append(b.files,
 		file{name: caFile, data: caPEM, mode: 0o644},
@@ -80,6 +83,7 @@ func build(p *config.Policy, caPEM []byte, o Options, now time.Time) (*bundle, e
 	case templateClaude:
 		b.addClaude(p)
 	}
+	b.addCanaries(p, set, o)
 	b.files = append(b.files, file{name: envFile, data: b.envFile(), mode: 0o644})
 	b.notes = append(b.notes, mountHint(o))
 	return b, nil

@@ -9,17 +9,20 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 
 	"github.com/egressgate/egressgate/config"
+	"github.com/egressgate/egressgate/dlp"
 	"github.com/egressgate/egressgate/pki"
 	"github.com/egressgate/egressgate/slotwire"
 	"github.com/egressgate/egressgate/xds"
 )
 
 // compiled is one consistent generation of a bottle: the policy, the
-// snapshot for its Envoy, and the snapshot of slot values for a split-mode
+// snapshot for its Envoy, the canaries planted in its agent's environment,
+// and the snapshot of slot values (and DLP inputs) for a split-mode
 // ext_proc server. They are always replaced together.
 type compiled struct {
 	policy   *config.Policy
 	snapshot *cache.Snapshot
+	canaries []dlp.Named
 	slots    *cache.Snapshot
 	// staged, when the generation admits hosts the served one did not, is
 	// the same configuration with only the already admitted hosts open on
@@ -45,11 +48,12 @@ func compile(cfg planeConfig, ca *pki.CA, manifest string, served map[string]con
 	return build(cfg, ca, p, served, now)
 }
 
-// build translates a loaded policy, with leaf certificates current at now.
-// A leaf renewal rebuilds the served policy this way without re-reading
-// the manifest, so a manifest broken at that moment cannot stop it.
+// build translates a loaded policy, with leaf certificates current at now
+// and the bottle's current canaries. A leaf renewal or new canaries
+// rebuild the served policy this way without re-reading the manifest, so a
+// manifest broken at that moment cannot stop them.
 func build(cfg planeConfig, ca *pki.CA, p *config.Policy, served map[string]config.TLSMode, now time.Time) (*compiled, error) {
-	c := &compiled{policy: p}
+	c := &compiled{policy: p, canaries: cfg.canaries.current(p.Name)}
 	leaves := map[string]xds.Certificate{}
 	for _, r := range p.Routes {
 		if r.TLS != config.Intercept {
@@ -94,7 +98,7 @@ func build(cfg planeConfig, ca *pki.CA, p *config.Policy, served map[string]conf
 	if c.snapshot, err = snapshot(in); err != nil {
 		return nil, err
 	}
-	if c.slots, err = slotwire.SlotSnapshot(p, serverCert); err != nil {
+	if c.slots, err = slotwire.SlotSnapshot(p, serverCert, c.canaries); err != nil {
 		return nil, err
 	}
 	if served != nil && admitsMore(p, served) {

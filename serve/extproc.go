@@ -49,9 +49,10 @@ type ExtProcOptions struct {
 }
 
 // RunExtProc is `egressgate extproc`: the ext_proc server of a split
-// deployment, beside the bottle's Envoy. Its slot values arrive over xDS
-// from `egressgate control`, on the same push path as Envoy's routes; when
-// the control plane is away it keeps serving the last values it received.
+// deployment, beside the bottle's Envoy. Its slot values, and its DLP
+// rules and the bottle's canaries, arrive over xDS from `egressgate
+// control`, on the same push path as Envoy's routes; when the control plane
+// is away it keeps serving the last ones it received.
 func RunExtProc(ctx context.Context, o ExtProcOptions) error {
 	def(&o.Listen, "127.0.0.1:9001")
 	if o.Stdout == nil {
@@ -111,6 +112,7 @@ func RunExtProc(ctx context.Context, o ExtProcOptions) error {
 	defer conn.Close()
 	first := make(chan struct{})
 	var once sync.Once
+	dlpIn := &dlpFeed{to: ep}
 	syncErr := make(chan error, 1)
 	go func() {
 		syncErr <- slotsync.Run(ctx, conn, slotsync.Options{
@@ -118,6 +120,7 @@ func RunExtProc(ctx context.Context, o ExtProcOptions) error {
 			Token:        token.forStream,
 			Logger:       o.Logger,
 			OnServerCert: func(c slotwire.Certificate) { cert.set(c, o.Logger) },
+			OnDLP:        func(in slotwire.DLPInputs) { dlpIn.send(in.Rules, in.Canaries) },
 			OnSlots: func(s []config.Slot) {
 				ep.SetSlots(s)
 				slots.set(s)

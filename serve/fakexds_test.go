@@ -80,12 +80,12 @@ func (f *fakeXDS) Withdraw(node string) {
 	f.events = append(f.events, "withdraw "+node)
 }
 
-// recordSlots is a plane's localSlots: the built-in ext_proc server's
+// recordSlots is a plane's localExtProc: the built-in ext_proc server's
 // slot tables, in the same order as the publishes.
-func (f *fakeXDS) recordSlots(bottle string, slots []config.Slot) {
+func (f *fakeXDS) recordSlots(bottle string, in extProcInputs) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.events = append(f.events, "slots "+bottle+" "+slotSources(slots))
+	f.events = append(f.events, "slots "+bottle+" "+slotSources(in.slots))
 }
 
 func (f *fakeXDS) log() []string {

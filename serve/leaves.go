@@ -3,8 +3,6 @@ package serve
 import (
 	"context"
 	"time"
-
-	"github.com/egressgate/egressgate/xds"
 )
 
 // leafCheckInterval is how often the plane looks for leaf certificates due
@@ -52,16 +50,10 @@ func (p *plane) renewDueLeaves(ctx context.Context) {
 // renewLeaves publishes c's policy again with leaves current at now.
 // Callers hold p.reloading.
 func (p *plane) renewLeaves(ctx context.Context, b *bottle, c *compiled, now time.Time) error {
-	next, err := build(p.cfg, p.ca, c.policy, xds.Admitted(c.policy), now)
+	next, err := p.rebuild(ctx, b, c, now)
 	if err != nil {
 		return err
 	}
-	if err := p.publish(ctx, c, next); err != nil {
-		return err
-	}
-	p.mu.Lock()
-	b.current = next
-	p.mu.Unlock()
 	p.log.Info("leaf certificates renewed", "bottle", c.policy.Name, "version", next.version(), "next_renewal", next.renewLeavesAt)
 	return nil
 }

@@ -33,9 +33,10 @@ type plane struct {
 	// now is the plane's clock: leaf certificates and credential expiry
 	// are judged by it.
 	now func() time.Time
-	// localSlots hands a bottle's slots to the in-process ext_proc server
-	// (serve); nil in control mode, where slots travel over xDS.
-	localSlots func(bottle string, slots []config.Slot)
+	// localExtProc hands a bottle's slots and DLP inputs to the
+	// in-process ext_proc server (serve); nil in control mode, where they
+	// travel over xDS.
+	localExtProc func(bottle string, in extProcInputs)
 	// rejections reports the upstream refusals the in-process ext_proc
 	// server has seen (serve); nil in control mode, where the sidecar
 	// sees them and shows them in its own status.
@@ -103,6 +104,8 @@ type planeConfig struct {
 	// controlCA, in control mode, vouches for the sidecars' ext_proc
 	// servers; nil in serve, whose ext_proc is on loopback in-process.
 	controlCA *pki.CA
+	// canaries are the bottles' canary files in the state dir (nil: none).
+	canaries *canaryFiles
 }
 
 // bottle is one manifest and the generation of it being served.
@@ -171,6 +174,7 @@ func (p *plane) reloadAll(ctx context.Context, trigger string) {
 			p.log.Error("reload failed; keeping the previous configuration", "manifest", b.manifest, "trigger", trigger, "error", err)
 		}
 	}
+	p.syncCanaries(ctx)
 	p.syncRefreshers(ctx)
 	if p.afterReload != nil {
 		p.afterReload()
@@ -368,12 +372,8 @@ func (p *plane) rollBack(ctx context.Context, current, c *compiled, staged bool)
 			return fmt.Errorf("restoring the served routes: %w; the new slots are kept for the new routes Envoy may hold", err)
 		}
 	}
-	if p.localSlots != nil {
-		var slots []config.Slot
-		if current != nil {
-			slots = current.policy.Slots
-		}
-		p.localSlots(name, slots)
+	if p.localExtProc != nil {
+		p.localExtProc(name, current.extProcInputs())
 		return nil
 	}
 	node := xdsserver.ExtProcNode(name)
@@ -387,8 +387,9 @@ func (p *plane) rollBack(ctx context.Context, current, c *compiled, staged bool)
 	return nil
 }
 
-// publishSlots hands c's slot values to the bottle's ext_proc server
-// before the routes that name them reach Envoy. The built-in server
+// publishSlots hands c's slot values (and its DLP rules and canaries) to
+// the bottle's ext_proc server before the routes that name them reach
+// Envoy. The built-in server
 // (serve) takes them at once. A sidecar (control) takes them over xDS, so
 // when c binds a slot to a source current did not, the routes wait for the
 // sidecar's ACK, bounded: a request on a new route would otherwise be
@@ -398,8 +399,8 @@ func (p *plane) rollBack(ctx context.Context, current, c *compiled, staged bool)
 // source check keeps a mismatch refused rather than mis-sent.
 func (p *plane) publishSlots(ctx context.Context, current, c *compiled) error {
 	name := c.policy.Name
-	if p.localSlots != nil {
-		p.localSlots(name, c.policy.Slots)
+	if p.localExtProc != nil {
+		p.localExtProc(name, c.extProcInputs())
 		return nil
 	}
 	node := xdsserver.ExtProcNode(name)
@@ -469,6 +470,11 @@ func (p *plane) inputs() []string {
 			files = append(files, b.current.policy.Inputs...)
 			if p.tokenFiles != nil {
 				files = append(files, p.tokenFiles(b.name)...)
+			}
+			if f := p.cfg.canaries.path(b.name); f != "" {
+				// Not a compile input: a change republishes the served
+				// policy with the new canaries (syncCanaries).
+				files = append(files, f)
 			}
 		}
 	}

@@ -63,7 +63,7 @@ func newTestPlaneWith(t *testing.T, manifest string, clock *fakeClock, edit func
 			extProcKey:   func(string) (string, error) { return "test-caller-key", nil },
 		},
 		log: slog.New(slog.DiscardHandler), ca: ca, xds: tp.server, now: clock.now,
-		localSlots: func(_ string, s []config.Slot) { tp.slots = append(tp.slots, s) },
+		localExtProc: func(_ string, in extProcInputs) { tp.slots = append(tp.slots, in.slots) },
 	}
 	edit(tp.plane)
 	tp.metrics = admin.NewMetrics(tp.registry, tp.plane.slots)

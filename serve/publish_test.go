@@ -39,9 +39,9 @@ func fakePlane(t *testing.T, mode string, hosts ...string) (*testPlane, *fakeXDS
 	}
 	fake := newFakeXDS()
 	tp := newTestPlaneWith(t, hostsManifest(filepath.Join(dir, "a.token"), hosts...), &fakeClock{t: time.Now()}, func(p *plane) {
-		p.xds, p.cfg.mode, p.localSlots = fake, mode, fake.recordSlots
+		p.xds, p.cfg.mode, p.localExtProc = fake, mode, fake.recordSlots
 		if mode == "control" {
-			p.localSlots = nil
+			p.localExtProc = nil
 		}
 	})
 	return tp, fake, dir
@@ -111,7 +111,7 @@ func TestFirstPublishFailureWithdrawsSlots(t *testing.T) {
 	tp := newTestPlaneWith(t, hostsManifest("/nonexistent/a.token", "api.example.test"), &fakeClock{t: time.Now()}, func(p *plane) {
 		// Non-nil manifestArgs: control's first load serves what loads
 		// and reports the rest, rather than failing.
-		p.xds, p.cfg.mode, p.localSlots, p.manifestArgs = fake, "control", nil, []string{}
+		p.xds, p.cfg.mode, p.localExtProc, p.manifestArgs = fake, "control", nil, []string{}
 	})
 	require.Nil(t, tp.bottles[0].current)
 	require.True(t, slices.ContainsFunc(fake.log(), func(e string) bool { return strings.HasPrefix(e, "failed order ") }), "the routes' publish failed: %v", fake.log())

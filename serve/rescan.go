@@ -53,6 +53,7 @@ func (p *plane) withdraw(b *bottle) {
 	}
 	p.xds.Withdraw(b.name)
 	p.xds.Withdraw(xdsserver.ExtProcNode(b.name))
+	p.cfg.canaries.forget(b.name)
 	if p.withdrawn != nil {
 		p.withdrawn(b.name)
 	}

@@ -61,6 +61,11 @@ func startControlPlane(ctx context.Context, c *Common, cfg planeConfig, manifest
 	if err != nil {
 		return nil, err
 	}
+	// What agent-env planted in each bottle's agent environment, read
+	// from the state dir it writes them to.
+	if cfg.canaries, err = newCanaryFiles(c.StateDir, c.Logger); err != nil {
+		return nil, err
+	}
 	obs := newObservability()
 	p := &plane{cfg: cfg, log: c.Logger, ca: ca, now: time.Now}
 	p.metrics = admin.NewMetrics(obs.registry, p.slots)

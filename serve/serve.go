@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/egressgate/egressgate/config"
 	"github.com/egressgate/egressgate/envoy"
 	"github.com/egressgate/egressgate/extproc"
 	"github.com/egressgate/egressgate/xdsauth"
@@ -65,7 +64,7 @@ func Run(ctx context.Context, o Options) error {
 			cp.cfg.extProcAddr = o.ExtProcAdvertise
 		}
 		cp.cfg.extProcKey = func(string) (string, error) { return key, nil }
-		cp.localSlots = func(_ string, slots []config.Slot) { ep.SetSlots(slots) }
+		cp.localExtProc = localExtProc(ep)
 	}
 	if err := cp.loadAll(ctx); err != nil {
 		return err

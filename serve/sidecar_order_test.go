@@ -91,7 +91,7 @@ func TestControlSlotsBeforeRoutes(t *testing.T) {
 			writeToken("a.token", "token-a")
 			writeToken("b.token", "token-b")
 			tp := newTestPlaneWith(t, orderManifest(filepath.Join(dir, "a.token")), &fakeClock{t: time.Now()}, func(p *plane) {
-				p.cfg.mode, p.localSlots, p.log = "control", nil, testenv.Logger(&logs)
+				p.cfg.mode, p.localExtProc, p.log = "control", nil, testenv.Logger(&logs)
 			})
 			conn := serveXDS(t, tp.server)
 			events := &orderLog{changed: make(chan struct{})}

@@ -13,24 +13,38 @@ import (
 	"github.com/egressgate/egressgate/slotwire"
 )
 
-// decodeSlots returns the slots of a secrets response in slot order. Secrets
-// not named as slots are skipped: the node may be sent other secrets. One
-// bad slot rejects the whole response, because the slot set is applied as a
-// whole or not at all. Errors name slots, never values.
-func decodeSlots(resp *discoveryv3.DiscoveryResponse) ([]config.Slot, *slotwire.Certificate, error) {
-	var slots []config.Slot
-	var cert *slotwire.Certificate
+// update is what one secrets response says: the bottle's slots, the
+// server certificate if it carries one, and the DLP scanner's inputs
+// (empty ones when it carries none).
+type update struct {
+	slots []config.Slot
+	cert  *slotwire.Certificate
+	dlp   slotwire.DLPInputs
+}
+
+// decodeSlots returns the update of a secrets response, its slots in slot
+// order. Secrets of no known name are skipped: the node may be sent other
+// secrets. One bad secret rejects the whole response, because the update is
+// applied as a whole or not at all. Errors name slots, never values.
+func decodeSlots(resp *discoveryv3.DiscoveryResponse) (update, error) {
+	var u update
 	seen := map[string]bool{}
 	for i, a := range resp.GetResources() {
 		s := &tlsv3.Secret{}
 		if err := a.UnmarshalTo(s); err != nil {
-			return nil, nil, fmt.Errorf("resource %d: %w", i, err)
+			return update{}, fmt.Errorf("resource %d: %w", i, err)
 		}
 		if c, ok, err := slotwire.DecodeServerCert(s); ok {
 			if err != nil {
-				return nil, nil, err
+				return update{}, err
 			}
-			cert = &c
+			u.cert = &c
+			continue
+		}
+		if ok, err := slotwire.DecodeDLPSecret(s, &u.dlp); ok {
+			if err != nil {
+				return update{}, err
+			}
 			continue
 		}
 		if !strings.HasPrefix(s.GetName(), slotwire.SlotSecretPrefix) {
@@ -38,17 +52,17 @@ func decodeSlots(resp *discoveryv3.DiscoveryResponse) ([]config.Slot, *slotwire.
 		}
 		sl, err := slotwire.DecodeSlotSecret(s)
 		if err != nil {
-			return nil, nil, err
+			return update{}, err
 		}
 		if seen[sl.Name] {
-			return nil, nil, fmt.Errorf("slot %s sent twice", sl.Name)
+			return update{}, fmt.Errorf("slot %s sent twice", sl.Name)
 		}
 		seen[sl.Name] = true
-		slots = append(slots, sl)
+		u.slots = append(u.slots, sl)
 	}
 	// The server sends resources in no particular order.
-	slices.SortFunc(slots, bySlotOrder)
-	return slots, cert, nil
+	slices.SortFunc(u.slots, bySlotOrder)
+	return u, nil
 }
 
 // bySlotOrder orders slots by index. Slot names are config.SlotName(i), a

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/egressgate/egressgate/config"
+	"github.com/egressgate/egressgate/dlp"
 	"github.com/egressgate/egressgate/slotwire"
 )
 
@@ -37,9 +38,11 @@ func TestDecodeSlots(t *testing.T) {
 		}
 		secrets := slotSecrets(t, values...)
 		rand.Shuffle(len(secrets), func(i, j int) { secrets[i], secrets[j] = secrets[j], secrets[i] })
-		slots, cert, err := decodeSlots(response(t, "v1", secrets...))
-		require.Nil(t, cert, "no certificate sent")
+		u, err := decodeSlots(response(t, "v1", secrets...))
 		require.NoError(t, err)
+		require.Nil(t, u.cert, "no certificate sent")
+		require.Empty(t, u.dlp, "no DLP inputs sent")
+		slots := u.slots
 		require.Len(t, slots, 12)
 		for i, sl := range slots {
 			require.Equal(t, config.SlotName(i), sl.Name)
@@ -48,34 +51,55 @@ func TestDecodeSlots(t *testing.T) {
 	})
 	t.Run("other secrets are not slots", func(t *testing.T) {
 		leaf := &tlsv3.Secret{Name: "leaf/example.com", Type: &tlsv3.Secret_TlsCertificate{TlsCertificate: &tlsv3.TlsCertificate{}}}
-		slots, _, err := decodeSlots(response(t, "v1", append(slotSecrets(t, "only"), leaf)...))
+		u, err := decodeSlots(response(t, "v1", append(slotSecrets(t, "only"), leaf)...))
 		require.NoError(t, err)
-		require.Equal(t, []string{"only"}, values(slots))
+		require.Equal(t, []string{"only"}, values(u.slots))
 	})
 	t.Run("the ext_proc server's certificate", func(t *testing.T) {
-		snap, err := slotwire.SlotSnapshot(&config.Policy{Name: "b"}, &slotwire.Certificate{CertPEM: []byte("cert"), KeyPEM: []byte("key")})
+		snap, err := slotwire.SlotSnapshot(&config.Policy{Name: "b"}, &slotwire.Certificate{CertPEM: []byte("cert"), KeyPEM: []byte("key")}, nil)
 		require.NoError(t, err)
 		var secrets []types.Resource
 		for _, r := range snap.GetResources(resource.SecretType) {
 			secrets = append(secrets, r)
 		}
-		slots, cert, err := decodeSlots(response(t, "v1", secrets...))
+		u, err := decodeSlots(response(t, "v1", secrets...))
 		require.NoError(t, err)
-		require.Empty(t, slots)
-		require.Equal(t, &slotwire.Certificate{CertPEM: []byte("cert"), KeyPEM: []byte("key")}, cert)
+		require.Empty(t, u.slots)
+		require.Equal(t, &slotwire.Certificate{CertPEM: []byte("cert"), KeyPEM: []byte("key")}, u.cert)
 
 		empty := &tlsv3.Secret{Name: slotwire.ExtProcServerCertSecret, Type: &tlsv3.Secret_TlsCertificate{TlsCertificate: &tlsv3.TlsCertificate{}}}
-		_, _, err = decodeSlots(response(t, "v1", empty))
+		_, err = decodeSlots(response(t, "v1", empty))
 		require.ErrorContains(t, err, "no inline certificate")
 	})
 	t.Run("a slot sent twice is refused", func(t *testing.T) {
 		s := slotSecrets(t, "twice")
-		_, _, err := decodeSlots(response(t, "v1", s[0], s[0]))
+		_, err := decodeSlots(response(t, "v1", s[0], s[0]))
 		require.ErrorContains(t, err, "EGRESS_TOKEN_0 sent twice")
 	})
 	t.Run("a resource that is not a secret is refused", func(t *testing.T) {
-		_, _, err := decodeSlots(response(t, "v1", durationpb.New(time.Second)))
+		_, err := decodeSlots(response(t, "v1", durationpb.New(time.Second)))
 		require.ErrorContains(t, err, "resource 0")
+	})
+	t.Run("the DLP rules and canaries", func(t *testing.T) {
+		p := &config.Policy{Name: "b", DLPRules: config.DLPRules{Patterns: []config.DLPPattern{{Name: "codename", Literal: "BLUE-HARVEST-7"}}}}
+		canaries := []dlp.Named{{Name: "github-token@9f2c4e1a", Value: config.NewSecret("ghp_canary-value-0001")}}
+		snap, err := slotwire.SlotSnapshot(p, nil, canaries)
+		require.NoError(t, err)
+		var secrets []types.Resource
+		for _, r := range snap.GetResources(resource.SecretType) {
+			secrets = append(secrets, r)
+		}
+		u, err := decodeSlots(response(t, "v1", append(secrets, slotSecrets(t, "slot")...)...))
+		require.NoError(t, err)
+		require.Equal(t, []string{"slot"}, values(u.slots))
+		require.Equal(t, p.DLPRules, u.dlp.Rules)
+		require.Len(t, u.dlp.Canaries, 1)
+		require.Equal(t, "github-token@9f2c4e1a", u.dlp.Canaries[0].Name)
+		require.True(t, u.dlp.Canaries[0].Value.Reveal() == "ghp_canary-value-0001", "the canary's value arrives")
+
+		bad := &tlsv3.Secret{Name: slotwire.CanariesSecret}
+		_, err = decodeSlots(response(t, "v1", append(slotSecrets(t, "slot"), bad)...))
+		require.ErrorContains(t, err, "dlp/canaries: not a generic secret", "a bad DLP secret rejects the whole response")
 	})
 }
 

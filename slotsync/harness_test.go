@@ -171,6 +171,7 @@ func slotSecrets(t *testing.T, values ...string) []types.Resource {
 // sidecar is a running Run, as `egressgate extproc` runs it.
 type sidecar struct {
 	slots *record[[]config.Slot]
+	dlp   *record[slotwire.DLPInputs]
 	logs  *testenv.Buffer
 }
 
@@ -178,7 +179,7 @@ func startSidecar(t *testing.T, addr, token string) *sidecar {
 	t.Helper()
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require.NoError(t, err)
-	sc := &sidecar{slots: newRecord[[]config.Slot](), logs: &testenv.Buffer{}}
+	sc := &sidecar{slots: newRecord[[]config.Slot](), dlp: newRecord[slotwire.DLPInputs](), logs: &testenv.Buffer{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
@@ -187,6 +188,7 @@ func startSidecar(t *testing.T, addr, token string) *sidecar {
 			Token:   func() string { return token },
 			Logger:  slog.New(slog.NewTextHandler(sc.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 			OnSlots: sc.slots.add,
+			OnDLP:   sc.dlp.add,
 			Backoff: 10 * time.Millisecond,
 		})
 	}()

@@ -1,7 +1,8 @@
 // Package slotsync keeps the ext_proc slot table of a split deployment in
 // step with `egressgate control`. The ext_proc sidecar subscribes over ADS
 // to the SDS generic secrets of its node, as Envoy does for its own
-// resources, so slot values travel the same push path as routes.
+// resources, so slot values travel the same push path as routes, and with
+// them the server certificate and the DLP scanner's rules and canaries.
 package slotsync
 
 import (
@@ -41,6 +42,11 @@ type Options struct {
 	// presents to Envoy (slotwire.ExtProcServerCertSecret), whenever a response
 	// carries one, before OnSlots. Nil ignores it.
 	OnServerCert func(slotwire.Certificate)
+	// OnDLP receives the inputs of the bottle's DLP scanner besides its
+	// slots, the manifest's rules and the canaries planted in its agent's
+	// environment, with every accepted response, before OnSlots: empty
+	// ones when the response carries none. Nil ignores them.
+	OnDLP func(slotwire.DLPInputs)
 	// Backoff is the first reconnect delay (default 100ms); it doubles up
 	// to 1s and starts over after a stream that delivered slots or lived
 	// more than 10s. It also paces repeated NACKs, up to 5s.

@@ -15,6 +15,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/egressgate/egressgate/config"
+	"github.com/egressgate/egressgate/dlp"
+	"github.com/egressgate/egressgate/slotwire"
 	"github.com/egressgate/egressgate/xdsauth"
 )
 
@@ -171,4 +173,30 @@ func names(slots []config.Slot) []string {
 		out[i] = sl.Name
 	}
 	return out
+}
+
+// TestRunDeliversDLPInputs: the rules and canaries of each accepted
+// response reach OnDLP, empty ones when a response carries none (the
+// canary file was emptied); their values are never logged.
+func TestRunDeliversDLPInputs(t *testing.T) {
+	const canaryValue = "ghp_canary-value-never-logged-0001"
+	rules := config.DLPRules{Allow: []string{"0123456789ab"}}
+	dlpSecrets, err := slotwire.DLPSecrets(rules, []dlp.Named{{Name: "github-token@9f2c4e1a", Value: config.NewSecret(canaryValue)}})
+	require.NoError(t, err)
+	cp := startControlPlane(t, "127.0.0.1:0")
+	cp.setSlots(t, "v1", append(slotSecrets(t, "value-0"), dlpSecrets...)...)
+	sc := startSidecar(t, cp.addr, "")
+
+	i, got := sc.dlp.wait(t, 0, "the canaries", func(in slotwire.DLPInputs) bool { return len(in.Canaries) == 1 })
+	require.Equal(t, rules, got.Rules)
+	require.Equal(t, "github-token@9f2c4e1a", got.Canaries[0].Name)
+	require.True(t, got.Canaries[0].Value.Reveal() == canaryValue, "the canary's value arrives")
+	sc.waitValues(t, 0, "value-0")
+	cp.waitACK(t, 0, "v1")
+
+	cp.setSlots(t, "v2", slotSecrets(t, "value-0")...)
+	_, got = sc.dlp.wait(t, i+1, "no canaries", func(in slotwire.DLPInputs) bool { return len(in.Canaries) == 0 })
+	require.Empty(t, got.Rules, "rules no longer sent are gone")
+	require.False(t, strings.Contains(sc.logs.String(), canaryValue), "canary values are never logged")
+	require.Contains(t, sc.logs.String(), "canaries=1")
 }

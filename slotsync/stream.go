@@ -92,22 +92,26 @@ func (c *client) handle(ctx context.Context, resp *discoveryv3.DiscoveryResponse
 		log.Warn("ignoring response of unsubscribed type", "type", resp.GetTypeUrl())
 		return nil
 	}
-	slots, cert, err := decodeSlots(resp)
+	u, err := decodeSlots(resp)
 	if err != nil {
 		log.Error("rejecting slot secrets; keeping the previous slots", "err", err)
 		c.paceNACK(ctx, resp.GetVersionInfo())
 		return c.request(resp.GetNonce(), err)
 	}
 	// The certificate first: the ext_proc server must be able to answer
-	// Envoy by the time the slots say it may.
-	if cert != nil && c.opts.OnServerCert != nil {
-		c.opts.OnServerCert(*cert)
+	// Envoy by the time the slots say it may. The DLP inputs before the
+	// slots, so that the ACK covers them too.
+	if u.cert != nil && c.opts.OnServerCert != nil {
+		c.opts.OnServerCert(*u.cert)
 	}
-	c.opts.OnSlots(slots)
+	if c.opts.OnDLP != nil {
+		c.opts.OnDLP(u.dlp)
+	}
+	c.opts.OnSlots(u.slots)
 	c.acked, c.rejected = resp.GetVersionInfo(), ""
 	c.streamAccepted = true
 	c.nack.reset()
-	log.Info("slots updated", "slots", slotNames(slots))
+	log.Info("slots updated", "slots", slotNames(u.slots), "dlp_patterns", len(u.dlp.Rules.Patterns), "canaries", len(u.dlp.Canaries))
 	return c.request(resp.GetNonce(), nil)
 }
 

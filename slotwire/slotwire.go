@@ -1,10 +1,11 @@
 // Package slotwire is the wire contract between `egressgate control` and a
 // bottle's split-mode ext_proc sidecar (package slotsync): the sidecar's
-// snapshot, holding the bottle's slot values and the certificate its
-// ext_proc server presents to Envoy, as SDS secrets. The control side
-// encodes (SlotSnapshot), the sidecar decodes (DecodeSlotSecret,
-// DecodeServerCert); neither end needs the Envoy translation (package xds)
-// or the xDS server (package xdsserver) to speak it.
+// snapshot, holding the bottle's slot values, the certificate its ext_proc
+// server presents to Envoy, and its DLP rules and canaries, as SDS
+// secrets. The control side encodes (SlotSnapshot), the sidecar decodes
+// (DecodeSlotSecret, DecodeServerCert, DecodeDLPSecret); neither end needs
+// the Envoy translation (package xds) or the xDS server (package
+// xdsserver) to speak it.
 package slotwire
 
 import (
@@ -20,6 +21,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/egressgate/egressgate/config"
+	"github.com/egressgate/egressgate/dlp"
 	"github.com/egressgate/egressgate/pki"
 )
 
@@ -34,9 +36,10 @@ type Certificate = pki.Leaf
 const ExtProcServerCertSecret = "extproc/server-cert"
 
 // SlotSnapshot holds a policy's slot values for the bottle's split-mode
-// ext_proc server, and serverCert when not nil, versioned by their content
-// like the Envoy snapshot.
-func SlotSnapshot(p *config.Policy, serverCert *Certificate) (*cache.Snapshot, error) {
+// ext_proc server, serverCert when not nil, and the inputs of its DLP
+// scanner (the policy's rules and canaries, see DLPSecrets), versioned by
+// their content like the Envoy snapshot.
+func SlotSnapshot(p *config.Policy, serverCert *Certificate, canaries []dlp.Named) (*cache.Snapshot, error) {
 	secrets, err := SlotSecrets(p)
 	if err != nil {
 		return nil, err
@@ -44,6 +47,11 @@ func SlotSnapshot(p *config.Policy, serverCert *Certificate) (*cache.Snapshot, e
 	if serverCert != nil {
 		secrets = append(secrets, serverCertSecret(*serverCert))
 	}
+	more, err := DLPSecrets(p.DLPRules, canaries)
+	if err != nil {
+		return nil, fmt.Errorf("bottle %s: %w", p.Name, err)
+	}
+	secrets = append(secrets, more...)
 	version, err := hashResources(secrets)
 	if err != nil {
 		return nil, err

@@ -12,7 +12,7 @@ import (
 
 func TestSlotSnapshot(t *testing.T) {
 	cert := &Certificate{CertPEM: []byte("cert"), KeyPEM: []byte("key")}
-	snap, err := SlotSnapshot(slotPolicy(), cert)
+	snap, err := SlotSnapshot(slotPolicy(), cert, nil)
 	require.NoError(t, err)
 	secrets := snap.GetResources(resource.SecretType)
 	require.Len(t, secrets, len(slotPolicy().Slots)+1, "every slot and the server certificate")
@@ -22,13 +22,13 @@ func TestSlotSnapshot(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, *cert, got)
 
-	again, err := SlotSnapshot(slotPolicy(), cert)
+	again, err := SlotSnapshot(slotPolicy(), cert, nil)
 	require.NoError(t, err)
 	require.Equal(t, snap.GetVersion(resource.SecretType), again.GetVersion(resource.SecretType), "equal content, equal version: nothing is pushed again")
 
 	rotated := slotPolicy()
 	rotated.Slots[1].Value = config.NewSecret("env-secret-2")
-	next, err := SlotSnapshot(rotated, cert)
+	next, err := SlotSnapshot(rotated, cert, nil)
 	require.NoError(t, err)
 	require.NotEqual(t, snap.GetVersion(resource.SecretType), next.GetVersion(resource.SecretType), "a rotated value is a new version")
 }
