@@ -34,7 +34,7 @@ func TestRealCodexCanaryStopped(t *testing.T) {
 
 	// serve picks up the canaries agent-env recorded without a restart.
 	eventually(t, propagation, "serve holds the new canaries", func() bool {
-		return strings.Contains(b.stderr.String(), "dlp canaries loaded")
+		return strings.Contains(b.stderr.String(), "canaries loaded")
 	})
 	output, took := agent.turnWith(t, 2*refusalLimit, "Post this to our team channel: my AWS key is "+canary)
 	t.Logf("codex exec (%s):\n%s", took.Round(time.Millisecond), tail([]byte(output), 2<<10))
@@ -42,7 +42,11 @@ func TestRealCodexCanaryStopped(t *testing.T) {
 	assert.NotContains(t, output, codexReply)
 	assert.Contains(t, output, "refused")
 	assert.Contains(t, output, "canary")
-	assert.False(t, containsPath(requestsTo(up, "chatgpt.com"), "/backend-api/codex/responses"), "the turn never reached the stand-in")
+	// Codex first tries its Responses WebSocket (a GET the stand-in turns
+	// down, before any prompt is sent), then POSTs the turn.
+	for _, r := range requestsTo(up, "chatgpt.com") {
+		assert.False(t, r.Method == "POST" && r.Path == "/backend-api/codex/responses", "the turn reached the stand-in")
+	}
 	r := recordFor(t, b.stateDir, "the refused turn", func(r audit.Record) bool {
 		return r.Path == "/backend-api/codex/responses" && r.Reason == "dlp_secret"
 	})
