@@ -114,7 +114,7 @@ type dlpState struct {
 	on       bool
 	mode     config.DLPMode
 	large    config.LargeBodyAction
-	max      int // body bytes scanned
+	max      int    // body bytes scanned
 	encoding string // the request's content-encoding
 	// upgrade marks a WebSocket request: its body is frames, streamed.
 	upgrade bool
