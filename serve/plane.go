@@ -389,14 +389,14 @@ func (p *plane) rollBack(ctx context.Context, current, c *compiled, staged bool)
 
 // publishSlots hands c's slot values (and its DLP rules and canaries) to
 // the bottle's ext_proc server before the routes that name them reach
-// Envoy. The built-in server
-// (serve) takes them at once. A sidecar (control) takes them over xDS, so
-// when c binds a slot to a source current did not, the routes wait for the
-// sidecar's ACK, bounded: a request on a new route would otherwise be
-// refused by the sidecar's source check until the slots arrive. Never
-// longer, and not at all with no sidecar connected: a missing or stuck
-// sidecar must not hold the bottle's Envoy at its old routes, and the
-// source check keeps a mismatch refused rather than mis-sent.
+// Envoy. The built-in server (serve) takes them at once. A sidecar
+// (control) takes them over xDS, so when c binds a slot to a source
+// current did not, the routes wait for the sidecar's ACK, bounded: a
+// request on a new route would otherwise be refused by the sidecar's
+// source check until the slots arrive. Never longer, and not at all with
+// no sidecar connected: a missing or stuck sidecar must not hold the
+// bottle's Envoy at its old routes, and the source check keeps a mismatch
+// refused rather than mis-sent.
 func (p *plane) publishSlots(ctx context.Context, current, c *compiled) error {
 	name := c.policy.Name
 	if p.localExtProc != nil {
