@@ -12,7 +12,9 @@ import (
 
 // egressgateSystem is `egressgate serve` with its own Envoy, on a manifest
 // with one intercepted route that injects the host token, everything else
-// default: the audit trail on (STATE_DIR/audit.log), log level info.
+// default: the audit trail on (STATE_DIR/audit.log), log level info. DLP is
+// off: Envoy alone and mitmproxy strip and inject only, and DLP's own cost
+// has its benchmark (BenchmarkDLPBody, docs/benchmarks.md).
 type egressgateSystem struct{}
 
 func (egressgateSystem) name() string { return sysEgressgate }
@@ -20,6 +22,7 @@ func (egressgateSystem) name() string { return sysEgressgate }
 // benchManifest points the route at the loopback upstream the way the
 // integration tests do: the route's upstream.address and ca_file.
 const benchManifest = `name: bench
+dlp: {mode: off}
 egress:
   routes:
     - host: %s
