@@ -79,7 +79,16 @@ func TestReloadsUnderLoad(t *testing.T) {
 	// before it carried token i, so every request sent after it must too.
 	applied := []time.Time{time.Now()}
 	probe := b.agent(t, true)
+	sentSoFar := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(sent)
+	}
 	for i := 1; i <= rotations; i++ {
+		// Each rotation lands on traffic: a dozen requests at least since
+		// the last one, however slow the machine (-race, DLP on).
+		before := sentSoFar()
+		eventually(t, propagation, fmt.Sprintf("load before rotation %d", i), func() bool { return sentSoFar() >= before+12 })
 		fileTokens = append(fileTokens, fmt.Sprintf("file-token-%d", i))
 		replaceFile(t, tokenFile, fileTokens[i]+"\n")
 		replaceFile(t, b.manifest, manifest(i))
