@@ -13,9 +13,13 @@ import (
 // egressgateSystem is `egressgate serve` with its own Envoy, on a manifest
 // with one intercepted route that injects the host token, everything else
 // default: the audit trail on (STATE_DIR/audit.log), log level info.
-type egressgateSystem struct{}
+// Systems egressgate and egressgate-alt differ only in the binary.
+type egressgateSystem struct {
+	sys string
+	bin string
+}
 
-func (egressgateSystem) name() string { return sysEgressgate }
+func (e egressgateSystem) name() string { return e.sys }
 
 // benchManifest points the route at the loopback upstream the way the
 // integration tests do: the route's upstream.address and ca_file.
@@ -27,8 +31,8 @@ egress:
       upstream: {address: %q, ca_file: %q}
 `
 
-func (egressgateSystem) launch(env *benchEnv, round int) (*instance, error) {
-	dir, err := env.roundDir(sysEgressgate, round)
+func (e egressgateSystem) launch(env *benchEnv, round int) (*instance, error) {
+	dir, err := env.roundDir(e.sys, round)
 	if err != nil {
 		return nil, err
 	}
@@ -52,7 +56,7 @@ func (egressgateSystem) launch(env *benchEnv, round int) (*instance, error) {
 		"--proxy", proxy,
 		"--envoy", env.envoyBin,
 	}
-	p, err := startProcess(sysEgressgate, env.egressgateBin, args, env.opts.egressgateEnv, filepath.Join(dir, "egressgate.log"))
+	p, err := startProcess(e.sys, e.bin, args, env.opts.egressgateEnv, filepath.Join(dir, "egressgate.log"))
 	if err != nil {
 		return nil, err
 	}
