@@ -14,10 +14,15 @@ import (
 // with one intercepted route that injects the host token, everything else
 // default: the audit trail on (STATE_DIR/audit.log), log level info. DLP is
 // off: Envoy alone and mitmproxy strip and inject only, and DLP's own cost
-// has its benchmark (BenchmarkDLPBody, docs/benchmarks.md).
-type egressgateSystem struct{}
+// has its benchmark (BenchmarkDLPBody, docs/benchmarks.md); a build from
+// before the dlp key (issue 13) refuses this manifest. Systems egressgate
+// and egressgate-alt differ only in the binary.
+type egressgateSystem struct {
+	sys string
+	bin string
+}
 
-func (egressgateSystem) name() string { return sysEgressgate }
+func (e egressgateSystem) name() string { return e.sys }
 
 // benchManifest points the route at the loopback upstream the way the
 // integration tests do: the route's upstream.address and ca_file.
@@ -30,8 +35,8 @@ egress:
       upstream: {address: %q, ca_file: %q}
 `
 
-func (egressgateSystem) launch(env *benchEnv, round int) (*instance, error) {
-	dir, err := env.roundDir(sysEgressgate, round)
+func (e egressgateSystem) launch(env *benchEnv, round int) (*instance, error) {
+	dir, err := env.roundDir(e.sys, round)
 	if err != nil {
 		return nil, err
 	}
@@ -55,7 +60,7 @@ func (egressgateSystem) launch(env *benchEnv, round int) (*instance, error) {
 		"--proxy", proxy,
 		"--envoy", env.envoyBin,
 	}
-	p, err := startProcess(sysEgressgate, env.egressgateBin, args, env.opts.egressgateEnv, filepath.Join(dir, "egressgate.log"))
+	p, err := startProcess(e.sys, e.bin, args, env.opts.egressgateEnv, filepath.Join(dir, "egressgate.log"))
 	if err != nil {
 		return nil, err
 	}

@@ -29,8 +29,8 @@ type benchEnv struct {
 	hostToken string
 	tokenPath string
 
-	envoyBin, egressgateBin, mitmdumpBin string
-	versions                             []string // tool versions for the report
+	envoyBin, egressgateBin, altBin, mitmdumpBin string
+	versions                                     []string // tool versions for the report
 }
 
 // prepare sets up a run; the returned cleanup stops the upstream and
@@ -102,7 +102,7 @@ func (env *benchEnv) setup(ctx context.Context, stderr io.Writer) error {
 // and records their versions.
 func (env *benchEnv) findTools(ctx context.Context, stderr io.Writer) error {
 	o := env.opts
-	if o.has(sysEgressgate) || o.has(sysEnvoyAlone) {
+	if o.has(sysEgressgate) || o.has(sysEgressgateAlt) || o.has(sysEnvoyAlone) {
 		env.envoyBin = o.envoyBin
 		if env.envoyBin == "" {
 			env.envoyBin = filepath.Join(env.root, ".tools", "bin", "envoy")
@@ -125,6 +125,13 @@ func (env *benchEnv) findTools(ctx context.Context, stderr io.Writer) error {
 			return fmt.Errorf("egressgate binary %s: %w", env.egressgateBin, err)
 		}
 		env.versions = append(env.versions, "egressgate: "+firstLine(ctx, env.egressgateBin, "version")+" ("+env.egressgateBin+")")
+	}
+	if o.has(sysEgressgateAlt) {
+		env.altBin = o.altBin
+		if _, err := exec.LookPath(env.altBin); err != nil {
+			return fmt.Errorf("egressgate-alt binary %s: %w", env.altBin, err)
+		}
+		env.versions = append(env.versions, "egressgate-alt: "+firstLine(ctx, env.altBin, "version")+" ("+env.altBin+")")
 	}
 	if o.has(sysMitmproxy) {
 		env.mitmdumpBin = o.mitmdumpBin

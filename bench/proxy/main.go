@@ -37,12 +37,14 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer cleanup()
 
 	systems := map[string]system{
-		sysDirect: direct{}, sysEgressgate: egressgateSystem{}, sysEnvoyAlone: envoyAlone{}, sysMitmproxy: mitmproxySystem{},
+		sysDirect: direct{}, sysEnvoyAlone: envoyAlone{}, sysMitmproxy: mitmproxySystem{},
+		sysEgressgate:    egressgateSystem{sys: sysEgressgate, bin: env.egressgateBin},
+		sysEgressgateAlt: egressgateSystem{sys: sysEgressgateAlt, bin: env.altBin},
 	}
 	res := newResults(o)
 	res.started, res.loadBefore = time.Now(), loadAverage()
 	for round := 1; round <= o.rounds; round++ {
-		for _, name := range o.systems {
+		for _, name := range o.order(round) {
 			if err := runRound(ctx, env, systems[name], round, res, stderr); err != nil {
 				return fmt.Errorf("round %d, %s: %w", round, name, err)
 			}

@@ -13,15 +13,19 @@ import (
 
 // Systems and modes, in the order they run and are reported.
 var (
-	allSystems = []string{sysDirect, sysEgressgate, sysEnvoyAlone, sysMitmproxy}
+	allSystems = []string{sysDirect, sysEgressgate, sysEgressgateAlt, sysEnvoyAlone, sysMitmproxy}
 	allModes   = []string{modeKeepalive, modeH2, modeTunnel, modeSingle}
 )
 
 const (
 	sysDirect     = "direct"
 	sysEgressgate = "egressgate"
-	sysEnvoyAlone = "envoy-alone"
-	sysMitmproxy  = "mitmproxy"
+	// sysEgressgateAlt is a second egressgate build (-egressgate-alt-bin),
+	// measured in the same run as the first: a change is compared with the
+	// build before it in the same conditions, not across runs.
+	sysEgressgateAlt = "egressgate-alt"
+	sysEnvoyAlone    = "envoy-alone"
+	sysMitmproxy     = "mitmproxy"
 )
 
 // options is what one run measures, from flags and environment.
@@ -38,6 +42,7 @@ type options struct {
 
 	envoyBin      string   // -envoy, $ENVOY_BIN, else .tools/bin/envoy
 	egressgateBin string   // -egressgate-bin, $EGRESSGATE_BIN, else built from the tree
+	altBin        string   // -egressgate-alt-bin, $EGRESSGATE_ALT_BIN: the egressgate-alt system's build
 	mitmdumpBin   string   // -mitmdump, $MITMDUMP_BIN, else installed by scripts/setup-mitmproxy.sh
 	egressgateEnv []string // extra KEY=VALUE for egressgate, e.g. EGRESSGATE_PPROF
 }
@@ -92,7 +97,7 @@ func (e envFlag) Set(s string) error {
 
 func parseOptions(args []string, stderr io.Writer) (options, error) {
 	o := options{
-		systems: slices.Clone(allSystems),
+		systems: slices.DeleteFunc(slices.Clone(allSystems), func(s string) bool { return s == sysEgressgateAlt }),
 		modes:   slices.Clone(allModes),
 	}
 	fs := flag.NewFlagSet("bench-proxy", flag.ContinueOnError)
@@ -112,6 +117,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.keep, "keep", false, "keep the temp dir with every system's config, logs and state dir, and print its path")
 	fs.StringVar(&o.envoyBin, "envoy", os.Getenv("ENVOY_BIN"), "Envoy binary for egressgate and envoy-alone (default $ENVOY_BIN, else .tools/bin/envoy)")
 	fs.StringVar(&o.egressgateBin, "egressgate-bin", os.Getenv("EGRESSGATE_BIN"), "egressgate binary to measure (default $EGRESSGATE_BIN, else built from this tree)")
+	fs.StringVar(&o.altBin, "egressgate-alt-bin", os.Getenv("EGRESSGATE_ALT_BIN"), "a second egressgate binary, measured in the same run as system egressgate-alt (default $EGRESSGATE_ALT_BIN)")
 	fs.StringVar(&o.mitmdumpBin, "mitmdump", os.Getenv("MITMDUMP_BIN"), "mitmdump binary (default $MITMDUMP_BIN, else installed by scripts/setup-mitmproxy.sh)")
 	fs.Var(envFlag{&o.egressgateEnv}, "egressgate-env", "KEY=VALUE added to egressgate's environment (repeatable), e.g. EGRESSGATE_PPROF=127.0.0.1:6061 with a -tags pprof build")
 	if err := fs.Parse(args); err != nil {
@@ -121,6 +127,13 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 	var errs []error
+	if o.altBin != "" && !o.has(sysEgressgateAlt) {
+		o.systems = append(o.systems, sysEgressgateAlt)
+		slices.SortFunc(o.systems, func(a, b string) int { return slices.Index(allSystems, a) - slices.Index(allSystems, b) })
+	}
+	if o.altBin == "" && o.has(sysEgressgateAlt) {
+		errs = append(errs, errors.New("system egressgate-alt needs -egressgate-alt-bin"))
+	}
 	if o.rounds < 1 {
 		errs = append(errs, errors.New("-rounds must be at least 1"))
 	}
@@ -137,3 +150,15 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 }
 
 func (o options) has(system string) bool { return slices.Contains(o.systems, system) }
+
+// order is the systems in the order round runs them: egressgate and
+// egressgate-alt swap places every other round, so neither always runs
+// right after the other's load.
+func (o options) order(round int) []string {
+	out := slices.Clone(o.systems)
+	i, j := slices.Index(out, sysEgressgate), slices.Index(out, sysEgressgateAlt)
+	if round%2 == 0 && i >= 0 && j >= 0 {
+		out[i], out[j] = out[j], out[i]
+	}
+	return out
+}

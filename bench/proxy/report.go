@@ -52,6 +52,9 @@ func (r *results) write(w io.Writer, env *benchEnv) {
 	if o.has(sysEgressgate) {
 		fmt.Fprintln(w, "egressgate: serve with its defaults: audit trail on (STATE_DIR/audit.log), log level info; its CPU and RSS are egressgate + its Envoy")
 	}
+	if o.has(sysEgressgateAlt) {
+		fmt.Fprintln(w, "egressgate-alt: the same, another build; it and egressgate swap places every other round")
+	}
 	fmt.Fprintf(w, "load average before %s, after %s\n", r.loadBefore, r.loadAfter)
 	for _, mode := range o.modes {
 		r.writeMode(w, mode)
@@ -197,7 +200,8 @@ func (r *results) medianOf(sys, mode string, f func(loadResult) float64) float64
 	return median(vs)
 }
 
-// ratios is the report's last line: egressgate against the others.
+// ratios is the report's last line: egressgate (and egressgate-alt)
+// against the others, and egressgate-alt against egressgate.
 func (r *results) ratios() string {
 	var groups []string
 	perMode := func(label string, f func(mode string) (float64, bool)) {
@@ -211,33 +215,39 @@ func (r *results) ratios() string {
 			groups = append(groups, label+" "+strings.Join(vs, " "))
 		}
 	}
-	for _, other := range []string{sysEnvoyAlone, sysMitmproxy} {
-		if !r.opts.has(sysEgressgate) || !r.opts.has(other) {
-			continue
+	// pairs are the comparisons made, each system over another.
+	var pairs [][2]string
+	for _, sys := range []string{sysEgressgate, sysEgressgateAlt} {
+		for _, other := range []string{sysEnvoyAlone, sysMitmproxy} {
+			if r.opts.has(sys) && r.opts.has(other) {
+				pairs = append(pairs, [2]string{sys, other})
+			}
 		}
-		perMode("egressgate/"+other+" throughput", func(mode string) (float64, bool) {
-			return div(r.rate(sysEgressgate, mode), r.rate(other, mode))
+	}
+	if r.opts.has(sysEgressgate) && r.opts.has(sysEgressgateAlt) {
+		pairs = append(pairs, [2]string{sysEgressgateAlt, sysEgressgate})
+	}
+	for _, p := range pairs {
+		perMode(p[0]+"/"+p[1]+" throughput", func(mode string) (float64, bool) {
+			return div(r.rate(p[0], mode), r.rate(p[1], mode))
 		})
 	}
-	for _, other := range []string{sysEnvoyAlone, sysMitmproxy} {
-		if !r.opts.has(sysEgressgate) || !r.opts.has(other) {
-			continue
-		}
-		perMode("cpu per req egressgate/"+other, func(mode string) (float64, bool) {
-			return div(r.cpuPer10k(sysEgressgate, mode, -1), r.cpuPer10k(other, mode, -1))
+	for _, p := range pairs {
+		perMode("cpu per req "+p[0]+"/"+p[1], func(mode string) (float64, bool) {
+			return div(r.cpuPer10k(p[0], mode, -1), r.cpuPer10k(p[1], mode, -1))
 		})
 	}
-	for _, other := range []string{sysEnvoyAlone, sysMitmproxy} {
-		eg, ok1 := r.added(sysEgressgate, modeSingle, 50)
-		ot, ok2 := r.added(other, modeSingle, 50)
-		if v, ok := div(eg.Seconds(), ot.Seconds()); ok1 && ok2 && ok {
-			groups = append(groups, fmt.Sprintf("added p50 single egressgate/%s=%s", other, ratio(v)))
+	for _, p := range pairs {
+		a, ok1 := r.added(p[0], modeSingle, 50)
+		b, ok2 := r.added(p[1], modeSingle, 50)
+		if v, ok := div(a.Seconds(), b.Seconds()); ok1 && ok2 && ok {
+			groups = append(groups, fmt.Sprintf("added p50 single %s/%s=%s", p[0], p[1], ratio(v)))
 		}
 	}
 	var colds []string
-	for _, other := range []string{sysEnvoyAlone, sysMitmproxy} {
-		if v, ok := div(r.coldMedian(sysEgressgate), r.coldMedian(other)); ok {
-			colds = append(colds, fmt.Sprintf("egressgate/%s=%s", other, ratio(v)))
+	for _, p := range pairs {
+		if v, ok := div(r.coldMedian(p[0]), r.coldMedian(p[1])); ok {
+			colds = append(colds, fmt.Sprintf("%s/%s=%s", p[0], p[1], ratio(v)))
 		}
 	}
 	if len(colds) > 0 {
