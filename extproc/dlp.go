@@ -28,6 +28,9 @@ const MaxMessageSize = config.MaxDLPMaxBody + 1<<20
 type dlpInputs struct {
 	rules    config.DLPRules
 	canaries []dlp.Named
+	// held are credentials the egress holds besides the slot values (the
+	// host's Codex refresh token, when egressgate refreshes the login).
+	held []dlp.Named
 }
 
 // detector is the bottle's scanner with the fingerprints the manifest
@@ -55,6 +58,16 @@ func (s *Server) SetCanaries(c []dlp.Named) {
 	s.rebuildScanner()
 }
 
+// SetHeldSecrets replaces the credentials the egress holds for the bottle
+// besides its slot values, found as known secrets like them, and rebuilds
+// the scanner.
+func (s *Server) SetHeldSecrets(h []dlp.Named) {
+	s.setSlots.Lock()
+	defer s.setSlots.Unlock()
+	s.dlpIn.held = slices.Clone(h)
+	s.rebuildScanner()
+}
+
 // rebuildScanner builds the scanner from the current slots, rules and
 // canaries; s.setSlots is held. The slot values are the known secrets: a
 // host credential may leave only in its own route's injected header. A
@@ -71,6 +84,11 @@ func (s *Server) rebuildScanner() {
 			}
 		}
 		slices.SortFunc(cfg.KnownSecrets, func(a, b dlp.Named) int { return strings.Compare(a.Name, b.Name) })
+	}
+	for _, h := range s.dlpIn.held {
+		if len(h.Value.Reveal()) >= dlp.MinLiteralLen {
+			cfg.KnownSecrets = append(cfg.KnownSecrets, h)
+		}
 	}
 	for _, p := range s.dlpIn.rules.Patterns {
 		cfg.Patterns = append(cfg.Patterns, dlp.Pattern{Name: p.Name, Literal: p.Literal, Regex: p.Regex})

@@ -287,3 +287,14 @@ func slicesChunk(b []byte, n int) func(func([]byte) bool) {
 		}
 	}
 }
+
+// A credential the egress holds besides the slots (the host's Codex refresh
+// token) is a known secret too.
+func TestDLPHeldSecrets(t *testing.T) {
+	h := newDLPHarness(t, config.DLPRules{})
+	const refresh = "rt-host-refresh-0a9b8c7d6e5f"
+	h.srv.SetHeldSecrets([]dlp.Named{{Name: "codex-refresh-token", Value: config.NewSecret(refresh)}})
+	resp := post(t, h.harness, dlpRoute("log", "block"), "/v1/x", []byte(`{"refresh_token":"`+refresh+`"}`), true)
+	body := requireDenied(t, resp, 403, codeSecret, "known-secret codex-refresh-token")
+	assert.NotContains(t, body, refresh)
+}

@@ -1,6 +1,8 @@
 package hostlogin
 
 import (
+	"github.com/egressgate/egressgate/config"
+
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -145,4 +147,16 @@ func (f *authFile) withTokens(t tokenAnswer, now time.Time) ([]byte, error) {
 // to the file it names.
 func writeLogin(path string, data []byte) error {
 	return securefile.ReplaceKeepingOwner(path, data, 0o600)
+}
+
+// RefreshToken reads the refresh token of the Codex login at path, for the
+// egress to recognise it should an agent ever send it out (package dlp): a
+// value egressgate holds must never leave. The error names the file, never
+// a value.
+func RefreshToken(path string) (config.Secret, error) {
+	f, err := readAuthFile(path)
+	if err != nil {
+		return config.Secret{}, err
+	}
+	return config.NewSecret(f.refresh), nil
 }

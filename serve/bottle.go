@@ -23,7 +23,9 @@ type compiled struct {
 	policy   *config.Policy
 	snapshot *cache.Snapshot
 	canaries []dlp.Named
-	slots    *cache.Snapshot
+	// held are the credentials serve holds besides the slot values.
+	held  []dlp.Named
+	slots *cache.Snapshot
 	// staged, when the generation admits hosts the served one did not, is
 	// the same configuration with only the already admitted hosts open on
 	// the proxy listener; nil otherwise.
@@ -53,7 +55,7 @@ func compile(cfg planeConfig, ca *pki.CA, manifest string, served map[string]con
 // rebuild the served policy this way without re-reading the manifest, so a
 // manifest broken at that moment cannot stop them.
 func build(cfg planeConfig, ca *pki.CA, p *config.Policy, served map[string]config.TLSMode, now time.Time) (*compiled, error) {
-	c := &compiled{policy: p, canaries: cfg.canaries.current(p.Name)}
+	c := &compiled{policy: p, canaries: cfg.canaries.current(p.Name), held: heldSecrets(p)}
 	leaves := map[string]xds.Certificate{}
 	for _, r := range p.Routes {
 		if r.TLS != config.Intercept {

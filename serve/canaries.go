@@ -14,6 +14,7 @@ import (
 	"github.com/egressgate/egressgate/canary"
 	"github.com/egressgate/egressgate/config"
 	"github.com/egressgate/egressgate/dlp"
+	"github.com/egressgate/egressgate/hostlogin"
 	"github.com/egressgate/egressgate/xds"
 )
 
@@ -149,6 +150,8 @@ type extProcInputs struct {
 	slots    []config.Slot
 	rules    config.DLPRules
 	canaries []dlp.Named
+	// held are credentials serve holds besides the slots (see heldSecrets).
+	held []dlp.Named
 }
 
 // extProcInputs of no generation (nil) are empty: nothing served yet.
@@ -156,7 +159,7 @@ func (c *compiled) extProcInputs() extProcInputs {
 	if c == nil {
 		return extProcInputs{}
 	}
-	return extProcInputs{slots: c.policy.Slots, rules: c.policy.DLPRules, canaries: c.canaries}
+	return extProcInputs{slots: c.policy.Slots, rules: c.policy.DLPRules, canaries: c.canaries, held: c.held}
 }
 
 // dlpTarget is the part of an ext_proc server that takes the DLP
@@ -166,10 +169,18 @@ type dlpTarget interface {
 	SetCanaries([]dlp.Named)
 }
 
+// heldTarget takes the credentials the egress holds besides the slots; only
+// serve's built-in ext_proc server gets them (a sidecar never holds the
+// host's refresh token).
+type heldTarget interface {
+	SetHeldSecrets([]dlp.Named)
+}
+
 // extProcTarget is an ext_proc server, as serve feeds the built-in one.
 type extProcTarget interface {
 	SetSlots([]config.Slot)
 	dlpTarget
+	heldTarget
 }
 
 // dlpFeed hands an ext_proc server the DLP inputs that differ from those
@@ -199,8 +210,34 @@ func (f *dlpFeed) send(rules config.DLPRules, canaries []dlp.Named) {
 // each generation's DLP inputs (when changed), then its slots.
 func localExtProc(ep extProcTarget) func(bottle string, in extProcInputs) {
 	feed := &dlpFeed{to: ep}
+	var held []dlp.Named
+	sentHeld := false
 	return func(_ string, in extProcInputs) {
 		feed.send(in.rules, in.canaries)
+		if !sentHeld || !sameCanaries(held, in.held) {
+			ep.SetHeldSecrets(in.held)
+			held, sentHeld = in.held, true
+		}
 		ep.SetSlots(in.slots)
 	}
+}
+
+// heldSecrets are the credentials serve holds for p besides its slot
+// values: the host's Codex refresh token, when egressgate refreshes the
+// login itself (refresh_host_credentials). A login that cannot be read
+// holds none; its slot says why.
+func heldSecrets(p *config.Policy) []dlp.Named {
+	if !p.RefreshHostCredentials {
+		return nil
+	}
+	var out []dlp.Named
+	for _, s := range p.Slots {
+		if s.Source.Kind != config.SourceCodex {
+			continue
+		}
+		if rt, err := hostlogin.RefreshToken(s.Source.Ref); err == nil {
+			out = append(out, dlp.Named{Name: s.Name + "-refresh-token", Value: rt})
+		}
+	}
+	return out
 }

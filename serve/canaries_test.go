@@ -34,6 +34,7 @@ type extProcRecorder struct {
 	slots    int
 	rules    []config.DLPRules
 	canaries [][]dlp.Named
+	held     [][]dlp.Named
 	changed  chan struct{} // closed and replaced on every call
 }
 
@@ -53,6 +54,9 @@ func (r *extProcRecorder) SetDLPRules(rules config.DLPRules) {
 }
 func (r *extProcRecorder) SetCanaries(c []dlp.Named) {
 	r.record(func() { r.canaries = append(r.canaries, c) })
+}
+func (r *extProcRecorder) SetHeldSecrets(h []dlp.Named) {
+	r.record(func() { r.held = append(r.held, h) })
 }
 
 // waitCanaries waits for a SetCanaries call, the nth or a later one, whose
