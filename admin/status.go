@@ -78,6 +78,10 @@ type RouteStatus struct {
 	// Upstream is where Envoy connects, "host:port" plus " ca=FILE" when the
 	// route trusts its own CA.
 	Upstream string `json:"upstream"`
+	// DLP is the route's outbound secret detection: "off", or the mode
+	// with large_body and max_body_bytes where they are not the defaults,
+	// e.g. "block large_body=pass max_body_bytes=1048576".
+	DLP string `json:"dlp"`
 }
 
 // SlotStatus is one credential slot without its value.
@@ -172,9 +176,27 @@ func RouteStatuses(routes []config.Route) []RouteStatus {
 			TLS:      string(r.TLS),
 			Allow:    allowText(r),
 			Upstream: upstreamText(r),
+			DLP:      DLPText(r.DLP),
 		}
 		st.Auth = AuthText(r.Auth)
 		out = append(out, st)
+	}
+	return out
+}
+
+// DLPText is a route's DLP setting: its mode, and large_body and
+// max_body_bytes where they differ from the defaults. An off route
+// buffers and scans nothing, so the other two say nothing there.
+func DLPText(d config.DLP) string {
+	if !d.Enabled() {
+		return "off"
+	}
+	out := string(d.Mode)
+	if d.LargeBody != config.LargeBodyBlock {
+		out += " large_body=" + string(d.LargeBody)
+	}
+	if d.MaxBody != config.DefaultDLPMaxBody {
+		out += fmt.Sprintf(" max_body_bytes=%d", d.MaxBody)
 	}
 	return out
 }

@@ -14,10 +14,10 @@ import (
 func TestRouteStatuses(t *testing.T) {
 	got := RouteStatuses(testRoutes())
 	want := []RouteStatus{
-		{Host: "api.github.com", TLS: "intercept", Auth: "Bearer EGRESS_TOKEN_0", Allow: "GET,HEAD /repos/* /user; POST /*", Upstream: "api.github.com:443"},
-		{Host: "chatgpt.com", TLS: "intercept", Auth: "Bearer EGRESS_TOKEN_1", Allow: "all", Upstream: "chatgpt.com:443"},
-		{Host: "git.internal.test", TLS: "intercept", Allow: "all", Upstream: "127.0.0.1:8443 ca=/etc/ca.pem"},
-		{Host: "pypi.org", TLS: "passthrough", Allow: "tunnel", Upstream: "pypi.org:443"},
+		{Host: "api.github.com", TLS: "intercept", Auth: "Bearer EGRESS_TOKEN_0", Allow: "GET,HEAD /repos/* /user; POST /*", Upstream: "api.github.com:443", DLP: "off"},
+		{Host: "chatgpt.com", TLS: "intercept", Auth: "Bearer EGRESS_TOKEN_1", Allow: "all", Upstream: "chatgpt.com:443", DLP: "off"},
+		{Host: "git.internal.test", TLS: "intercept", Allow: "all", Upstream: "127.0.0.1:8443 ca=/etc/ca.pem", DLP: "off"},
+		{Host: "pypi.org", TLS: "passthrough", Allow: "tunnel", Upstream: "pypi.org:443", DLP: "off"},
 	}
 	assert.Equal(t, want, got)
 }
@@ -73,4 +73,14 @@ func TestAuthText(t *testing.T) {
 	assert.Equal(t, "", AuthText(nil))
 	assert.Equal(t, "Bearer EGRESS_TOKEN_0", AuthText(&config.Auth{Scheme: "Bearer", Slot: "EGRESS_TOKEN_0"}))
 	assert.Equal(t, "x-api-key: EGRESS_TOKEN_1", AuthText(&config.Auth{Header: "x-api-key", Slot: "EGRESS_TOKEN_1"}))
+}
+
+func TestDLPText(t *testing.T) {
+	for want, d := range map[string]config.DLP{
+		"off":   {Mode: config.DLPOff, LargeBody: config.LargeBodyBlock, MaxBody: 5},
+		"block": {Mode: config.DLPBlock, LargeBody: config.LargeBodyBlock, MaxBody: config.DefaultDLPMaxBody},
+		"log large_body=pass max_body_bytes=65536": {Mode: config.DLPLog, LargeBody: config.LargeBodyPass, MaxBody: 65536},
+	} {
+		assert.Equal(t, want, DLPText(d))
+	}
 }

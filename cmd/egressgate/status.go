@@ -210,9 +210,9 @@ func printRoutes(w io.Writer, routes []admin.RouteStatus) error {
 		return nil
 	}
 	tw := newTable(w)
-	fmt.Fprintln(tw, "    HOST\tTLS\tAUTH\tALLOW\tUPSTREAM")
+	fmt.Fprintln(tw, "    HOST\tTLS\tAUTH\tALLOW\tUPSTREAM\tDLP")
 	for _, r := range routes {
-		fmt.Fprintf(tw, "    %s\t%s\t%s\t%s\t%s\n", oneLine(r.Host), oneLine(r.TLS), orDash(r.Auth), oneLine(r.Allow), oneLine(r.Upstream))
+		fmt.Fprintf(tw, "    %s\t%s\t%s\t%s\t%s\t%s\n", oneLine(r.Host), oneLine(r.TLS), orDash(r.Auth), oneLine(r.Allow), oneLine(r.Upstream), oneLine(orDash(r.DLP)))
 	}
 	return tw.Flush()
 }

@@ -38,7 +38,7 @@ func statusFixture() admin.Status {
 			LastRefresh: statusTestNow.Add(-10 * time.Minute), NextRefresh: statusTestNow.Add(20 * time.Minute)}},
 	}
 	routes := []config.Route{
-		{Host: "api.github.com", TLS: config.Intercept, Auth: &config.Auth{Scheme: "Bearer", Slot: "EGRESS_TOKEN_0"},
+		{Host: "api.github.com", TLS: config.Intercept, Auth: &config.Auth{Scheme: "Bearer", Slot: "EGRESS_TOKEN_0"}, DLP: config.DLP{Mode: config.DLPBlock, LargeBody: config.LargeBodyPass, MaxBody: config.DefaultDLPMaxBody},
 			Matches: []config.Match{{Methods: []string{"GET"}, Paths: []config.PathMatch{{Type: config.PathPrefix, Value: "/repos/"}}}}},
 		{Host: "pypi.org", TLS: config.Passthrough},
 	}
@@ -92,9 +92,9 @@ bottle demo (mode serve)
   last reload:        2026-03-01T11:55:00Z (5m ago), FAILED (above)
   leaf certificates:  renewed in 20d0h (2026-03-21T12:00:00Z)
   routes:
-    HOST            TLS          AUTH                   ALLOW         UPSTREAM
-    api.github.com  intercept    Bearer EGRESS_TOKEN_0  GET /repos/*  api.github.com:443
-    pypi.org        passthrough  -                      tunnel        pypi.org:443
+    HOST            TLS          AUTH                   ALLOW         UPSTREAM            DLP
+    api.github.com  intercept    Bearer EGRESS_TOKEN_0  GET /repos/*  api.github.com:443  block large_body=pass
+    pypi.org        passthrough  -                      tunnel        pypi.org:443        off
   slots:
     NAME            SOURCE                          PRESENT  STATE       EXPIRY
     EGRESS_TOKEN_0  env GITHUB_TOKEN                yes      rejected    unknown

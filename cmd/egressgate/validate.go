@@ -57,12 +57,12 @@ func describe(w io.Writer, p *config.Policy) error {
 	fmt.Fprint(w, ")\n\nroutes:\n")
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	// RouteStatuses keeps the order of p.Routes, so index i is one route.
-	for i, r := range admin.RouteStatuses(p.Routes) {
+	for _, r := range admin.RouteStatuses(p.Routes) {
 		auth := r.Auth
 		if auth == "" {
 			auth = "-"
 		}
-		fmt.Fprintf(tw, "  %s\t%s\tauth=%s\tallow=%s\tupstream=%s\t%s\n", r.Host, r.TLS, auth, r.Allow, r.Upstream, dlpText(p.Routes[i].DLP))
+		fmt.Fprintf(tw, "  %s\t%s\tauth=%s\tallow=%s\tupstream=%s\t%s\n", r.Host, r.TLS, auth, r.Allow, r.Upstream, "dlp="+r.DLP)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -86,21 +86,4 @@ func describe(w io.Writer, p *config.Policy) error {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\n", s.Name, s.Source, s)
 	}
 	return tw.Flush()
-}
-
-// dlpText is a route's DLP setting: its mode, and large_body and
-// max_body_bytes where they differ from the defaults. An off route
-// buffers and scans nothing, so the other two say nothing there.
-func dlpText(d config.DLP) string {
-	if !d.Enabled() {
-		return "dlp=off"
-	}
-	out := "dlp=" + string(d.Mode)
-	if d.LargeBody != config.LargeBodyBlock {
-		out += " large_body=" + string(d.LargeBody)
-	}
-	if d.MaxBody != config.DefaultDLPMaxBody {
-		out += fmt.Sprintf(" max_body_bytes=%d", d.MaxBody)
-	}
-	return out
 }
