@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/base64"
-	"hash/crc32"
 	"net/url"
 	"strings"
 	"sync"
@@ -18,19 +17,11 @@ import (
 	"github.com/egressgate/egressgate/config"
 	"github.com/egressgate/egressgate/dlp"
 	"github.com/egressgate/egressgate/extprocapi"
+	"github.com/egressgate/egressgate/internal/tokengen"
 )
 
 // gitHubToken makes a ghp_ token with a valid checksum from 30 characters.
-func gitHubToken(body30 string) string {
-	const base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-	c := crc32.ChecksumIEEE([]byte(body30))
-	var sum [6]byte
-	for i := 5; i >= 0; i-- {
-		sum[i] = base62[c%62]
-		c /= 62
-	}
-	return "ghp_" + body30 + string(sum[:])
-}
+func gitHubToken(body30 string) string { return "ghp_" + body30 + tokengen.Base62Checksum(body30) }
 
 const canaryValue = "AKIAQ3CANARY7TESTXYZ" // 20 chars, base32 alphabet
 

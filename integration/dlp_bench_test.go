@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/egressgate/egressgate/internal/tokengen"
 )
 
 // BenchmarkDLPBody measures the cost of outbound secret detection: 64 KiB
@@ -38,7 +40,7 @@ egress:
       dlp: {mode: off}
       upstream: %[1]s
 `, upstream)})
-	body := codexTurnBody(64<<10, "refactor the parser and keep the tests green")
+	body := tokengen.CodexTurnBody(64<<10, "refactor the parser and keep the tests green")
 	const agents = 8
 	clients := make([]*http.Client, agents)
 	for i := range clients {

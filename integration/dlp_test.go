@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"net/http"
 	"net/url"
@@ -20,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/egressgate/egressgate/audit"
+	"github.com/egressgate/egressgate/internal/tokengen"
 )
 
 // dlpToken is the host credential of the DLP bottle's injected route: a
@@ -53,35 +53,11 @@ egress:
 `, upstream)
 }
 
-// githubToken is a ghp_ token with a valid checksum, as GitHub issues them.
-func githubToken(body30 string) string {
-	const base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-	c := crc32.ChecksumIEEE([]byte(body30))
-	var sum [6]byte
-	for i := 5; i >= 0; i-- {
-		sum[i] = base62[c%62]
-		c /= 62
-	}
-	return "ghp_" + body30 + string(sum[:])
-}
-
-// codexTurnBody is a JSON POST body of about n bytes shaped like a Codex
-// turn: instructions, escaped newlines and quotes, code.
-func codexTurnBody(n int, extra string) []byte {
-	var b bytes.Buffer
-	b.WriteString(`{"model":"gpt-5-codex","instructions":"You are a coding agent.\nFollow the user's \"rules\".","input":[`)
-	for i := 0; b.Len() < n; i++ {
-		fmt.Fprintf(&b, `{"type":"message","role":"user","content":[{"type":"input_text","text":"line %d: func f%d() { return \"x\" }\n"}]},`, i, i)
-	}
-	fmt.Fprintf(&b, `{"type":"message","role":"user","content":[{"type":"input_text","text":%q}]}]}`, extra)
-	return b.Bytes()
-}
-
 func TestDLP(t *testing.T) {
 	pki := newUpstreamPKI(t, dlpHosts...)
 	up := newUpstream(t, pki)
 	b := startBottle(t, bottleOptions{manifest: dlpManifest(up, pki), env: []string{"ITEST_DLP_TOKEN=" + dlpToken}})
-	gh := githubToken("Zx8aQ2mN4pR6sT0uV1wY3bC5dE7fG9")
+	gh := "ghp_Zx8aQ2mN4pR6sT0uV1wY3bC5dE7fG9" + tokengen.Base62Checksum("Zx8aQ2mN4pR6sT0uV1wY3bC5dE7fG9")
 	since := time.Now()
 
 	do := func(t *testing.T, h2 bool, req *http.Request) (int, string) {
@@ -119,7 +95,7 @@ func TestDLP(t *testing.T) {
 	for _, h2 := range []bool{false, true} {
 		proto := map[bool]string{false: "h1", true: "h2"}[h2]
 		t.Run("clean 64 KiB turn passes whole over "+proto, func(t *testing.T) {
-			body := codexTurnBody(64<<10, "refactor the parser")
+			body := tokengen.CodexTurnBody(64<<10, "refactor the parser")
 			status, text := do(t, h2, post("api.example.test", "/clean-"+proto, body, "Authorization", "Bearer agent-placeholder"))
 			require.Equal(t, http.StatusOK, status, text)
 			got := lastRequestTo(t, up, "/clean-"+proto)
@@ -130,7 +106,7 @@ func TestDLP(t *testing.T) {
 			}
 		})
 		t.Run("host credential in the body refused over "+proto, func(t *testing.T) {
-			status, text := do(t, h2, post("api.example.test", "/known-"+proto, codexTurnBody(64<<10, "the token is "+dlpToken)))
+			status, text := do(t, h2, post("api.example.test", "/known-"+proto, tokengen.CodexTurnBody(64<<10, "the token is "+dlpToken)))
 			refused(t, status, text, "/known-"+proto, "known-secret", "EGRESS_TOKEN_0", "body")
 		})
 		t.Run("github token refused with its fingerprint over "+proto, func(t *testing.T) {
@@ -143,7 +119,7 @@ func TestDLP(t *testing.T) {
 	t.Run("gzip body", func(t *testing.T) {
 		var z bytes.Buffer
 		zw := gzip.NewWriter(&z)
-		_, _ = zw.Write(codexTurnBody(32<<10, "codename BLUEHERON-7731"))
+		_, _ = zw.Write(tokengen.CodexTurnBody(32<<10, "codename BLUEHERON-7731"))
 		require.NoError(t, zw.Close())
 		status, text := do(t, false, post("api.example.test", "/gzip", z.Bytes(), "Content-Encoding", "gzip"))
 		refused(t, status, text, "/gzip", "pattern codename")
@@ -182,7 +158,7 @@ func TestDLP(t *testing.T) {
 		refused(t, status, text, "/logged-known", "known-secret")
 	})
 	t.Run("large bodies", func(t *testing.T) {
-		big := codexTurnBody(200<<10, "nothing secret")
+		big := tokengen.CodexTurnBody(200<<10, "nothing secret")
 		status, text := do(t, false, post("small.example.test", "/big", big))
 		refused(t, status, text, "/big", "longer than the 65536 bytes")
 		status, text = do(t, true, post("tail.example.test", "/big-pass", big))
@@ -192,7 +168,7 @@ func TestDLP(t *testing.T) {
 		assert.True(t, r.DLPUnscannedTail)
 		// A body past the default 8 MiB Envoy would refuse by itself is
 		// still scanned whole up to there.
-		status, text = do(t, false, post("api.example.test", "/two-mib", append(codexTurnBody(2<<20, "x"), []byte(dlpToken)...)))
+		status, text = do(t, false, post("api.example.test", "/two-mib", append(tokengen.CodexTurnBody(2<<20, "x"), []byte(dlpToken)...)))
 		refused(t, status, text, "/two-mib", "known-secret")
 	})
 	t.Run("websocket frames", func(t *testing.T) {
