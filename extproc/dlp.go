@@ -298,6 +298,11 @@ func (s *Server) dlpBody(ctx context.Context, st *dlpState, b binding, r request
 // limit, cut there) is scanned as far as it goes: a compressed one cut
 // short is not corrupt, so only what it decoded counts.
 func scanBody(sc *dlp.Scanner, body []byte, encoding string, partial bool) ([]dlp.Finding, error) {
+	if ce := strings.ToLower(strings.TrimSpace(encoding)); ce == "" || ce == "identity" {
+		// The whole buffered body at once: a stream would first copy it
+		// into its own buffer.
+		return sc.Scan(body), nil
+	}
 	if !partial {
 		return sc.ScanEncoded(body, encoding)
 	}
