@@ -1,8 +1,13 @@
 package dlp_test
 
 import (
+	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"image"
+	"image/color"
+	"image/png"
 	"strings"
 	"testing"
 )
@@ -79,4 +84,125 @@ func BenchmarkScan64KiB(b *testing.B) {
 			}
 		}
 	})
+}
+
+// The bodies below are the other kinds an agent sends, 64 KiB each and with
+// no secrets, so the cost of each is known: a screenshot as a base64 PNG data
+// URI, a minified script read by a tool (JSON-escaped, so full of \" and
+// \\), and prose with few escapes.
+
+func chatBody(tb testing.TB, content string) []byte {
+	b, err := json.Marshal(map[string]any{"model": "gpt-5-codex", "stream": true,
+		"input": []map[string]string{{"role": "user", "content": content}}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return cut64KiB(tb, b)
+}
+
+func cut64KiB(tb testing.TB, b []byte) []byte {
+	if len(b) < 64<<10 {
+		tb.Fatalf("body is %d bytes, short of 64 KiB", len(b))
+	}
+	return b[:64<<10]
+}
+
+// pngBody is a JSON request carrying a noisy (incompressible) PNG as a data
+// URI, as a screenshot tool would send it.
+func pngBody(tb testing.TB) []byte {
+	g := newGen(9)
+	img := image.NewRGBA(image.Rect(0, 0, 128, 128))
+	for i, c := range g.bytes(len(img.Pix)) {
+		img.Pix[i] = c
+	}
+	img.Set(0, 0, color.RGBA{A: 255})
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		tb.Fatal(err)
+	}
+	b, err := json.Marshal(map[string]any{"model": "gpt-5-codex", "input": []map[string]any{{"role": "user",
+		"content": []map[string]string{{"type": "input_image", "image_url": "data:image/png;base64," + base64.StdEncoding.EncodeToString(buf.Bytes())}}}}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return cut64KiB(tb, b)
+}
+
+// jsBody is a minified script returned by a tool, inside a JSON request.
+func jsBody(tb testing.TB) []byte {
+	g := newGen(10)
+	var js strings.Builder
+	js.WriteString(`!function(e,t){"use strict";`)
+	for i := 0; js.Len() < 80<<10; i++ {
+		a, b, c := g.chars(1, lower), g.chars(2, lower), g.chars(1, lower)
+		fmt.Fprintf(&js, `var %s%d=function(%s,%s){if(!%s)return null;var n=%s.split(/\s+/g),r=[];for(var o=0;o<n.length;o++)r.push(n[o].replace(/[^a-z0-9\-_]/gi,""));return r.join("-")+"%s"};`,
+			b, i, a, c, a, a, g.chars(6, lower))
+		fmt.Fprintf(&js, `e.exports.%s%d={name:"%s",version:"1.%d.%s",url:"https://cdn.example.com/%s/%s.min.js",deps:["%s","%s"]};`,
+			b, i, g.chars(8, lower), i%10, g.chars(1, digits), g.chars(5, lower), g.chars(7, lower), g.chars(4, lower), g.chars(6, lower))
+	}
+	js.WriteString(`}(window,document);`)
+	return chatBody(tb, js.String())
+}
+
+// proseBody is English prose: paragraphs of ordinary words.
+func proseBody(tb testing.TB) []byte {
+	g := newGen(11)
+	words := strings.Fields(`the a of to and in is it that for on with as was be by this are or from at an
+		which not have has had but were their they can will one all there when would more been if no out
+		so what up its about into than them only other new some could time these two may then first any
+		like now such over our most even made after also did many before must through back years where
+		much your way well down should because each just those people how too little state good very make
+		world still own see men work long get here between both life being under never day same another
+		know while last might us great old year off come since against go came right used take three
+		request handler service deploy build test review change branch commit merge release config
+		network proxy policy secret token agent model output input refactor function package module`)
+	var p strings.Builder
+	for p.Len() < 80<<10 {
+		for range 3 + g.r.IntN(5) {
+			n := 6 + g.r.IntN(14)
+			for i := range n {
+				w := words[g.r.IntN(len(words))]
+				if i == 0 {
+					w = strings.ToUpper(w[:1]) + w[1:]
+				}
+				p.WriteString(w)
+				switch {
+				case i == n-1:
+					p.WriteString(". ")
+				case g.r.IntN(9) == 0:
+					p.WriteString(", ")
+				default:
+					p.WriteString(" ")
+				}
+			}
+		}
+		p.WriteString("\n\n")
+	}
+	return chatBody(tb, p.String())
+}
+
+// BenchmarkScanBodies scans each kind of 64 KiB body with the fixture's
+// scanner.
+func BenchmarkScanBodies(b *testing.B) {
+	f := newFixture(b)
+	for _, c := range []struct {
+		name string
+		body []byte
+	}{
+		{"codex", codexBody(b)},
+		{"png", pngBody(b)},
+		{"minified-js", jsBody(b)},
+		{"prose", proseBody(b)},
+	} {
+		if got := f.s.Scan(c.body); len(got) > 0 {
+			b.Fatalf("%s body has findings: %s", c.name, describe(got))
+		}
+		b.Run(c.name, func(b *testing.B) {
+			b.SetBytes(int64(len(c.body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				f.s.Scan(c.body)
+			}
+		})
+	}
 }
