@@ -175,24 +175,27 @@ func TestCorpusAttemptsAreDetected(t *testing.T) {
 	cases := attempts(t, f)
 	require.GreaterOrEqual(t, len(cases), 40)
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			got, err := f.s.ScanEncoded(c.body, c.contentEncoding)
-			require.NoError(t, err)
-			if !found(got, c.kind, c.encoding) {
-				t.Errorf("want %s (encoding %q), got %s", c.kind, c.encoding, describe(got))
-			}
-			// The same body as a stream in 7-byte chunks finds the same.
-			st, err := f.s.NewEncodedStream(c.contentEncoding)
-			require.NoError(t, err)
-			for b := c.body; len(b) > 0; b = b[min(7, len(b)):] {
-				_, err := st.Write(b[:min(7, len(b))])
-				require.NoError(t, err)
-			}
-			streamed, err := st.Close()
-			require.NoError(t, err)
-			if !found(streamed, c.kind, c.encoding) {
-				t.Errorf("streamed: want %s (encoding %q), got %s", c.kind, c.encoding, describe(streamed))
-			}
-		})
+		t.Run(c.name, func(t *testing.T) { requireDetected(t, f.s, c) })
+	}
+}
+
+// requireDetected scans c whole and as a stream in 7-byte chunks, and
+// requires c's finding from both.
+func requireDetected(t *testing.T, s *dlp.Scanner, c attempt) {
+	got, err := s.ScanEncoded(c.body, c.contentEncoding)
+	require.NoError(t, err)
+	if !found(got, c.kind, c.encoding) {
+		t.Errorf("want %s (encoding %q), got %s", c.kind, c.encoding, describe(got))
+	}
+	st, err := s.NewEncodedStream(c.contentEncoding)
+	require.NoError(t, err)
+	for b := c.body; len(b) > 0; b = b[min(7, len(b)):] {
+		_, err := st.Write(b[:min(7, len(b))])
+		require.NoError(t, err)
+	}
+	streamed, err := st.Close()
+	require.NoError(t, err)
+	if !found(streamed, c.kind, c.encoding) {
+		t.Errorf("streamed: want %s (encoding %q), got %s", c.kind, c.encoding, describe(streamed))
 	}
 }
