@@ -52,6 +52,9 @@ type Pattern struct {
 	Literal string
 	// Regex is RE2 syntax (package regexp). Its matches are found within
 	// one scan window (see Scanner.Window), so it should match bounded text.
+	// One that starts with a literal ("EGT-[0-9a-f]{32}") is cheapest: with
+	// no literal prefix, any JSON escape or percent escape may change what
+	// it matches, so a body with one is decoded whole for it.
 	Regex    string
 	Severity Severity // SeverityMedium when zero
 }

@@ -35,21 +35,25 @@ func jsonUnescape(buf []byte) []byte {
 		return nil
 	}
 	out := make([]byte, 0, len(buf))
-	out = append(out, buf[:i]...)
-	for ; i < len(buf); i++ {
-		c := buf[i]
-		if c != '\\' || i+1 >= len(buf) {
-			out = append(out, c)
-			continue
+	for i >= 0 {
+		out = append(out, buf[:i]...)
+		buf = buf[i:]
+		n := 1
+		if len(buf) > 1 {
+			var r rune
+			if r, n = unescapeAt(buf); n > 0 {
+				out = utf8.AppendRune(out, r)
+			} else {
+				n = 1
+				out = append(out, '\\')
+			}
+		} else {
+			out = append(out, '\\')
 		}
-		if r, n := unescapeAt(buf[i:]); n > 0 {
-			out = utf8.AppendRune(out, r)
-			i += n - 1
-			continue
-		}
-		out = append(out, c)
+		buf = buf[n:]
+		i = bytes.IndexByte(buf, '\\')
 	}
-	return out
+	return append(out, buf...)
 }
 
 // unescapeAt decodes the escape at the start of b and returns the rune and
@@ -145,30 +149,49 @@ func percentDecode(buf []byte) []byte {
 	return append(out, buf[done:]...)
 }
 
-// base64Decode decodes every run of at least minBase64Run base64 characters
-// (either alphabet; padding optional) and returns the results joined by
-// newlines, a boundary for every rule. When carried is set, buf starts with
-// the tail kept from an earlier chunk, which may have cut a run anywhere, so
-// the first run is also decoded from each of its other three offsets.
-func base64Decode(buf []byte, carried bool) []byte {
-	var out []byte
-	b64 := func(c byte) bool { return base64Chars[c] }
-	for i := 0; i < len(buf); {
-		if !b64(buf[i]) {
-			i++
-			continue
+// base64Decode decodes the runs of at least minBase64Run base64 characters
+// (either alphabet; padding optional) that the matcher found in buf and
+// returns the results joined by newlines, a boundary for every rule that a
+// PEM body or an AWS secret's keyword still reads across. When cut is set,
+// buf starts in the middle of its text, which may have cut a run anywhere,
+// so a run at its start is also decoded from each of its other three
+// offsets.
+//
+// A run right after a JSON escape's backslash starts with the rest of the
+// escape ("\nQUJD…" is a line break, then a run from 'Q'): out has it
+// decoded from after the escape, as the JSON-decoded body would have it.
+// When there is such a run, raw has every run decoded from its first byte,
+// as the body is written. Each is decoded in sequence with the runs around
+// it, so that the lines of a wrapped base64 text are read one after the
+// other.
+func base64Decode(buf []byte, runs []span, cut bool) (out, raw []byte) {
+	escaped := false
+	for _, r := range runs {
+		start := r.start
+		if s := afterEscape(buf, r.start); s != r.start && !base64Chars[prevByte(buf, s)] {
+			start, escaped = s, true
 		}
-		j := runEnd(buf, i, b64)
-		offsets := 1
-		if carried && i == 0 {
-			offsets = 4
+		out = decodeRuns(out, buf[start:r.end], cut && r.start == 0)
+	}
+	if escaped {
+		for _, r := range runs {
+			raw = decodeRuns(raw, buf[r.start:r.end], cut && r.start == 0)
 		}
-		for off := range offsets {
-			if j-i-off >= minBase64Run {
-				out = append(decodeRun(out, buf[i+off:j]), '\n')
-			}
+	}
+	return out, raw
+}
+
+// decodeRuns appends the decoding of run and a newline to out if the run is
+// long enough, and when cut, its decodings from its second to fourth bytes.
+func decodeRuns(out, run []byte, cut bool) []byte {
+	offsets := 1
+	if cut {
+		offsets = 4
+	}
+	for off := range offsets {
+		if len(run)-off >= minBase64Run {
+			out = append(decodeRun(out, run[off:]), '\n')
 		}
-		i = j
 	}
 	return out
 }

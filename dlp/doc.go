@@ -28,16 +28,20 @@
 //
 // # Encodings
 //
-// Literals are matched by one Aho-Corasick automaton built by New, together
-// with their precomputed percent-encoded forms (query and path escaping,
-// every byte as %XX in either case), JSON-escaped forms (with and without
-// HTML escaping, "\/", every byte as \u00XX) and base64 forms (standard and
-// URL-safe, padded or not, at each of the three alignments, as the part of
-// the encoding that does not depend on neighbouring bytes). The format
-// rules' prefixes are in the same automaton. For the formats, spans that
-// look encoded are decoded and scanned again: JSON escapes, percent-encoded
-// runs ('+' as space) and base64 runs of 24 or more characters, nested up to
-// three deep, within a budget of four times the input. Bodies with
+// Literals are matched by one matcher built by New, together with their
+// precomputed percent-encoded forms (query and path escaping, every byte as
+// %XX in either case), JSON-escaped forms (with and without HTML escaping,
+// "\/", every byte as \u00XX) and base64 forms (standard and URL-safe,
+// padded or not, at each of the three alignments, as the part of the
+// encoding that does not depend on neighbouring bytes). The format rules'
+// prefixes are in the same matcher. For the formats, spans that look encoded
+// are decoded and scanned again: the regions around JSON escapes that decode
+// to a token's characters ("\u0041", "\/"), percent-encoded runs ('+' as
+// space) and base64 runs of 24 or more characters, nested up to three deep,
+// breadth first, within a budget of eight times the input. The escapes that
+// fill JSON strings, "\n" and "\"" and the like, are not decoded: the rules
+// read them in place as the separators they decode to, so a token after an
+// escaped line break is found as if the line break were real. Bodies with
 // Content-Encoding gzip (every member), deflate (zlib), br or zstd (which
 // the Codex CLI sends) are decoded as
 // a stream. A finding's Encoding names the layers, outermost first:

@@ -8,7 +8,7 @@ import (
 	"net/url"
 )
 
-// form is one byte string the automaton looks for on behalf of a literal,
+// form is one byte string the matcher looks for on behalf of a literal,
 // with the encoding a match of it reveals.
 type form struct {
 	text     []byte
@@ -19,7 +19,7 @@ type form struct {
 // percent-encoded, JSON-escaped or base64-encoded.
 //
 // Literals (known secrets, canaries, extra literals) are few and fixed, so
-// their encodings are precomputed and added to the one Aho-Corasick automaton:
+// their encodings are precomputed and added to the one matcher (matcher.go):
 // a single pass over the body then finds every literal in every encoding,
 // with no need to find, align and decode candidate spans first. That also
 // catches what span decoding misses: base64 glued to other base64-alphabet

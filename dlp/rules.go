@@ -11,27 +11,34 @@ import (
 // emitFunc reports a token a rule matched; the scanner fingerprints it.
 type emitFunc func(kind string, sev Severity, token []byte)
 
-// rule is a well-known credential format. The automaton finds its fixed
+// rule is a well-known credential format. The matcher finds its fixed
 // prefixes; check then validates the bytes around the match (length,
 // charset, checksum, structure) so that prose mentioning a prefix is not a
 // finding. start and end delimit the prefix match in buf.
 type rule struct {
 	prefixes []string
-	check    func(buf []byte, start, end int, emit emitFunc)
+	// wordStart marks a rule that reports only tokens starting a word (the
+	// byte before, JSON escapes decoded, is not a word byte; for a JWT, not
+	// base64url or '.') and running on for at least minTokenRun bytes of
+	// [A-Za-z0-9_-]. The matcher looks for its prefixes only where such a
+	// token can start, which is what lets it skip most of a body; a rule
+	// without it has prefixes of 11 bytes or more, found anywhere.
+	wordStart bool
+	check     func(buf []byte, start, end int, emit emitFunc)
 }
 
 // rules are the well-known formats, always on.
 var rules = []rule{
-	{prefixes: []string{"AKIA", "ASIA"}, check: checkAWSKeyID},
+	{prefixes: []string{"AKIA", "ASIA"}, wordStart: true, check: checkAWSKeyID},
 	{prefixes: []string{"aws_secret_access_key", "AWS_SECRET_ACCESS_KEY", "SecretAccessKey", "secretAccessKey"}, check: checkAWSSecretKeyword},
-	{prefixes: []string{"ghp_", "gho_", "ghu_", "ghs_", "ghr_"}, check: checkGitHubToken},
-	{prefixes: []string{"github_pat_"}, check: checkGitHubPAT},
-	{prefixes: []string{"sk-"}, check: checkOpenAIKey},
-	{prefixes: []string{"sk-ant-"}, check: checkAnthropicKey},
-	{prefixes: []string{"xoxb-", "xoxp-", "xoxa-", "xoxr-", "xoxs-"}, check: checkSlackToken},
+	{prefixes: []string{"ghp_", "gho_", "ghu_", "ghs_", "ghr_"}, wordStart: true, check: checkGitHubToken},
+	{prefixes: []string{"github_pat_"}, wordStart: true, check: checkGitHubPAT},
+	{prefixes: []string{"sk-"}, wordStart: true, check: checkOpenAIKey},
+	{prefixes: []string{"sk-ant-"}, wordStart: true, check: checkAnthropicKey},
+	{prefixes: []string{"xoxb-", "xoxp-", "xoxa-", "xoxr-", "xoxs-"}, wordStart: true, check: checkSlackToken},
 	{prefixes: []string{"hooks.slack.com/services/"}, check: checkSlackWebhook},
 	{prefixes: []string{"-----BEGIN "}, check: checkPrivateKey},
-	{prefixes: []string{"eyJ"}, check: checkJWT},
+	{prefixes: []string{"eyJ"}, wordStart: true, check: checkJWT},
 }
 
 // formatWindow is the longest token a format rule needs to see whole, and so
@@ -51,7 +58,38 @@ func isBase32U(c byte) bool { return isUpper(c) || ('2' <= c && c <= '7') }
 
 // wordBefore reports whether buf[at] continues a word, in which case a
 // prefix found there is part of a longer identifier ("task-", "MAKIAGE").
-func wordBefore(buf []byte, at int) bool { return at > 0 && isWord(buf[at-1]) }
+func wordBefore(buf []byte, at int) bool { return at > 0 && isWord(prevByte(buf, at)) }
+
+// prevByte returns the byte before buf[at] (at > 0) as a JSON decoder would
+// see it: the decoded escape when an escape ends there ('\n' in "\nghp_…"
+// is a line break, not an 'n' glued to the token), 0x80 for an escape of
+// any non-ASCII character. The bodies scanned are mostly JSON, full of
+// escaped line breaks, and a token is as much a token after one of those
+// as after a real one; reading the escape here saves decoding the body to
+// find it. A backslash that is itself escaped ("\\n") makes no difference:
+// the next decoding would turn the rest into the escape.
+func prevByte(buf []byte, at int) byte {
+	if at >= 2 && buf[at-2] == '\\' {
+		if r, n := unescapeAt(buf[at-2 : at]); n == 2 {
+			return byte(r)
+		}
+	}
+	if at >= 6 && buf[at-6] == '\\' && buf[at-5] == 'u' {
+		if r, ok := hex4(buf[at-4 : at]); ok {
+			return asciiOr80(r)
+		}
+	}
+	return buf[at-1]
+}
+
+// asciiOr80 returns r if it is ASCII, else 0x80, a byte no rule counts as
+// part of a token.
+func asciiOr80(r rune) byte {
+	if r < 0x80 {
+		return byte(r)
+	}
+	return 0x80
+}
 
 // runEnd returns the end of the run of bytes satisfying ok from i.
 func runEnd(buf []byte, i int, ok func(byte) bool) int {
@@ -101,29 +139,38 @@ func checkAWSKeyID(buf []byte, start, end int, emit emitFunc) {
 	emit(KindAWSAccessKeyID, SeverityHigh, tok)
 	// A secret access key has no prefix of its own; next to a key id (in a
 	// credentials file, an env dump, a JSON config) a 40-character run is one.
-	findAWSSecret(buf, start-256, start+20+256, emit)
+	findAWSSecret(buf, start, start+20, 256, emit)
 }
 
 // checkAWSSecretKeyword: a secret access key named by its usual key.
 func checkAWSSecretKeyword(buf []byte, start, end int, emit emitFunc) {
-	findAWSSecret(buf, end, end+64, emit)
+	findAWSSecret(buf, end, end, 64, emit)
 }
 
-// findAWSSecret reports 40-character runs of the standard base64 alphabet in
-// buf[lo:hi] that are whole (not cut from a longer run) and mixed-case with
-// digits, which rules out hex hashes (git SHA-1 is 40 hex digits) and words.
-func findAWSSecret(buf []byte, lo, hi int, emit emitFunc) {
-	lo, hi = max(lo, 0), min(hi, len(buf))
-	for i := lo; i < hi; {
+// findAWSSecret reports 40-character runs of the standard base64 alphabet
+// within reach characters before lo or after hi that are whole (not cut
+// from a longer run) and mixed-case with digits, which rules out hex hashes
+// (git SHA-1 is 40 hex digits) and words. Reach counts decoded characters:
+// it is widened by five bytes for each backslash in it, as much as a JSON
+// escape can add, and a run right after an escape ("\n…") starts after it.
+func findAWSSecret(buf []byte, lo, hi, reach int, emit emitFunc) {
+	from, to := max(lo-reach, 0), min(hi+reach, len(buf))
+	from = max(from-5*bytes.Count(buf[from:lo], []byte{'\\'}), 0)
+	to = min(to+5*bytes.Count(buf[hi:to], []byte{'\\'}), len(buf))
+	for i := from; i < to; {
 		if !isB64Std(buf[i]) {
 			i++
 			continue
 		}
 		j := runEnd(buf, i, isB64Std)
-		tok := buf[i:j]
-		whole := i == 0 || !isB64Std(buf[i-1])
-		if whole && len(tok) == 40 && mixed(tok) && !bytes.Contains(tok, []byte("EXAMPLE")) {
-			emit(KindAWSSecretKey, SeverityHigh, tok)
+		check := func(tok []byte, whole bool) {
+			if whole && len(tok) == 40 && mixed(tok) && !bytes.Contains(tok, []byte("EXAMPLE")) {
+				emit(KindAWSSecretKey, SeverityHigh, tok)
+			}
+		}
+		check(buf[i:j], i == 0 || !isB64Std(buf[i-1]))
+		if s := afterEscape(buf, i); s != i && s < j {
+			check(buf[s:j], !isB64Std(prevByte(buf, s)))
 		}
 		i = j
 	}
@@ -262,8 +309,8 @@ func checkSlackWebhook(buf []byte, start, end int, emit emitFunc) {
 }
 
 // checkPrivateKey: a PEM "-----BEGIN <label>PRIVATE KEY-----" line followed
-// by at least 64 base64 characters of body (skipping line breaks, also as
-// the two-character "\n" of an unparsed JSON string). A tutorial quoting the
+// by at least 64 base64 characters of body (skipping line breaks and tabs,
+// also as the "\n" of an unparsed JSON string). A tutorial quoting the
 // header line, or "-----BEGIN PRIVATE KEY-----\n...", has no such body.
 func checkPrivateKey(buf []byte, start, end int, emit emitFunc) {
 	labelEnd := min(end+40, len(buf))
@@ -278,8 +325,13 @@ func checkPrivateKey(buf []byte, start, end int, emit emitFunc) {
 		case isB64Std(c) || c == '=':
 			n++
 		case c == '\r' || c == '\n' || c == ' ' || c == '\t':
-		case c == '\\' && j+1 < len(buf) && (buf[j+1] == 'n' || buf[j+1] == 'r'):
-			j++
+		case c == '\\':
+			// A line break or tab escaped once or more ("\n", "\\n").
+			k := runEnd(buf, j, func(c byte) bool { return c == '\\' })
+			if k == len(buf) || (buf[k] != 'n' && buf[k] != 'r' && buf[k] != 't') {
+				return
+			}
+			j = k
 		default:
 			return
 		}
@@ -294,8 +346,10 @@ func checkPrivateKey(buf []byte, start, end int, emit emitFunc) {
 // nothing), and the signature is at least 16 characters. Five parts is a
 // JWE, whose contents are encrypted: not reported.
 func checkJWT(buf []byte, start, end int, emit emitFunc) {
-	if start > 0 && (isB64URL(buf[start-1]) || buf[start-1] == '.') {
-		return
+	if start > 0 {
+		if c := prevByte(buf, start); isB64URL(c) || c == '.' {
+			return
+		}
 	}
 	h := runEnd(buf, start, isB64URL)
 	if h-start > 1024 || h >= len(buf) || buf[h] != '.' {

@@ -1,10 +1,7 @@
 package dlp
 
 import (
-	"fmt"
 	"regexp"
-
-	"github.com/coregx/ahocorasick"
 )
 
 // maxFindings caps the findings one Scan or Stream keeps: a body stuffed with
@@ -13,17 +10,22 @@ import (
 const maxFindings = 256
 
 // Scanner finds secrets in outbound bodies. It is immutable and safe for
-// concurrent use; build a new one when the config changes (New compiles the
-// automaton once) and swap it in, for instance with an atomic.Pointer.
+// concurrent use; build a new one when the config changes (New builds the
+// matcher once) and swap it in, for instance with an atomic.Pointer.
 type Scanner struct {
-	ac              *ahocorasick.Automaton
-	pats            []pattern // indexed by automaton pattern id
+	m               *matcher
+	pats            []pattern // indexed by matcher pattern id
 	regexes         []namedRegex
 	window          int
 	maxDecompressed int64
+	// litBytes are the bytes of the literals and of the regexes' literal
+	// prefixes: a JSON escape of one of them is decoded (see jsonRegions).
+	litBytes [256]bool
+	// rePrefixBytes are the bytes of the regexes' literal prefixes.
+	rePrefixBytes [256]bool
 }
 
-// pattern is what one automaton pattern stands for: a literal's form (a
+// pattern is what one matcher pattern stands for: a literal's form (a
 // ready finding, with the form's encoding) or a format rule's prefix.
 type pattern struct {
 	finding Finding
@@ -34,9 +36,11 @@ type namedRegex struct {
 	name string
 	sev  Severity
 	re   *regexp.Regexp
+	// prefix is the literal every match starts with, "" when there is none.
+	prefix string
 }
 
-// New validates cfg and builds the one automaton that holds every literal in
+// New validates cfg and builds the one matcher that holds every literal in
 // every precomputed encoding and every format rule's prefixes.
 func New(cfg Config) (*Scanner, error) {
 	res, err := cfg.validate()
@@ -47,10 +51,15 @@ func New(cfg Config) (*Scanner, error) {
 	if s.maxDecompressed == 0 {
 		s.maxDecompressed = DefaultMaxDecompressed
 	}
-	b := ahocorasick.NewBuilder()
+	var texts [][]byte
+	var wordStart []bool
 	addLiteral := func(kind, name string, sev Severity, v []byte) {
+		for _, b := range v {
+			s.litBytes[b] = true
+		}
 		for _, f := range encodedForms(v) {
-			b.AddPattern(f.text)
+			texts = append(texts, f.text)
+			wordStart = append(wordStart, false)
 			s.pats = append(s.pats, pattern{finding: Finding{
 				Kind: kind, Name: name, Encoding: f.encoding, Fingerprint: Fingerprint(v), Severity: sev,
 			}})
@@ -72,19 +81,21 @@ func New(cfg Config) (*Scanner, error) {
 			addLiteral(KindPattern, p.Name, sev, []byte(p.Literal))
 			continue
 		}
-		s.regexes = append(s.regexes, namedRegex{name: p.Name, sev: sev, re: res[i]})
+		prefix, _ := res[i].LiteralPrefix()
+		for _, b := range []byte(prefix) {
+			s.litBytes[b] = true
+			s.rePrefixBytes[b] = true
+		}
+		s.regexes = append(s.regexes, namedRegex{name: p.Name, sev: sev, re: res[i], prefix: prefix})
 	}
 	for i := range rules {
 		for _, p := range rules[i].prefixes {
-			b.AddPattern([]byte(p))
+			texts = append(texts, []byte(p))
+			wordStart = append(wordStart, rules[i].wordStart)
 			s.pats = append(s.pats, pattern{rule: &rules[i]})
 		}
 	}
-	// Overlapping matches are asked for (FindAllOverlapping), so the match
-	// kind only matters for non-overlapping searches, which are not used.
-	if s.ac, err = b.Build(); err != nil {
-		return nil, fmt.Errorf("dlp: building automaton: %w", err)
-	}
+	s.m = newMatcher(texts, wordStart)
 	return s, nil
 }
 
@@ -114,69 +125,4 @@ func (s *Scanner) ScanEncoded(body []byte, contentEncoding string) ([]Finding, e
 		return st.Findings(), err
 	}
 	return st.Close()
-}
-
-// scanState carries one top-level scan through its decoded layers.
-type scanState struct {
-	s   *Scanner
-	out *findingSet
-	// budget is how many decoded bytes may still be scanned. Each layer's
-	// output is at most its input, but three decoders over maxDepth layers
-	// could multiply the work; four times the input keeps the cost linear.
-	budget int
-}
-
-func (s *Scanner) scan(buf []byte, out *findingSet, carried bool) {
-	st := &scanState{s: s, out: out, budget: 4 * len(buf)}
-	st.layer(buf, "", 0, carried)
-}
-
-// layer scans buf, whose bytes were wrapped in enc ("" at the top), then the
-// decodings of its encoded-looking spans one level deeper.
-func (st *scanState) layer(buf []byte, enc string, depth int, carried bool) {
-	label := func(inner string) string {
-		switch {
-		case enc == "":
-			return inner
-		case inner == encodingPlain:
-			return enc
-		}
-		return enc + "+" + inner
-	}
-	for _, m := range st.s.ac.FindAllOverlapping(buf) {
-		p := &st.s.pats[m.PatternID]
-		if p.rule == nil {
-			f := p.finding
-			f.Encoding = label(f.Encoding)
-			st.out.add(f)
-			continue
-		}
-		p.rule.check(buf, m.Start, m.End, func(kind string, sev Severity, tok []byte) {
-			st.out.add(Finding{Kind: kind, Encoding: label(encodingPlain), Fingerprint: Fingerprint(tok), Severity: sev})
-		})
-	}
-	for _, r := range st.s.regexes {
-		for _, loc := range r.re.FindAllIndex(buf, -1) {
-			st.out.add(Finding{Kind: KindPattern, Name: r.name, Encoding: label(encodingPlain),
-				Fingerprint: Fingerprint(buf[loc[0]:loc[1]]), Severity: r.sev})
-		}
-	}
-	if depth >= maxDepth {
-		return
-	}
-	for _, d := range []struct {
-		name   string
-		decode func([]byte) []byte
-	}{
-		{"json", jsonUnescape},
-		{"url", percentDecode},
-		{"base64", func(b []byte) []byte { return base64Decode(b, carried) }},
-	} {
-		dec := d.decode(buf)
-		if len(dec) == 0 || len(dec) > st.budget {
-			continue
-		}
-		st.budget -= len(dec)
-		st.layer(dec, label(d.name), depth+1, false)
-	}
 }

@@ -1,0 +1,238 @@
+package dlp
+
+import (
+	"bytes"
+	"slices"
+	"unicode/utf8"
+)
+
+// The JSON and percent layers decode regions of a buffer, not all of it:
+// around each escape or encoded run that can change what a rule or literal
+// sees, out to the ends of the token-like run it sits in and a margin more,
+// so a rule finds there whatever it would find in the whole decoded buffer.
+
+// reachMargin is how far around a decoded span a rule may look for the rest
+// of its finding: an AWS secret key up to 256 characters from its key id
+// (20) and 41 characters long, with room to spare.
+const reachMargin = 320
+
+// tokenBytes are the bytes a format token or its context can hold: those of
+// both base64 alphabets, URLs, PEM headers and bodies, and '%', which the
+// percent layer decodes. A JSON \uXXXX escape of one of them is decoded
+// and the region around it rescanned.
+var tokenBytes = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = base64Chars[c] || bytes.IndexByte([]byte("=.%:@ \t\r\n"), byte(c)) >= 0
+	}
+	return t
+}()
+
+// runBytes are the bytes of a token-like run: base64 (either alphabet),
+// dots and padding, percent escapes and JSON escapes.
+var runBytes = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = base64Chars[c] || bytes.IndexByte([]byte(".=%\\"), byte(c)) >= 0
+	}
+	return t
+}()
+
+// jsonRegions returns the spans of buf to JSON-decode and scan again: around
+// every escape whose decoding can be part of a token or a literal (its byte
+// is in tokenBytes or a literal; a "\/"; a "\\" before '/' or 'u', which
+// the next decoding turns into one), and around every occurrence of a
+// regular expression's literal prefix with an escape near it. Escapes that
+// decode to separators (the "\n" and "\"" that fill JSON strings, non-ASCII
+// letters) are left alone: decoded, they only end or start a token, and
+// the rules read them in place (prevByte, afterEscape).
+func (s *Scanner) jsonRegions(buf []byte) []span {
+	if bytes.IndexByte(buf, '\\') < 0 {
+		return nil
+	}
+	var spans []span
+	decodes := false
+	for i := 0; ; {
+		k := bytes.IndexByte(buf[i:], '\\')
+		if k < 0 || i+k+1 >= len(buf) {
+			break
+		}
+		p := i + k
+		r, n := unescapeAt(buf[p:])
+		if n == 0 {
+			i = p + 1
+			continue
+		}
+		decodes = true
+		if s.revealing(buf, p+n, r, n) {
+			after := reachMargin
+			if r < utf8.RuneSelf && s.rePrefixBytes[r] {
+				after = formatWindow // it may start a regular expression's match
+			}
+			spans = append(spans, regionAround(buf, p, p+n, after))
+		}
+		i = p + n
+	}
+	spans, all := s.regexWindows(buf, '\\', spans)
+	if all && decodes {
+		return []span{{0, len(buf)}}
+	}
+	return merge(spans)
+}
+
+// regexWindows adds to spans a window around each occurrence of a regular
+// expression's literal prefix in buf with the byte c (that starts an escape)
+// in it: a window's length, which a match should not exceed. It reports all
+// when a regular expression has no literal prefix, and any escape in buf
+// may change what it matches.
+func (s *Scanner) regexWindows(buf []byte, c byte, spans []span) (_ []span, all bool) {
+	for _, re := range s.regexes {
+		if re.prefix == "" {
+			return nil, true
+		}
+		for i := 0; ; {
+			k := bytes.Index(buf[i:], []byte(re.prefix))
+			if k < 0 {
+				break
+			}
+			lo, hi := max(i+k-6, 0), min(i+k+formatWindow, len(buf))
+			if bytes.IndexByte(buf[lo:hi], c) >= 0 {
+				spans = append(spans, span{lo, hi})
+			}
+			i += k + 1
+		}
+	}
+	return spans, false
+}
+
+// revealing reports whether the escape before buf[next], of n bytes and
+// decoding to r, is decoded for the JSON layer.
+func (s *Scanner) revealing(buf []byte, next int, r rune, n int) bool {
+	switch {
+	case r == '\\':
+		if next < len(buf) && (buf[next] == '/' || buf[next] == 'u' && next+5 <= len(buf) && isHex4(buf[next+1:next+5])) {
+			return true
+		}
+		return s.litBytes['\\']
+	case n == 2:
+		return r == '/' || s.litBytes[r]
+	case r < utf8.RuneSelf:
+		return tokenBytes[r] || s.litBytes[r]
+	}
+	for _, c := range utf8.AppendRune(nil, r) {
+		if s.litBytes[c] {
+			return true
+		}
+	}
+	return false
+}
+
+func isHex4(b []byte) bool {
+	_, ok := hex4(b)
+	return ok
+}
+
+// regionAround returns the span to decode around buf[lo:hi]: out to the
+// ends of the run of runBytes it is in (at most a window each way), then
+// reachMargin more before and after more after, widened by five bytes for
+// each backslash in the margins (as much as a JSON escape can add), then
+// on to the ends of the runs cut there (at most a window each way), so a
+// token is not cut short.
+func regionAround(buf []byte, lo, hi, after int) span {
+	for l := lo; lo > 0 && l-lo < formatWindow && runBytes[buf[lo-1]]; {
+		lo--
+	}
+	for h := hi; hi < len(buf) && hi-h < formatWindow && runBytes[buf[hi]]; {
+		hi++
+	}
+	from, to := max(lo-reachMargin, 0), min(hi+after, len(buf))
+	from = max(from-5*bytes.Count(buf[from:lo], []byte{'\\'}), 0)
+	to = min(to+5*bytes.Count(buf[hi:to], []byte{'\\'}), len(buf))
+	for n := 0; from > 0 && n < formatWindow && runBytes[buf[from-1]]; n++ {
+		from--
+	}
+	for n := 0; to < len(buf) && n < formatWindow && runBytes[buf[to]]; n++ {
+		to++
+	}
+	return span{from, to}
+}
+
+// merge sorts spans and joins those that overlap or touch.
+func merge(spans []span) []span {
+	if len(spans) < 2 {
+		return spans
+	}
+	slices.SortFunc(spans, func(a, b span) int { return a.start - b.start })
+	out := spans[:1]
+	for _, sp := range spans[1:] {
+		last := &out[len(out)-1]
+		if sp.start <= last.end {
+			last.end = max(last.end, sp.end)
+			continue
+		}
+		out = append(out, sp)
+	}
+	return out
+}
+
+// percentRegions returns the spans of buf to percent-decode and scan
+// again: around every run (between URL delimiters) with a percent escape
+// that decodes, a margin either side.
+func (s *Scanner) percentRegions(buf []byte) []span {
+	var spans []span
+	after := reachMargin
+	if len(s.regexes) > 0 {
+		after = formatWindow // a decoded run may start a regular expression's match
+	}
+	done := 0
+	for i := 0; i < len(buf); {
+		k := bytes.IndexByte(buf[i:], '%')
+		if k < 0 {
+			break
+		}
+		start, end := i+k, i+k
+		for start > done && !urlDelim(buf[start-1]) {
+			start--
+		}
+		for end < len(buf) && !urlDelim(buf[end]) {
+			end++
+		}
+		if validPercent(buf[start:end], end == len(buf)) {
+			from, to := max(start-reachMargin, 0), min(end+after, len(buf))
+			for from > 0 && !urlDelim(buf[from-1]) {
+				from--
+			}
+			for to < len(buf) && !urlDelim(buf[to]) {
+				to++
+			}
+			spans = append(spans, span{from, to})
+		}
+		done, i = end, end
+	}
+	decodes := len(spans) > 0
+	spans, all := s.regexWindows(buf, '%', spans)
+	if all && decodes {
+		return []span{{0, len(buf)}}
+	}
+	return merge(spans)
+}
+
+// validPercent reports whether url.QueryUnescape accepts run: every '%' is
+// followed by two hex digits (but for an escape cut short at the end of the
+// buffer, which percentDecode drops).
+func validPercent(run []byte, atEnd bool) bool {
+	if p := bytes.LastIndexByte(run, '%'); atEnd && p > len(run)-3 {
+		run = run[:p]
+	}
+	for i := 0; ; {
+		k := bytes.IndexByte(run[i:], '%')
+		if k < 0 {
+			return true
+		}
+		p := i + k
+		if p+2 >= len(run) || !isHexDigit(run[p+1]) || !isHexDigit(run[p+2]) {
+			return false
+		}
+		i = p + 3
+	}
+}
+
+func isHexDigit(c byte) bool { return isDigit(c) || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' }
