@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf16"
@@ -204,25 +205,33 @@ var base64Chars = func() (t [256]bool) {
 	return t
 }()
 
-// decodeRun appends the decoding of run to out. The URL-safe alphabet is
-// mapped onto the standard one so runs mixing both (or either) decode, and a
-// final lone character (6 bits, never a whole byte) is dropped.
+// decodeRun appends the decoding of run to out. A run in one alphabet is
+// decoded as it is; one mixing both is mapped onto the standard alphabet
+// first, so it decodes too. A final lone character (6 bits, never a whole
+// byte) is dropped.
 func decodeRun(out, run []byte) []byte {
 	if len(run)%4 == 1 {
 		run = run[:len(run)-1]
 	}
-	std := make([]byte, len(run))
-	for k, c := range run {
-		switch c {
-		case '-':
-			c = '+'
-		case '_':
-			c = '/'
+	enc := base64.RawStdEncoding
+	switch urlSafe := bytes.IndexByte(run, '-') >= 0 || bytes.IndexByte(run, '_') >= 0; {
+	case urlSafe && bytes.IndexByte(run, '+') < 0 && bytes.IndexByte(run, '/') < 0:
+		enc = base64.RawURLEncoding
+	case urlSafe:
+		std := make([]byte, len(run))
+		for k, c := range run {
+			switch c {
+			case '-':
+				c = '+'
+			case '_':
+				c = '/'
+			}
+			std[k] = c
 		}
-		std[k] = c
+		run = std
 	}
 	n := len(out)
-	out = append(out, make([]byte, base64.RawStdEncoding.DecodedLen(len(std)))...)
-	m, _ := base64.RawStdEncoding.Decode(out[n:], std) // only valid characters reach here
+	out = slices.Grow(out, enc.DecodedLen(len(run)))
+	m, _ := enc.Decode(out[n:n+enc.DecodedLen(len(run))], run) // only valid characters reach here
 	return out[:n+m]
 }

@@ -72,7 +72,11 @@ func (st *scanState) layer(l layerBuf, queue []layerBuf) []layerBuf {
 			st.out.add(Finding{Kind: kind, Encoding: label(encodingPlain), Fingerprint: Fingerprint(tok), Severity: sev})
 		})
 	}, func(start, end int) { runs = append(runs, span{start, end}) })
-	for _, r := range s.regexes {
+	hits := s.prefixHits(buf)
+	for i, r := range s.regexes {
+		if r.prefix != "" && len(hits[i]) == 0 {
+			continue // no match can start anywhere
+		}
 		for _, loc := range r.re.FindAllIndex(buf, -1) {
 			st.out.add(Finding{Kind: KindPattern, Name: r.name, Encoding: label(encodingPlain),
 				Fingerprint: Fingerprint(buf[loc[0]:loc[1]]), Severity: r.sev})
@@ -90,10 +94,10 @@ func (st *scanState) layer(l layerBuf, queue []layerBuf) []layerBuf {
 	}
 	// A region cuts a base64 run if one goes on before it.
 	cut := func(r span) bool { return r.start == 0 && l.cut || r.start > 0 && base64Chars[buf[r.start-1]] }
-	for _, r := range s.jsonRegions(buf) {
+	for _, r := range s.jsonRegions(buf, hits) {
 		push(jsonUnescape(buf[r.start:r.end]), "json", cut(r))
 	}
-	for _, r := range s.percentRegions(buf) {
+	for _, r := range s.percentRegions(buf, hits) {
 		push(percentDecode(buf[r.start:r.end]), "url", cut(r))
 	}
 	dec, raw := base64Decode(buf, runs, l.cut)

@@ -137,33 +137,26 @@ func (m *matcher) walkRun(buf []byte, k int, match func(id, start int), run func
 	for start > 0 && base64Chars[buf[start-1]] {
 		start--
 	}
-	end := k + 8
-	for end+8 <= len(buf) && allBase64(buf[end:end+8]) {
-		end += 8
-	}
-	for end < len(buf) && base64Chars[buf[end]] {
-		end++
-	}
-	if end-start < minTokenRun {
-		return end
-	}
 	m.tryStart(buf, start, match)
-	if s := afterEscape(buf, start); s > start && s < end {
+	if s := afterEscape(buf, start); s > start {
 		m.tryStart(buf, s, match)
 	}
-	// '+', '-' and '/' are the base64 bytes below '0': find them a word at
-	// a time.
-	i := start
-	for ; i+8 <= end; i += 8 {
-		for seps := below0(binary.LittleEndian.Uint64(buf[i:])); seps != 0; seps &= seps - 1 {
-			if p := i + bits.TrailingZeros64(seps)/8 + 1; p < end {
-				m.tryStart(buf, p, match)
-			}
+	// Try the bytes after '+', '-' and '/' (the base64 bytes below '0')
+	// up to the block at k, then on block by block to the run's end.
+	end := start
+	for ; end < k; end++ {
+		if buf[end] < '0' {
+			m.tryStart(buf, end+1, match)
 		}
 	}
-	for ; i+1 < end; i++ {
-		if buf[i] < '0' {
-			m.tryStart(buf, i+1, match)
+	for ; end+8 <= len(buf) && allBase64(buf[end:end+8]); end += 8 {
+		for seps := below0(binary.LittleEndian.Uint64(buf[end:])); seps != 0; seps &= seps - 1 {
+			m.tryStart(buf, end+bits.TrailingZeros64(seps)/8+1, match)
+		}
+	}
+	for ; end < len(buf) && base64Chars[buf[end]]; end++ {
+		if buf[end] < '0' {
+			m.tryStart(buf, end+1, match)
 		}
 	}
 	if end-start >= minBase64Run {
@@ -172,8 +165,13 @@ func (m *matcher) walkRun(buf []byte, k int, match func(id, start int), run func
 	return end
 }
 
-// tryStart reports the word-start prefixes found at p.
+// tryStart reports the word-start prefixes found at p. A token of a
+// word-start rule runs on for minTokenRun bytes of the run; a shorter run is
+// tried all the same, the rule's check decides.
 func (m *matcher) tryStart(buf []byte, p int, match func(id, start int)) {
+	if p >= len(buf) {
+		return
+	}
 	for _, id := range m.starts[buf[p]] {
 		if bytes.HasPrefix(buf[p:], m.texts[id]) {
 			match(int(id), p)

@@ -44,7 +44,7 @@ var runBytes = func() (t [256]bool) {
 // decode to separators (the "\n" and "\"" that fill JSON strings, non-ASCII
 // letters) are left alone: decoded, they only end or start a token, and
 // the rules read them in place (prevByte, afterEscape).
-func (s *Scanner) jsonRegions(buf []byte) []span {
+func (s *Scanner) jsonRegions(buf []byte, hits [][]int) []span {
 	if bytes.IndexByte(buf, '\\') < 0 {
 		return nil
 	}
@@ -71,7 +71,7 @@ func (s *Scanner) jsonRegions(buf []byte) []span {
 		}
 		i = p + n
 	}
-	spans, all := s.regexWindows(buf, '\\', spans)
+	spans, all := s.regexWindows(buf, '\\', hits, spans)
 	if all && decodes {
 		return []span{{0, len(buf)}}
 	}
@@ -79,28 +79,43 @@ func (s *Scanner) jsonRegions(buf []byte) []span {
 }
 
 // regexWindows adds to spans a window around each occurrence of a regular
-// expression's literal prefix in buf with the byte c (that starts an escape)
-// in it: a window's length, which a match should not exceed. It reports all
-// when a regular expression has no literal prefix, and any escape in buf
-// may change what it matches.
-func (s *Scanner) regexWindows(buf []byte, c byte, spans []span) (_ []span, all bool) {
-	for _, re := range s.regexes {
+// expression's literal prefix (at hits, see prefixHits) with the byte c
+// (that starts an escape) in it: a window's length, which a match should
+// not exceed. It reports all when a regular expression has no literal
+// prefix, and any escape in buf may change what it matches.
+func (s *Scanner) regexWindows(buf []byte, c byte, hits [][]int, spans []span) (_ []span, all bool) {
+	for i, re := range s.regexes {
 		if re.prefix == "" {
 			return nil, true
 		}
-		for i := 0; ; {
-			k := bytes.Index(buf[i:], []byte(re.prefix))
-			if k < 0 {
-				break
-			}
-			lo, hi := max(i+k-6, 0), min(i+k+formatWindow, len(buf))
+		for _, at := range hits[i] {
+			lo, hi := max(at-6, 0), min(at+formatWindow, len(buf))
 			if bytes.IndexByte(buf[lo:hi], c) >= 0 {
 				spans = append(spans, span{lo, hi})
 			}
-			i += k + 1
 		}
 	}
 	return spans, false
+}
+
+// prefixHits returns where each regular expression's literal prefix occurs
+// in buf (nothing for one without a prefix).
+func (s *Scanner) prefixHits(buf []byte) [][]int {
+	if len(s.regexes) == 0 {
+		return nil
+	}
+	hits := make([][]int, len(s.regexes))
+	for i, re := range s.regexes {
+		for at := 0; re.prefix != ""; at++ {
+			k := bytes.Index(buf[at:], []byte(re.prefix))
+			if k < 0 {
+				break
+			}
+			at += k
+			hits[i] = append(hits[i], at)
+		}
+	}
+	return hits
 }
 
 // revealing reports whether the escape before buf[next], of n bytes and
@@ -176,7 +191,10 @@ func merge(spans []span) []span {
 // percentRegions returns the spans of buf to percent-decode and scan
 // again: around every run (between URL delimiters) with a percent escape
 // that decodes, a margin either side.
-func (s *Scanner) percentRegions(buf []byte) []span {
+func (s *Scanner) percentRegions(buf []byte, hits [][]int) []span {
+	if bytes.IndexByte(buf, '%') < 0 {
+		return nil
+	}
 	var spans []span
 	after := reachMargin
 	if len(s.regexes) > 0 {
@@ -208,7 +226,7 @@ func (s *Scanner) percentRegions(buf []byte) []span {
 		done, i = end, end
 	}
 	decodes := len(spans) > 0
-	spans, all := s.regexWindows(buf, '%', spans)
+	spans, all := s.regexWindows(buf, '%', hits, spans)
 	if all && decodes {
 		return []span{{0, len(buf)}}
 	}
