@@ -148,6 +148,10 @@ func attempts(t testing.TB, f *fixture) []attempt {
 		{name: "canary br", body: brotlied(t, chat(f.canaries[1])), contentEncoding: "br", kind: dlp.KindCanary, encoding: "br"},
 		{name: "extra literal", body: []byte("project " + f.literal + " launch"), kind: dlp.KindPattern},
 		{name: "extra regex", body: []byte("EGT-" + g.chars(32, "0123456789abcdef")), kind: dlp.KindPattern},
+
+		// Tokens in binary data, as in an image's metadata.
+		{name: "github token in base64 binary", body: []byte(`{"image":"` + b64(string(g.bytes(3000))+"token="+g.gitHubToken("ghp_")+string(g.bytes(3000))) + `"}`), kind: dlp.KindGitHubToken, encoding: "base64"},
+		{name: "aws key id in base64 binary", body: []byte(b64(string(g.bytes(100)) + g.awsKeyID("AKIA") + string(g.bytes(100)))), kind: dlp.KindAWSAccessKeyID, encoding: "base64"},
 	}
 	return a
 }

@@ -38,13 +38,16 @@
 // are decoded and scanned again: the regions around JSON escapes that decode
 // to a token's characters ("\u0041", "\/"), percent-encoded runs ('+' as
 // space) and base64 runs of 24 or more characters, nested up to three deep,
-// breadth first, within a budget of eight times the input. The escapes that
-// fill JSON strings, "\n" and "\"" and the like, are not decoded: the rules
-// read them in place as the separators they decode to, so a token after an
-// escaped line break is found as if the line break were real. Bodies with
-// Content-Encoding gzip (every member), deflate (zlib), br or zstd (which
-// the Codex CLI sends) are decoded as
-// a stream. A finding's Encoding names the layers, outermost first:
+// breadth first, within a budget of eight times the input. Of a base64
+// decoding, only the stretches of text long enough to hold a token, a
+// literal form or a regex match are scanned further: not the binary of an
+// image, unless a literal or regex can match bytes that are not text. The
+// escapes that fill JSON strings, "\n" and "\"" and the like, are not
+// decoded: the rules read them in place as the separators they decode to,
+// so a token after an escaped line break is found as if the line break were
+// real. Bodies with Content-Encoding gzip (every member), deflate (zlib), br
+// or zstd (which the Codex CLI sends) are decoded as a stream. A finding's
+// Encoding names the layers, outermost first:
 // "plain", "base64", "gzip+json", "url+base64"…
 //
 // # Streams and limits

@@ -101,7 +101,7 @@ func (st *scanState) layer(l layerBuf, queue []layerBuf) []layerBuf {
 		push(percentDecode(buf[r.start:r.end]), "url", cut(r))
 	}
 	dec, raw := base64Decode(buf, runs, l.cut)
-	push(dec, "base64", false)
-	push(raw, "base64", false)
+	push(keepText(dec, s.minText), "base64", false)
+	push(keepText(raw, s.minText), "base64", false)
 	return queue
 }

@@ -23,6 +23,9 @@ type Scanner struct {
 	litBytes [256]bool
 	// rePrefixBytes are the bytes of the regexes' literal prefixes.
 	rePrefixBytes [256]bool
+	// minText is the shortest stretch of text a base64 layer keeps of its
+	// decoding, 0 to keep all of it (see keepText).
+	minText int
 }
 
 // pattern is what one matcher pattern stands for: a literal's form (a
@@ -95,6 +98,13 @@ func New(cfg Config) (*Scanner, error) {
 			s.pats = append(s.pats, pattern{rule: &rules[i]})
 		}
 	}
+	var forms [][]byte
+	for id, p := range s.pats {
+		if p.rule == nil {
+			forms = append(forms, texts[id])
+		}
+	}
+	s.minText = minText(forms, s.regexes)
 	s.m = newMatcher(texts, wordStart)
 	return s, nil
 }
