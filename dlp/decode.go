@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -94,9 +93,30 @@ func hex4(b []byte) (rune, bool) {
 	if len(b) < 4 {
 		return 0, false
 	}
-	v, err := strconv.ParseUint(string(b[:4]), 16, 16)
-	return rune(v), err == nil
+	var r rune
+	for _, c := range b[:4] {
+		v := hexValues[c]
+		if v < 0 {
+			return 0, false
+		}
+		r = r<<4 | rune(v)
+	}
+	return r, true
 }
+
+// hexValues holds the value of each hex digit, -1 for other bytes.
+var hexValues = func() (t [256]int8) {
+	for c := range 256 {
+		t[c] = -1
+	}
+	for i, c := range []byte("0123456789abcdef") {
+		t[c] = int8(i)
+	}
+	for i, c := range []byte("ABCDEF") {
+		t[c] = int8(10 + i)
+	}
+	return t
+}()
 
 // urlDelims marks the bytes that end a run percent-decoding considers: bytes
 // that are not part of an encoded URL component, including the query's own &

@@ -2,6 +2,8 @@ package dlp
 
 import (
 	"bytes"
+	"encoding/binary"
+	"math/bits"
 	"slices"
 	"unicode/utf8"
 )
@@ -50,18 +52,16 @@ func (s *Scanner) jsonRegions(buf []byte, hits [][]int) []span {
 	}
 	var spans []span
 	decodes := false
-	for i := 0; ; {
-		k := bytes.IndexByte(buf[i:], '\\')
-		if k < 0 || i+k+1 >= len(buf) {
-			break
+	next := 0 // buf[:next] is done with
+	escape := func(p int) {
+		if p < next || p+1 >= len(buf) {
+			return
 		}
-		p := i + k
 		r, n := unescapeAt(buf[p:])
 		if n == 0 {
-			i = p + 1
-			continue
+			return
 		}
-		decodes = true
+		decodes, next = true, p+n
 		if s.revealing(buf, p+n, r, n) {
 			after := reachMargin
 			if r < utf8.RuneSelf && s.rePrefixBytes[r] {
@@ -69,7 +69,39 @@ func (s *Scanner) jsonRegions(buf []byte, hits [][]int) []span {
 			}
 			spans = append(spans, regionAround(buf, p, p+n, after))
 		}
-		i = p + n
+	}
+	// Where escapes come every few words, as in a JSON string of code, find
+	// them a word at a time; where they are sparse, as in prose, let
+	// IndexByte skip to the next. Most are the \n and \" that fill JSON
+	// strings, passed over here; escape looks at the rest.
+	sep := &s.sepEscape
+	for k := 0; k < len(buf); {
+		j := bytes.IndexByte(buf[k:], '\\')
+		if j < 0 {
+			break
+		}
+		k += j
+		for idle := 0; idle < 4 && k+8 <= len(buf); k += 8 {
+			m := equalBytes(binary.LittleEndian.Uint64(buf[k:]), '\\')
+			if m == 0 {
+				idle++
+			}
+			for ; m != 0; m &= m - 1 {
+				p := k + bits.TrailingZeros64(m)/8
+				if p+2 < len(buf) && p >= next && (sep[buf[p+1]] || buf[p+1] == '\\' && s.sepBackslash[buf[p+2]]) {
+					decodes, next = true, p+2
+					continue
+				}
+				escape(p)
+			}
+		}
+		if k+8 > len(buf) {
+			for ; k < len(buf); k++ {
+				if buf[k] == '\\' {
+					escape(k)
+				}
+			}
+		}
 	}
 	spans, all := s.regexWindows(buf, '\\', hits, spans)
 	if all && decodes {
@@ -138,6 +170,12 @@ func (s *Scanner) revealing(buf []byte, next int, r rune, n int) bool {
 		}
 	}
 	return false
+}
+
+// equalBytes has the high bit set for each byte of w equal to c.
+func equalBytes(w uint64, c byte) uint64 {
+	x := w ^ ones*uint64(c)
+	return ^((x&^highs + 0x7f7f7f7f7f7f7f7f) | x) & highs
 }
 
 func isHex4(b []byte) bool {

@@ -23,6 +23,14 @@ type Scanner struct {
 	litBytes [256]bool
 	// rePrefixBytes are the bytes of the regexes' literal prefixes.
 	rePrefixBytes [256]bool
+	// sepEscape marks the bytes that make a two-byte JSON escape with a
+	// backslash before them and decode to a separator, none of litBytes:
+	// the escapes jsonRegions passes over.
+	sepEscape [256]bool
+	// sepBackslash marks the bytes that leave an escaped backslash before
+	// them ("\\\\x") a separator: not '/' or 'u' (see revealing), and none
+	// when a literal has a backslash.
+	sepBackslash [256]bool
 	// minText is the shortest stretch of text a base64 layer keeps of its
 	// decoding, 0 to keep all of it (see keepText).
 	minText int
@@ -97,6 +105,13 @@ func New(cfg Config) (*Scanner, error) {
 			wordStart = append(wordStart, rules[i].wordStart)
 			s.pats = append(s.pats, pattern{rule: &rules[i]})
 		}
+	}
+	for _, c := range []byte(`nrtbf"`) {
+		r, _ := unescapeAt([]byte{'\\', c})
+		s.sepEscape[c] = !s.litBytes[r]
+	}
+	for c := range 256 {
+		s.sepBackslash[c] = c != '/' && c != 'u' && !s.litBytes['\\']
 	}
 	var forms [][]byte
 	for id, p := range s.pats {
