@@ -206,3 +206,36 @@ func BenchmarkScanBodies(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkScanDense scans 64 KiB bodies made to decode as much as possible:
+// every character \u-escaped or percent-encoded, base64 three times over,
+// escapes within escapes. Their cost is bounded by the decoding budget, and
+// must stay linear: none of the searches for escapes, regions or patterns
+// may go back over a body once per escape or occurrence.
+func BenchmarkScanDense(b *testing.B) {
+	f := newFixture(b)
+	nested := newGen(20).chars(48<<10, b64std)
+	for range 3 {
+		nested = base64.StdEncoding.EncodeToString([]byte(nested))
+	}
+	for _, c := range []struct {
+		name string
+		body string
+	}{
+		{"all-u-escaped", strings.Repeat(`\u0041`, (64<<10)/6)},
+		{"all-percent", strings.Repeat(`%41`, (64<<10)/3)},
+		{"base64x3", nested[:64<<10]},
+		{"escaped-escapes", strings.Repeat(`\\\"a\\\\u0041\\/`, (64<<10)/14)},
+		{"percent-and-json", strings.Repeat(`%5Cu0041%2F\u0025`, (64<<10)/17)},
+		{"regex-prefixes", strings.Repeat(`EGT-\u0041 `, (64<<10)/11)},
+	} {
+		body := []byte(c.body)
+		b.Run(c.name, func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				f.s.Scan(body)
+			}
+		})
+	}
+}

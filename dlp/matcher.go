@@ -33,13 +33,23 @@ type matcher struct {
 	texts  [][]byte // pattern text by id
 	stride int      // 8, or 4 when a gram-filtered pattern is shorter than 11 bytes
 	filter []uint64 // 1<<gramBits bits, one per gram hash
-	grams  map[uint32][]gramRef
+	grams  map[uint32]*gramEntry
 	starts [256][]int32 // word-start prefixes by first byte
 }
 
 type gramRef struct {
 	id  int32 // pattern
 	off int32 // where in the pattern the gram starts
+}
+
+// gramEntry holds the patterns with a given gram. Some grams are in many
+// patterns ("\u00" in every \u-escaped form), so when there are more than
+// a few, those long enough are also keyed by the 4 bytes after the gram: a
+// body full of that gram costs a lookup per sampled position, not a
+// comparison with each of them.
+type gramEntry struct {
+	refs   []gramRef
+	byNext map[uint32][]gramRef
 }
 
 const (
@@ -60,7 +70,7 @@ const (
 // newMatcher builds a matcher over patterns, finding each by the gram filter
 // unless wordStart[id] is set.
 func newMatcher(texts [][]byte, wordStart []bool) *matcher {
-	m := &matcher{texts: texts, stride: 8, filter: make([]uint64, 1<<gramBits/64), grams: map[uint32][]gramRef{}}
+	m := &matcher{texts: texts, stride: 8, filter: make([]uint64, 1<<gramBits/64), grams: map[uint32]*gramEntry{}}
 	for id, t := range texts {
 		if !wordStart[id] && len(t) < 8+gramLen-1 {
 			m.stride = 4
@@ -75,8 +85,28 @@ func newMatcher(texts [][]byte, wordStart []bool) *matcher {
 			g := binary.LittleEndian.Uint32(t[off:])
 			h := gramHash(g)
 			m.filter[h/64] |= 1 << (h % 64)
-			m.grams[g] = append(m.grams[g], gramRef{int32(id), int32(off)})
+			if m.grams[g] == nil {
+				m.grams[g] = &gramEntry{}
+			}
+			m.grams[g].refs = append(m.grams[g].refs, gramRef{int32(id), int32(off)})
 		}
+	}
+	for _, e := range m.grams {
+		if len(e.refs) <= 4 {
+			continue
+		}
+		var short []gramRef
+		e.byNext = map[uint32][]gramRef{}
+		for _, r := range e.refs {
+			t := texts[r.id]
+			if int(r.off)+2*gramLen > len(t) {
+				short = append(short, r)
+				continue
+			}
+			next := binary.LittleEndian.Uint32(t[r.off+gramLen:])
+			e.byNext[next] = append(e.byNext[next], r)
+		}
+		e.refs = short
 	}
 	return m
 }
@@ -115,7 +145,18 @@ func (m *matcher) find(buf []byte, match func(id, start int), run func(start, en
 
 // lookup checks the patterns whose gram at some offset is g, found at p.
 func (m *matcher) lookup(buf []byte, p int, g uint32, match func(id, start int)) {
-	for _, r := range m.grams[g] {
+	e := m.grams[g]
+	if e == nil {
+		return // a hash collision
+	}
+	m.check(buf, p, e.refs, match)
+	if e.byNext != nil && p+2*gramLen <= len(buf) {
+		m.check(buf, p, e.byNext[binary.LittleEndian.Uint32(buf[p+gramLen:])], match)
+	}
+}
+
+func (m *matcher) check(buf []byte, p int, refs []gramRef, match func(id, start int)) {
+	for _, r := range refs {
 		t := m.texts[r.id]
 		start := p - int(r.off)
 		if start >= 0 && start+len(t) <= len(buf) && bytes.Equal(buf[start:start+len(t)], t) {

@@ -50,9 +50,12 @@ func (s *Scanner) jsonRegions(buf []byte, hits [][]int) []span {
 	if bytes.IndexByte(buf, '\\') < 0 {
 		return nil
 	}
-	var spans []span
+	var cores []core
 	decodes := false
 	next := 0 // buf[:next] is done with
+	// The run of runBytes around the last escape decoded, walked once for
+	// all the escapes in it.
+	runStart, runEnd := 0, 0
 	escape := func(p int) {
 		if p < next || p+1 >= len(buf) {
 			return
@@ -62,13 +65,24 @@ func (s *Scanner) jsonRegions(buf []byte, hits [][]int) []span {
 			return
 		}
 		decodes, next = true, p+n
-		if s.revealing(buf, p+n, r, n) {
-			after := reachMargin
-			if r < utf8.RuneSelf && s.rePrefixBytes[r] {
-				after = formatWindow // it may start a regular expression's match
-			}
-			spans = append(spans, regionAround(buf, p, p+n, after))
+		if !s.revealing(buf, p+n, r, n) {
+			return
 		}
+		if p >= runEnd {
+			runStart, runEnd = p, p+n
+			for runStart > 0 && runBytes[buf[runStart-1]] {
+				runStart--
+			}
+			for runEnd < len(buf) && runBytes[buf[runEnd]] {
+				runEnd++
+			}
+		}
+		after := reachMargin
+		if r < utf8.RuneSelf && s.rePrefixBytes[r] {
+			after = formatWindow // it may start a regular expression's match
+		}
+		lo, hi := max(runStart, p-formatWindow), min(runEnd, p+n+formatWindow)
+		cores = addCore(cores, core{lo, hi, min(hi+after, len(buf))})
 	}
 	// Where escapes come every few words, as in a JSON string of code, find
 	// them a word at a time; where they are sparse, as in prose, let
@@ -103,7 +117,7 @@ func (s *Scanner) jsonRegions(buf []byte, hits [][]int) []span {
 			}
 		}
 	}
-	spans, all := s.regexWindows(buf, '\\', hits, spans)
+	spans, all := s.regexWindows(buf, '\\', hits, regions(buf, cores))
 	if all && decodes {
 		return []span{{0, len(buf)}}
 	}
@@ -120,12 +134,24 @@ func (s *Scanner) regexWindows(buf []byte, c byte, hits [][]int, spans []span) (
 		if re.prefix == "" {
 			return nil, true
 		}
-		for _, at := range hits[i] {
-			lo, hi := max(at-6, 0), min(at+formatWindow, len(buf))
-			if bytes.IndexByte(buf[lo:hi], c) >= 0 {
-				spans = append(spans, span{lo, hi})
+		// Overlapping windows are joined before they are looked at, so a
+		// body full of the prefix costs one pass.
+		w := span{-1, -1}
+		flush := func() {
+			if w.start >= 0 && bytes.IndexByte(buf[w.start:w.end], c) >= 0 {
+				spans = append(spans, w)
 			}
 		}
+		for _, at := range hits[i] {
+			lo, hi := max(at-6, 0), min(at+formatWindow, len(buf))
+			if w.start >= 0 && lo <= w.end {
+				w.end = hi
+				continue
+			}
+			flush()
+			w = span{lo, hi}
+		}
+		flush()
 	}
 	return spans, false
 }
@@ -183,29 +209,42 @@ func isHex4(b []byte) bool {
 	return ok
 }
 
-// regionAround returns the span to decode around buf[lo:hi]: out to the
-// ends of the run of runBytes it is in (at most a window each way), then
-// reachMargin more before and after more after, widened by five bytes for
-// each backslash in the margins (as much as a JSON escape can add), then
-// on to the ends of the runs cut there (at most a window each way), so a
-// token is not cut short.
-func regionAround(buf []byte, lo, hi, after int) span {
-	for l := lo; lo > 0 && l-lo < formatWindow && runBytes[buf[lo-1]]; {
-		lo--
+// core is what a region must hold around the escapes in it: lo to hi, the
+// escapes and the runs of runBytes they are in (at most a window each way),
+// and up to to, where a match starting in it may end.
+type core struct{ lo, hi, to int }
+
+// addCore appends c to cores, found in order of lo, joining it to the last
+// if they overlap.
+func addCore(cores []core, c core) []core {
+	if n := len(cores); n > 0 && c.lo <= cores[n-1].to {
+		last := &cores[n-1]
+		last.hi, last.to = max(last.hi, c.hi), max(last.to, c.to)
+		return cores
 	}
-	for h := hi; hi < len(buf) && hi-h < formatWindow && runBytes[buf[hi]]; {
-		hi++
+	return append(cores, c)
+}
+
+// regions returns the span to decode for each core: reachMargin more
+// before it and on to its to, widened by five bytes for each backslash in
+// the margins (as much as a JSON escape can add, up to another margin),
+// then on to the ends of the runs cut there (at most a window each way),
+// so a token is not cut short.
+func regions(buf []byte, cores []core) []span {
+	spans := make([]span, 0, len(cores))
+	for _, c := range cores {
+		from, to := max(c.lo-reachMargin, 0), c.to
+		from = max(from-min(5*bytes.Count(buf[from:c.lo], []byte{'\\'}), reachMargin), 0)
+		to = min(to+min(5*bytes.Count(buf[c.hi:to], []byte{'\\'}), reachMargin), len(buf))
+		for n := 0; from > 0 && n < formatWindow && runBytes[buf[from-1]]; n++ {
+			from--
+		}
+		for n := 0; to < len(buf) && n < formatWindow && runBytes[buf[to]]; n++ {
+			to++
+		}
+		spans = append(spans, span{from, to})
 	}
-	from, to := max(lo-reachMargin, 0), min(hi+after, len(buf))
-	from = max(from-5*bytes.Count(buf[from:lo], []byte{'\\'}), 0)
-	to = min(to+5*bytes.Count(buf[hi:to], []byte{'\\'}), len(buf))
-	for n := 0; from > 0 && n < formatWindow && runBytes[buf[from-1]]; n++ {
-		from--
-	}
-	for n := 0; to < len(buf) && n < formatWindow && runBytes[buf[to]]; n++ {
-		to++
-	}
-	return span{from, to}
+	return spans
 }
 
 // merge sorts spans and joins those that overlap or touch.

@@ -152,11 +152,12 @@ func checkAWSSecretKeyword(buf []byte, start, end int, emit emitFunc) {
 // from a longer run) and mixed-case with digits, which rules out hex hashes
 // (git SHA-1 is 40 hex digits) and words. Reach counts decoded characters:
 // it is widened by five bytes for each backslash in it, as much as a JSON
-// escape can add, and a run right after an escape ("\n…") starts after it.
+// escape can add (up to twice the reach), and a run right after an escape
+// ("\n…") starts after it.
 func findAWSSecret(buf []byte, lo, hi, reach int, emit emitFunc) {
 	from, to := max(lo-reach, 0), min(hi+reach, len(buf))
-	from = max(from-5*bytes.Count(buf[from:lo], []byte{'\\'}), 0)
-	to = min(to+5*bytes.Count(buf[hi:to], []byte{'\\'}), len(buf))
+	from = max(from-min(5*bytes.Count(buf[from:lo], []byte{'\\'}), reach), 0)
+	to = min(to+min(5*bytes.Count(buf[hi:to], []byte{'\\'}), reach), len(buf))
 	for i := from; i < to; {
 		if !isB64Std(buf[i]) {
 			i++
