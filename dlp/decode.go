@@ -3,7 +3,6 @@ package dlp
 import (
 	"bytes"
 	"encoding/base64"
-	"net/url"
 	"slices"
 	"strings"
 	"unicode/utf16"
@@ -132,7 +131,7 @@ var urlDelims = func() (t [256]bool) {
 func urlDelim(c byte) bool { return urlDelims[c] }
 
 // percentDecode returns buf with every run that contains a percent escape
-// unescaped by url.QueryUnescape ('+' is a space there, as in forms and
+// unescaped as url.QueryUnescape does ('+' is a space there, as in forms and
 // query strings) and the delimiters kept, or nil when nothing decoded. A
 // run that does not unescape (a stray '%') is kept as it is; an escape cut
 // short at a window's end is dropped.
@@ -155,11 +154,11 @@ func percentDecode(buf []byte) []byte {
 		if p := bytes.LastIndexByte(run, '%'); end == len(buf) && p > len(run)-3 {
 			run = run[:p]
 		}
-		if dec, err := url.QueryUnescape(string(run)); err == nil {
+		if validPercent(run, false) {
 			if out == nil {
 				out = make([]byte, 0, len(buf))
 			}
-			out = append(append(out, buf[done:start]...), dec...)
+			out = appendUnescaped(append(out, buf[done:start]...), run)
 			done = end
 		}
 		i = end
@@ -168,6 +167,23 @@ func percentDecode(buf []byte) []byte {
 		return nil
 	}
 	return append(out, buf[done:]...)
+}
+
+// appendUnescaped appends run, every '%' in it followed by two hex digits
+// (validPercent), unescaped as url.QueryUnescape does.
+func appendUnescaped(out, run []byte) []byte {
+	for i := 0; i < len(run); i++ {
+		switch c := run[i]; c {
+		case '%':
+			out = append(out, byte(hexValues[run[i+1]])<<4|byte(hexValues[run[i+2]]))
+			i += 2
+		case '+':
+			out = append(out, ' ')
+		default:
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // base64Decode decodes the runs of at least minBase64Run base64 characters
