@@ -24,11 +24,11 @@ func codexBody(tb testing.TB) []byte {
 	var input []msg
 	req := map[string]any{"model": "gpt-5-codex", "instructions": strings.Repeat("You are a coding agent. Follow the repository's style. ", 20), "stream": true}
 	for i := 0; ; i++ {
-		code := fmt.Sprintf("func handler%d(w http.ResponseWriter, r *http.Request) {\n\tid := r.URL.Query().Get(\"id\")\n\tlog.Printf(\"request %%s id=%s\", r.URL.Path, id)\n\tfmt.Fprintf(w, \"ok\\n\")\n}\n", i, g.chars(8, lower))
+		code := fmt.Sprintf("func handler%d(w http.ResponseWriter, r *http.Request) {\n\tid := r.URL.Query().Get(\"id\")\n\tlog.Printf(\"request %%s id=%s\", r.URL.Path, id)\n\tfmt.Fprintf(w, \"ok\\n\")\n}\n", i, g.Chars(8, lower))
 		input = append(input,
 			msg{"user", "Please refactor handler " + fmt.Sprint(i) + " and run the tests."},
 			msg{"assistant", "```go\n" + code + "```"},
-			msg{"tool", "$ go test ./...\nok  \tgithub.com/acme/app/" + g.chars(6, lower) + "\t0.0" + g.chars(2, digits) + "s\n"})
+			msg{"tool", "$ go test ./...\nok  \tgithub.com/acme/app/" + g.Chars(6, lower) + "\t0.0" + g.Chars(2, digits) + "s\n"})
 		req["input"] = input
 		b, err := json.Marshal(req)
 		if err != nil {
@@ -112,7 +112,7 @@ func cut64KiB(tb testing.TB, b []byte) []byte {
 func pngBody(tb testing.TB) []byte {
 	g := newGen(9)
 	img := image.NewRGBA(image.Rect(0, 0, 128, 128))
-	for i, c := range g.bytes(len(img.Pix)) {
+	for i, c := range g.Bytes(len(img.Pix)) {
 		img.Pix[i] = c
 	}
 	img.Set(0, 0, color.RGBA{A: 255})
@@ -134,11 +134,11 @@ func jsBody(tb testing.TB) []byte {
 	var js strings.Builder
 	js.WriteString(`!function(e,t){"use strict";`)
 	for i := 0; js.Len() < 80<<10; i++ {
-		a, b, c := g.chars(1, lower), g.chars(2, lower), g.chars(1, lower)
+		a, b, c := g.Chars(1, lower), g.Chars(2, lower), g.Chars(1, lower)
 		fmt.Fprintf(&js, `var %s%d=function(%s,%s){if(!%s)return null;var n=%s.split(/\s+/g),r=[];for(var o=0;o<n.length;o++)r.push(n[o].replace(/[^a-z0-9\-_]/gi,""));return r.join("-")+"%s"};`,
-			b, i, a, c, a, a, g.chars(6, lower))
+			b, i, a, c, a, a, g.Chars(6, lower))
 		fmt.Fprintf(&js, `e.exports.%s%d={name:"%s",version:"1.%d.%s",url:"https://cdn.example.com/%s/%s.min.js",deps:["%s","%s"]};`,
-			b, i, g.chars(8, lower), i%10, g.chars(1, digits), g.chars(5, lower), g.chars(7, lower), g.chars(4, lower), g.chars(6, lower))
+			b, i, g.Chars(8, lower), i%10, g.Chars(1, digits), g.Chars(5, lower), g.Chars(7, lower), g.Chars(4, lower), g.Chars(6, lower))
 	}
 	js.WriteString(`}(window,document);`)
 	return chatBody(tb, js.String())
@@ -158,10 +158,10 @@ func proseBody(tb testing.TB) []byte {
 		network proxy policy secret token agent model output input refactor function package module`)
 	var p strings.Builder
 	for p.Len() < 80<<10 {
-		for range 3 + g.r.IntN(5) {
-			n := 6 + g.r.IntN(14)
+		for range 3 + g.IntN(5) {
+			n := 6 + g.IntN(14)
 			for i := range n {
-				w := words[g.r.IntN(len(words))]
+				w := words[g.IntN(len(words))]
 				if i == 0 {
 					w = strings.ToUpper(w[:1]) + w[1:]
 				}
@@ -169,7 +169,7 @@ func proseBody(tb testing.TB) []byte {
 				switch {
 				case i == n-1:
 					p.WriteString(". ")
-				case g.r.IntN(9) == 0:
+				case g.IntN(9) == 0:
 					p.WriteString(", ")
 				default:
 					p.WriteString(" ")
@@ -214,7 +214,7 @@ func BenchmarkScanBodies(b *testing.B) {
 // may go back over a body once per escape or occurrence.
 func BenchmarkScanDense(b *testing.B) {
 	f := newFixture(b)
-	nested := newGen(20).chars(48<<10, b64std)
+	nested := newGen(20).Chars(48<<10, b64std)
 	for range 3 {
 		nested = base64.StdEncoding.EncodeToString([]byte(nested))
 	}

@@ -23,7 +23,7 @@ func benign(t testing.TB) []attempt {
 	_, pub := privateKeyPEM(t)
 	var uuids, shas, sha256s strings.Builder
 	for i := range 20 {
-		r := g.bytes(16)
+		r := g.Bytes(16)
 		fmt.Fprintf(&uuids, "%x-%x-%x-%x-%x\n", r[:4], r[4:6], r[6:8], r[8:10], r[10:])
 		fmt.Fprintf(&shas, "%x commit %d\n", sha1.Sum(r), i)
 		fmt.Fprintf(&sha256s, "sha256:%x\n", sha256.Sum256(r))
@@ -36,7 +36,7 @@ func benign(t testing.TB) []attempt {
 	require.NoError(t, png.Encode(&pngBuf, img))
 	lorem := strings.Repeat("Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore et dolore magna aliqua. ", 20)
 	// A token of the right shape whose last checksum digit is changed.
-	badGH := g.gitHubToken("ghp_")
+	badGH := g.GitHubToken("ghp_")
 	wrong := "A"
 	if strings.HasSuffix(badGH, wrong) {
 		wrong = "B"
@@ -48,15 +48,15 @@ func benign(t testing.TB) []attempt {
 		{name: "sha-256 digests", body: []byte(sha256s.String())},
 		{name: "png data uri", body: []byte(`{"image_url":"data:image/png;base64,` + base64.StdEncoding.EncodeToString(pngBuf.Bytes()) + `"}`)},
 		{name: "minified js", body: []byte(`!function(e,t){"use strict";var n=e.task-1,r=t.risk-free;function o(i){return i.map(function(s){return s.sk-s.ask-0})}e.AKIAxyz=o}(window,document);`)},
-		{name: "random base64 data", body: []byte(base64.StdEncoding.EncodeToString(g.bytes(3000)))},
-		{name: "random base64url data", body: []byte(base64.RawURLEncoding.EncodeToString(g.bytes(3000)))},
+		{name: "random base64 data", body: []byte(base64.StdEncoding.EncodeToString(g.Bytes(3000)))},
+		{name: "random base64url data", body: []byte(base64.RawURLEncoding.EncodeToString(g.Bytes(3000)))},
 		{name: "sk- in prose", body: []byte("Use sk-learn or a risk-free task-sk- pipeline; keys look like sk-... or sk-proj-XXXX.")},
 		{name: "akia wrong length", body: []byte("The prefix AKIA1234 is too short and AKIAABCDEFGHIJKLMNOPQRSTUV is too long; MAKIAGEABCDEFGHIJKLMNO is a word.")},
 		{name: "aws documentation example", body: []byte("aws_access_key_id = AKIAIOSFODNN7EXAMPLE\naws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n")},
-		{name: "jwt with alg none", body: []byte("Authorization: Bearer " + g.jwt("none"))},
+		{name: "jwt with alg none", body: []byte("Authorization: Bearer " + g.JWT("none"))},
 		{name: "base64 json that is not a jwt", body: []byte("eyJhIjoxfQ and eyJhbGciOiJIUzI1NiJ9.e30")},
 		{name: "lorem ipsum", body: []byte(lorem)},
-		{name: "long hex", body: []byte(hex.EncodeToString(g.bytes(2048)))},
+		{name: "long hex", body: []byte(hex.EncodeToString(g.Bytes(2048)))},
 		{name: "github token with a wrong checksum", body: []byte("token " + badGH)},
 		{name: "token prefixes in docs", body: []byte("GitHub tokens start ghp_, gho_ or github_pat_; Slack's xoxb- and xoxp-; Anthropic's sk-ant-api03-...; webhooks are https://hooks.slack.com/services/...")},
 		{name: "private key header without body", body: []byte("Paste the key:\n-----BEGIN RSA PRIVATE KEY-----\n...\n-----END RSA PRIVATE KEY-----\n")},

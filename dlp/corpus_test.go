@@ -24,19 +24,19 @@ type fixture struct {
 
 func newFixture(t testing.TB) *fixture {
 	g := newGen(1)
-	f := &fixture{literal: "internal-codename-" + g.chars(12, lower)}
+	f := &fixture{literal: "internal-codename-" + g.Chars(12, lower)}
 	cfg := dlp.Config{Patterns: []dlp.Pattern{
 		{Name: "codename", Literal: f.literal, Severity: dlp.SeverityLow},
 		{Name: "egress-token", Regex: `EGT-[0-9a-f]{32}`},
 	}}
 	for i := range 10 {
 		// '/', '+' and '=' make the URL and JSON forms differ from the plain one.
-		v := g.mixedChars(44, b64std) + "/+="
+		v := g.MixedChars(44, b64std) + "/+="
 		f.known = append(f.known, v)
 		cfg.KnownSecrets = append(cfg.KnownSecrets, dlp.Named{Name: fmt.Sprintf("EGRESS_TOKEN_%d", i), Value: config.NewSecret(v)})
 	}
 	// Canaries shaped like real tokens, as planted ones would be.
-	f.canaries = []string{g.gitHubToken("ghp_"), g.openAIProject()}
+	f.canaries = []string{g.GitHubToken("ghp_"), g.OpenAIProject()}
 	cfg.Canaries = []dlp.Named{
 		{Name: "canary-github", Value: config.NewSecret(f.canaries[0])},
 		{Name: "canary-openai", Value: config.NewSecret(f.canaries[1])},
@@ -83,12 +83,12 @@ func escapeAllPercent(s string) string {
 func attempts(t testing.TB, f *fixture) []attempt {
 	g := newGen(2)
 	priv, _ := privateKeyPEM(t)
-	keyID, secret := g.awsKeyID("AKIA"), g.awsSecret()
-	gh := g.gitHubToken("ghp_")
-	oa := g.openAILegacy()
-	an := g.anthropic()
-	hook := g.slackWebhook()
-	jwt := g.jwt("HS256")
+	keyID, secret := g.AWSKeyID("AKIA"), g.AWSSecret()
+	gh := g.GitHubToken("ghp_")
+	oa := g.OpenAILegacy()
+	an := g.Anthropic()
+	hook := g.SlackWebhook()
+	jwt := g.JWT("HS256")
 	known := f.known[3]
 	chat := func(content string) []byte {
 		return []byte(`{"model":"gpt-5","input":[{"role":"user","content":` + jsonString(content) + `}],"stream":true}`)
@@ -97,19 +97,19 @@ func attempts(t testing.TB, f *fixture) []attempt {
 		// Each format, plain, in the places an agent would put it.
 		{name: "aws key id in env line", body: []byte("AWS_ACCESS_KEY_ID=" + keyID + "\n"), kind: dlp.KindAWSAccessKeyID, encoding: "plain"},
 		{name: "aws credentials file", body: []byte("[default]\naws_access_key_id = " + keyID + "\naws_secret_access_key = " + secret + "\n"), kind: dlp.KindAWSSecretKey, encoding: "plain"},
-		{name: "aws temporary key id in json", body: []byte(`{"AccessKeyId":"` + g.awsKeyID("ASIA") + `","Expiration":"2030-01-01"}`), kind: dlp.KindAWSAccessKeyID},
-		{name: "aws secret by keyword alone", body: []byte(`{"SecretAccessKey": "` + g.awsSecret() + `"}`), kind: dlp.KindAWSSecretKey},
+		{name: "aws temporary key id in json", body: []byte(`{"AccessKeyId":"` + g.AWSKeyID("ASIA") + `","Expiration":"2030-01-01"}`), kind: dlp.KindAWSAccessKeyID},
+		{name: "aws secret by keyword alone", body: []byte(`{"SecretAccessKey": "` + g.AWSSecret() + `"}`), kind: dlp.KindAWSSecretKey},
 		{name: "github ghp in authorization header", body: []byte("Authorization: token " + gh + "\r\n"), kind: dlp.KindGitHubToken, encoding: "plain"},
-		{name: "github gho in json", body: chat("my token is " + g.gitHubToken("gho_")), kind: dlp.KindGitHubToken},
-		{name: "github ghu in prose", body: []byte("use " + g.gitHubToken("ghu_") + " for the app"), kind: dlp.KindGitHubToken},
-		{name: "github ghs in clone url", body: []byte("git clone https://x-access-token:" + g.gitHubToken("ghs_") + "@github.com/o/r.git"), kind: dlp.KindGitHubToken},
-		{name: "github ghr in query string", body: []byte("GET /cb?refresh=" + g.gitHubToken("ghr_") + "&x=1"), kind: dlp.KindGitHubToken},
-		{name: "github fine-grained pat", body: []byte("GITHUB_TOKEN=" + g.gitHubPAT()), kind: dlp.KindGitHubToken},
+		{name: "github gho in json", body: chat("my token is " + g.GitHubToken("gho_")), kind: dlp.KindGitHubToken},
+		{name: "github ghu in prose", body: []byte("use " + g.GitHubToken("ghu_") + " for the app"), kind: dlp.KindGitHubToken},
+		{name: "github ghs in clone url", body: []byte("git clone https://x-access-token:" + g.GitHubToken("ghs_") + "@github.com/o/r.git"), kind: dlp.KindGitHubToken},
+		{name: "github ghr in query string", body: []byte("GET /cb?refresh=" + g.GitHubToken("ghr_") + "&x=1"), kind: dlp.KindGitHubToken},
+		{name: "github fine-grained pat", body: []byte("GITHUB_TOKEN=" + g.GitHubPAT()), kind: dlp.KindGitHubToken},
 		{name: "openai legacy key in json", body: chat("OPENAI_API_KEY=" + oa), kind: dlp.KindOpenAIKey},
-		{name: "openai project key in header", body: []byte("Authorization: Bearer " + g.openAIProject()), kind: dlp.KindOpenAIKey},
+		{name: "openai project key in header", body: []byte("Authorization: Bearer " + g.OpenAIProject()), kind: dlp.KindOpenAIKey},
 		{name: "anthropic key in header", body: []byte("x-api-key: " + an + "\n"), kind: dlp.KindAnthropicKey, encoding: "plain"},
-		{name: "slack bot token in form", body: []byte("token=" + g.slackBot() + "&channel=C1"), kind: dlp.KindSlackToken},
-		{name: "slack user token in json", body: []byte(`{"t":"` + g.slackUser() + `"}`), kind: dlp.KindSlackToken},
+		{name: "slack bot token in form", body: []byte("token=" + g.SlackBot() + "&channel=C1"), kind: dlp.KindSlackToken},
+		{name: "slack user token in json", body: []byte(`{"t":"` + g.SlackUser() + `"}`), kind: dlp.KindSlackToken},
 		{name: "slack webhook in json", body: chat("post to " + hook), kind: dlp.KindSlackWebhook},
 		{name: "private key in json", body: chat(priv), kind: dlp.KindPrivateKey},
 		{name: "private key raw in multipart", body: []byte("--b\r\nContent-Disposition: form-data; name=\"f\"\r\n\r\n" + priv + "\r\n--b--\r\n"), kind: dlp.KindPrivateKey, encoding: "plain"},
@@ -147,11 +147,11 @@ func attempts(t testing.TB, f *fixture) []attempt {
 		{name: "canary base64", body: []byte(`{"x":"` + b64("k="+f.canaries[1]) + `"}`), kind: dlp.KindCanary, encoding: "base64"},
 		{name: "canary br", body: brotlied(t, chat(f.canaries[1])), contentEncoding: "br", kind: dlp.KindCanary, encoding: "br"},
 		{name: "extra literal", body: []byte("project " + f.literal + " launch"), kind: dlp.KindPattern},
-		{name: "extra regex", body: []byte("EGT-" + g.chars(32, "0123456789abcdef")), kind: dlp.KindPattern},
+		{name: "extra regex", body: []byte("EGT-" + g.Chars(32, "0123456789abcdef")), kind: dlp.KindPattern},
 
 		// Tokens in binary data, as in an image's metadata.
-		{name: "github token in base64 binary", body: []byte(`{"image":"` + b64(string(g.bytes(3000))+"token="+g.gitHubToken("ghp_")+string(g.bytes(3000))) + `"}`), kind: dlp.KindGitHubToken, encoding: "base64"},
-		{name: "aws key id in base64 binary", body: []byte(b64(string(g.bytes(100)) + g.awsKeyID("AKIA") + string(g.bytes(100)))), kind: dlp.KindAWSAccessKeyID, encoding: "base64"},
+		{name: "github token in base64 binary", body: []byte(`{"image":"` + b64(string(g.Bytes(3000))+"token="+g.GitHubToken("ghp_")+string(g.Bytes(3000))) + `"}`), kind: dlp.KindGitHubToken, encoding: "base64"},
+		{name: "aws key id in base64 binary", body: []byte(b64(string(g.Bytes(100)) + g.AWSKeyID("AKIA") + string(g.Bytes(100)))), kind: dlp.KindAWSAccessKeyID, encoding: "base64"},
 	}
 	return a
 }

@@ -16,8 +16,8 @@ import (
 // decoded. The scanner must see them as it sees them unescaped.
 func escapeAttempts(t testing.TB, f *fixture) []attempt {
 	g := newGen(12)
-	keyID, secret := g.awsKeyID("AKIA"), g.awsSecret()
-	gh := g.gitHubToken("ghp_")
+	keyID, secret := g.AWSKeyID("AKIA"), g.AWSSecret()
+	gh := g.GitHubToken("ghp_")
 	priv, _ := privateKeyPEM(t)
 	chat := func(content string) []byte {
 		return []byte(`{"input":[{"role":"tool","content":` + jsonString(content) + `}]}`)
@@ -28,18 +28,18 @@ func escapeAttempts(t testing.TB, f *fixture) []attempt {
 	// a decoder that stops at "\/" decodes the token's part misaligned.
 	b64slashed := strings.ReplaceAll(b64("x??"+gh+"\n"), "/", `\/`)
 	// A PEM body with a '/' in its first line, which the check reads.
-	slashedPEM := "-----BEGIN RSA PRIVATE KEY-----\n" + g.chars(10, b64std) + "/" + g.chars(53, b64std) + "\n" +
-		g.chars(64, b64std) + "\n-----END RSA PRIVATE KEY-----\n"
+	slashedPEM := "-----BEGIN RSA PRIVATE KEY-----\n" + g.Chars(10, b64std) + "/" + g.Chars(53, b64std) + "\n" +
+		g.Chars(64, b64std) + "\n-----END RSA PRIVATE KEY-----\n"
 	u := func(c byte) string { return fmt.Sprintf(`\u%04x`, c) }
 	return []attempt{
 		{name: "github token after an escaped newline", body: chat("tokens:\n" + gh + "\n"), kind: dlp.KindGitHubToken},
 		{name: "aws key id after an escaped tab", body: chat("id\t" + keyID), kind: dlp.KindAWSAccessKeyID},
-		{name: "jwt at the start of an escaped line", body: chat("Authorization header:\n" + g.jwt("RS256")), kind: dlp.KindJWT},
-		{name: "anthropic key after an escaped non-ascii letter", body: []byte(`{"c":"caf\u00e9` + g.anthropic() + `"}`), kind: dlp.KindAnthropicKey},
+		{name: "jwt at the start of an escaped line", body: chat("Authorization header:\n" + g.JWT("RS256")), kind: dlp.KindJWT},
+		{name: "anthropic key after an escaped non-ascii letter", body: []byte(`{"c":"caf\u00e9` + g.Anthropic() + `"}`), kind: dlp.KindAnthropicKey},
 		{name: "aws secret on the line after its key id", body: chat(keyID + "\n" + secret + "\n"), kind: dlp.KindAWSSecretKey},
 		{name: "github token after a double-escaped newline", body: []byte(`{"c":"fmt.Printf(\"\\n` + gh + `\")"}`), kind: dlp.KindGitHubToken},
 		{name: "aws key id with its first letter escaped", body: []byte(`{"k":"` + u('A') + keyID[1:] + `"}`), kind: dlp.KindAWSAccessKeyID, encoding: "json"},
-		{name: "slack webhook with escaped slashes", body: []byte(`{"u":"` + strings.ReplaceAll(g.slackWebhook(), "/", `\/`) + `"}`), kind: dlp.KindSlackWebhook, encoding: "json"},
+		{name: "slack webhook with escaped slashes", body: []byte(`{"u":"` + strings.ReplaceAll(g.SlackWebhook(), "/", `\/`) + `"}`), kind: dlp.KindSlackWebhook, encoding: "json"},
 		{name: "aws secret with an escaped slash next to its key id", body: []byte(`{"id":"` + keyID + `","secret":"` + strings.ReplaceAll(slashed, "/", `\/`) + `"}`), kind: dlp.KindAWSSecretKey, encoding: "json"},
 		{name: "private key with escaped tabs", body: chat(strings.ReplaceAll(priv, "\n", "\n\t")), kind: dlp.KindPrivateKey},
 		{name: "private key with an escaped slash in its body", body: []byte(`{"k":"` + strings.ReplaceAll(strings.ReplaceAll(slashedPEM, "\n", `\n`), "/", `\/`) + `"}`), kind: dlp.KindPrivateKey, encoding: "json"},

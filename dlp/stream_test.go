@@ -36,10 +36,10 @@ func TestStreamFindsSecretsSplitAtEveryBoundary(t *testing.T) {
 	f := newFixture(t)
 	g := newGen(4)
 	cases := []attempt{
-		{name: "github token in json", body: []byte(`{"c":"` + g.gitHubToken("ghp_") + `"}`), kind: dlp.KindGitHubToken, encoding: "plain"},
+		{name: "github token in json", body: []byte(`{"c":"` + g.GitHubToken("ghp_") + `"}`), kind: dlp.KindGitHubToken, encoding: "plain"},
 		{name: "canary base64", body: []byte(b64(":" + f.canaries[0])), kind: dlp.KindCanary, encoding: "base64"},
 		{name: "known secret query-escaped", body: []byte("t=" + url.QueryEscape(f.known[5])), kind: dlp.KindKnownSecret, encoding: "url"},
-		{name: "jwt", body: []byte("Bearer " + g.jwt("ES256")), kind: dlp.KindJWT, encoding: "plain"},
+		{name: "jwt", body: []byte("Bearer " + g.JWT("ES256")), kind: dlp.KindJWT, encoding: "plain"},
 	}
 	for _, c := range cases {
 		t.Run(c.name+" in 2 chunks", func(t *testing.T) {
@@ -64,7 +64,7 @@ func TestStreamFindsSecretsSplitAtEveryBoundary(t *testing.T) {
 func TestCompressedStreamSplitAtEveryBoundary(t *testing.T) {
 	f := newFixture(t)
 	g := newGen(5)
-	plain := []byte(`{"input":"` + g.anthropic() + `"}`)
+	plain := []byte(`{"input":"` + g.Anthropic() + `"}`)
 	for _, c := range []struct {
 		ce   string
 		body []byte
@@ -140,7 +140,7 @@ func TestCompressedBodyErrors(t *testing.T) {
 // A known secret longer than the format window still splits safely: the
 // window grows to the longest precomputed form.
 func TestWindowCoversTheLongestForm(t *testing.T) {
-	long := newGen(6).mixedChars(3000, b64std)
+	long := newGen(6).MixedChars(3000, b64std)
 	s, err := dlp.New(dlp.Config{KnownSecrets: []dlp.Named{{Name: "LONG", Value: config.NewSecret(long)}}})
 	require.NoError(t, err)
 	require.GreaterOrEqual(t, s.Window(), 3*len(long), "every byte percent-encoded is three times as long")
@@ -194,7 +194,7 @@ func TestFindingsAreDeduplicatedAndCapped(t *testing.T) {
 	g := newGen(7)
 	var many []string
 	for range 400 {
-		many = append(many, g.gitHubToken("ghp_"))
+		many = append(many, g.GitHubToken("ghp_"))
 	}
 	got = f.s.Scan([]byte(strings.Join(many, " ")))
 	require.Len(t, got, 256)

@@ -204,3 +204,6 @@ func CodexTurnBody(n int, extra string) []byte {
 	fmt.Fprintf(&b, `{"type":"message","role":"user","content":[{"type":"input_text","text":%q}]}]}`, extra)
 	return b.Bytes()
 }
+
+// IntN returns a random int in [0, n).
+func (g *Gen) IntN(n int) int { return g.r.IntN(n) }
