@@ -29,31 +29,9 @@ func BenchmarkInjectedRequests(b *testing.B) {
 	login := newHostLogin(b, time.Now().Add(time.Hour))
 	bt := startBottle(b, bottleOptions{manifest: codexManifest(true, up, pki), codexHome: login.home})
 
+	clients := agentClients(b, bt.egress, 8)
 	run := func(url string) time.Duration {
-		const agents = 8
-		var wg sync.WaitGroup
-		start := time.Now()
-		for a := range agents {
-			client := bt.agent(b, false)
-			wg.Go(func() {
-				for i := a; i < b.N; i += agents {
-					resp, err := client.Get(fmt.Sprintf(url, i))
-					if err != nil {
-						b.Error(err)
-						return
-					}
-					// Read to the end, so the connection is kept alive.
-					_, _ = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					if resp.StatusCode != http.StatusOK {
-						b.Errorf("GET %s: %d", url, resp.StatusCode)
-						return
-					}
-				}
-			})
-		}
-		wg.Wait()
-		return time.Since(start)
+		return agentLoad(b, clients, b.N, func(c *http.Client, i int) (*http.Response, error) { return c.Get(fmt.Sprintf(url, i)) })
 	}
 	// Warm both paths (connections, Envoy's ext_proc streams) untimed.
 	run("https://chatgpt.com/backend-api/warm/%d")
@@ -90,4 +68,41 @@ func procCPU(b testing.TB, pids []int) time.Duration {
 		total += cpu
 	}
 	return total
+}
+
+// agentClients are n agents, each on its own keep-alive HTTP/1.1
+// connections through the egress.
+func agentClients(b testing.TB, e egress, n int) []*http.Client {
+	clients := make([]*http.Client, n)
+	for i := range clients {
+		clients[i] = e.agent(b, false)
+	}
+	return clients
+}
+
+// agentLoad sends n requests spread over the clients, each client its
+// share in turn, and returns how long they took. Every answer must be 200.
+func agentLoad(b testing.TB, clients []*http.Client, n int, send func(c *http.Client, i int) (*http.Response, error)) time.Duration {
+	var wg sync.WaitGroup
+	start := time.Now()
+	for a, c := range clients {
+		wg.Go(func() {
+			for i := a; i < n; i += len(clients) {
+				resp, err := send(c, i)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				// Read to the end, so the connection is kept alive.
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					b.Errorf("%s %s: %d", resp.Request.Method, resp.Request.URL, resp.StatusCode)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return time.Since(start)
 }

@@ -3,9 +3,7 @@ package integration
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
@@ -42,32 +40,11 @@ egress:
 `, upstream)})
 	body := tokengen.CodexTurnBody(64<<10, "refactor the parser and keep the tests green")
 	const agents = 8
-	clients := make([]*http.Client, agents)
-	for i := range clients {
-		clients[i] = bt.agent(b, false)
-	}
+	clients := agentClients(b, bt.egress, agents)
 	run := func(host string, n int) time.Duration {
-		var wg sync.WaitGroup
-		start := time.Now()
-		for a := range agents {
-			wg.Go(func() {
-				for i := a; i < n; i += agents {
-					resp, err := clients[a].Post(fmt.Sprintf("https://%s/bench/%d", host, i), "application/json", bytes.NewReader(body))
-					if err != nil {
-						b.Error(err)
-						return
-					}
-					_, _ = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					if resp.StatusCode != http.StatusOK {
-						b.Errorf("POST %s: %d", host, resp.StatusCode)
-						return
-					}
-				}
-			})
-		}
-		wg.Wait()
-		return time.Since(start)
+		return agentLoad(b, clients, n, func(c *http.Client, i int) (*http.Response, error) {
+			return c.Post(fmt.Sprintf("https://%s/bench/%d", host, i), "application/json", bytes.NewReader(body))
+		})
 	}
 	run(hosts[0], 2*agents)
 	run(hosts[1], 2*agents)
