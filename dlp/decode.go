@@ -138,17 +138,10 @@ func urlDelim(c byte) bool { return urlDelims[c] }
 func percentDecode(buf []byte) []byte {
 	var out []byte
 	done := 0 // buf[:done] has been copied or decoded into out
-	for i := 0; i < len(buf); {
-		k := bytes.IndexByte(buf[i:], '%')
-		if k < 0 {
+	for i := 0; ; {
+		start, end, ok := percentRun(buf, i)
+		if !ok {
 			break
-		}
-		start, end := i+k, i+k
-		for start > done && !urlDelim(buf[start-1]) {
-			start--
-		}
-		for end < len(buf) && !urlDelim(buf[end]) {
-			end++
 		}
 		run := buf[start:end]
 		if p := bytes.LastIndexByte(run, '%'); end == len(buf) && p > len(run)-3 {
@@ -167,6 +160,24 @@ func percentDecode(buf []byte) []byte {
 		return nil
 	}
 	return append(out, buf[done:]...)
+}
+
+// percentRun finds the first '%' in buf[i:] and returns the run around it,
+// the bytes between URL delimiters; ok is false when there is none. i is 0
+// or the end of the previous run, a delimiter, so runs never overlap.
+func percentRun(buf []byte, i int) (start, end int, ok bool) {
+	k := bytes.IndexByte(buf[i:], '%')
+	if k < 0 {
+		return 0, 0, false
+	}
+	start, end = i+k, i+k
+	for start > i && !urlDelim(buf[start-1]) {
+		start--
+	}
+	for end < len(buf) && !urlDelim(buf[end]) {
+		end++
+	}
+	return start, end, true
 }
 
 // appendUnescaped appends run, every '%' in it followed by two hex digits

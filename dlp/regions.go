@@ -278,18 +278,10 @@ func (s *Scanner) percentRegions(buf []byte, hits [][]int) []span {
 	if len(s.regexes) > 0 {
 		after = formatWindow // a decoded run may start a regular expression's match
 	}
-	done := 0
-	for i := 0; i < len(buf); {
-		k := bytes.IndexByte(buf[i:], '%')
-		if k < 0 {
+	for i := 0; ; {
+		start, end, ok := percentRun(buf, i)
+		if !ok {
 			break
-		}
-		start, end := i+k, i+k
-		for start > done && !urlDelim(buf[start-1]) {
-			start--
-		}
-		for end < len(buf) && !urlDelim(buf[end]) {
-			end++
 		}
 		if validPercent(buf[start:end], end == len(buf)) {
 			from, to := max(start-reachMargin, 0), min(end+after, len(buf))
@@ -301,7 +293,7 @@ func (s *Scanner) percentRegions(buf []byte, hits [][]int) []span {
 			}
 			spans = append(spans, span{from, to})
 		}
-		done, i = end, end
+		i = end
 	}
 	decodes := len(spans) > 0
 	spans, all := s.regexWindows(buf, '%', hits, spans)

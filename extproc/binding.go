@@ -3,6 +3,7 @@ package extproc
 import (
 	"context"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +18,8 @@ import (
 type binding struct {
 	extprocapi.Binding
 	strip []string
+	// dlpMax is DLPMax as a number of bytes (0 with DLP off).
+	dlpMax int
 }
 
 // parse makes the server's binding from what the metadata carried: the
@@ -24,7 +27,11 @@ type binding struct {
 // alone, so its result can be kept for the next stream with the same
 // metadata.
 func parse(k extprocapi.Binding) (binding, error) {
-	return binding{Binding: k, strip: stripList(k.Strip)}, k.Validate()
+	if err := k.Validate(); err != nil {
+		return binding{Binding: k, strip: stripList(k.Strip)}, err
+	}
+	max, _ := strconv.Atoi(k.DLPMax) // Validate checked it
+	return binding{Binding: k, strip: stripList(k.Strip), dlpMax: max}, nil
 }
 
 // parsedBinding is a binding's parse result.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strconv"
 	"strings"
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
@@ -140,6 +139,7 @@ type dlpState struct {
 	found   []Detection
 	// unscanned is set once a body longer than the scanned part passed.
 	unscanned bool
+	// nReported is how many of found were logged and counted already.
 	nReported int
 }
 
@@ -147,8 +147,7 @@ func newDLPState(b binding) dlpState {
 	if b.DLP == "" {
 		return dlpState{}
 	}
-	max, _ := strconv.Atoi(b.DLPMax) // Validate checked it
-	return dlpState{on: true, mode: config.DLPMode(b.DLP), large: config.LargeBodyAction(b.DLPLarge), max: max}
+	return dlpState{on: true, mode: config.DLPMode(b.DLP), large: config.LargeBodyAction(b.DLPLarge), max: b.dlpMax}
 }
 
 // certain reports whether a finding is refused in every mode: a known
@@ -170,7 +169,7 @@ func (st *dlpState) record(d *detector, host, where string, fs []dlp.Finding) *D
 			sure[f.Fingerprint] = true
 		}
 	}
-	block := -1
+	block, blockSure := -1, false
 	for _, f := range fs {
 		if !certain(f) && (d.allow[f.Fingerprint] || sure[f.Fingerprint]) {
 			continue
@@ -181,8 +180,8 @@ func (st *dlpState) record(d *detector, host, where string, fs []dlp.Finding) *D
 		}
 		st.found = append(st.found, Detection{Host: host, Where: where, Kind: f.Kind, Name: f.Name,
 			Fingerprint: f.Fingerprint, Encoding: f.Encoding, Action: action})
-		if action == "block" && (block < 0 || (certain(f) && !certain(dlp.Finding{Kind: st.found[block].Kind}))) {
-			block = len(st.found) - 1
+		if action == "block" && (block < 0 || certain(f) && !blockSure) {
+			block, blockSure = len(st.found)-1, certain(f)
 		}
 	}
 	if block < 0 {
@@ -232,12 +231,12 @@ func (s *Server) scanHeaders(st *dlpState, d *detector, b binding, h headerMap, 
 // dlpHeaders scans a scanned route's request line and headers. It returns
 // the refusal when they carry a secret the route must not let out, else
 // nil, and the detections go with whatever the credential decision answers.
-func (s *Server) dlpHeaders(ctx context.Context, st *dlpState, b binding, h *extprocv3.HttpHeaders) *extprocv3.ProcessingResponse {
+func (s *Server) dlpHeaders(ctx context.Context, st *dlpState, b binding, r request, h *extprocv3.HttpHeaders) *extprocv3.ProcessingResponse {
 	d := s.detector.Load()
 	block := s.scanHeaders(st, d, b, h.GetHeaders(), whereHeader)
 	s.report(ctx, st)
 	if block != nil {
-		return s.refuseSecret(ctx, st, b, requestOf(h), block)
+		return s.refuseSecret(ctx, st, b, r, block)
 	}
 	if st.upgrade {
 		st.ws = newWSScanner(d.scanner)
@@ -283,11 +282,10 @@ func (s *Server) dlpBody(ctx context.Context, st *dlpState, b binding, r request
 	switch {
 	case block != nil:
 		return s.refuseSecret(ctx, st, b, r, block)
-	case err != nil && st.mode == config.DLPBlock:
-		return s.refuseUnreadable(ctx, st, b, r, whereBody, err)
 	case err != nil:
-		s.logger.LogAttrs(ctx, slog.LevelWarn, "dlp: body not inspected, forwarded (mode log)",
-			slog.String("host", b.Host), slog.String("error", err.Error()))
+		// In log mode too: a body the scanner cannot read may hold a
+		// known secret or a canary, which no mode lets out (fail closed).
+		return s.refuseUnreadable(ctx, st, b, r, whereBody, err)
 	case partial && st.large == config.LargeBodyBlock:
 		return s.refuseLarge(ctx, st, b, r, st.max)
 	}
@@ -321,7 +319,7 @@ func scanBody(sc *dlp.Scanner, body []byte, encoding string, partial bool) ([]dl
 
 // report logs and counts the detections not yet reported.
 func (s *Server) report(ctx context.Context, st *dlpState) {
-	for i := st.reported(); i < len(st.found); i++ {
+	for i := st.nReported; i < len(st.found); i++ {
 		det := st.found[i]
 		s.onDetection(det)
 		s.logger.LogAttrs(ctx, slog.LevelWarn, "dlp: secret in request",
@@ -331,8 +329,6 @@ func (s *Server) report(ctx context.Context, st *dlpState) {
 	}
 	st.nReported = len(st.found)
 }
-
-func (st *dlpState) reported() int { return st.nReported }
 
 // metadata is the detections as dynamic metadata for the request's access
 // log entries, from which its audit record is built; nil when there is

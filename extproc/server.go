@@ -171,10 +171,11 @@ func (s *Server) respond(ctx context.Context, b binding, bindErr error, st *requ
 	switch r := req.GetRequest().(type) {
 	case *extprocv3.ProcessingRequest_RequestHeaders:
 		start := time.Now()
-		st.req = requestOf(r.RequestHeaders)
 		var resp *extprocv3.ProcessingResponse
 		if st.dlp.on && bindErr == nil {
-			resp = s.dlpHeaders(ctx, &st.dlp, b, r.RequestHeaders)
+			// Kept for a refusal of the body, shaped for the client.
+			st.req = requestOf(r.RequestHeaders)
+			resp = s.dlpHeaders(ctx, &st.dlp, b, st.req, r.RequestHeaders)
 			if st.dlp.upgrade {
 				// The server must not agree to compress frames it
 				// would then not be able to read.
