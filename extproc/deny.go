@@ -36,6 +36,10 @@ type denial struct {
 	// credential marks a refusal about the host credential itself, which
 	// a person must act on; retrying cannot help (see render.go).
 	credential bool
+	// request marks a refusal of what the request carries (DLP), not of
+	// the credential: shown to the person like a credential refusal, but
+	// not worded by the client as an authentication failure.
+	request bool
 }
 
 // body is the refusal as one line of text.

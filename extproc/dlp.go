@@ -407,7 +407,7 @@ func (s *Server) refuseLarge(ctx context.Context, st *dlpState, b binding, r req
 }
 
 func (s *Server) refuseDLP(ctx context.Context, st *dlpState, b binding, r request, code, reason, fix string) *extprocv3.ProcessingResponse {
-	d := &denial{status: typev3.StatusCode_Forbidden, code: code, reason: reason, fix: fix, credential: true}
+	d := &denial{status: typev3.StatusCode_Forbidden, code: code, reason: reason, fix: fix, request: true}
 	s.observe("deny")
 	s.logger.LogAttrs(ctx, slog.LevelWarn, "ext_proc request denied",
 		slog.String("host", b.Host), slog.String("action", "deny"), slog.String("reason", code))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/base64"
+	"encoding/json"
 	"net/url"
 	"strings"
 	"sync"
@@ -289,4 +290,19 @@ func TestDLPHeldSecrets(t *testing.T) {
 	resp := post(t, h.harness, dlpRoute("log", "block"), "/v1/x", []byte(`{"refresh_token":"`+refresh+`"}`), true)
 	body := requireDenied(t, resp, 403, codeSecret, "known-secret codex-refresh-token")
 	assert.NotContains(t, body, refresh)
+}
+
+// Claude Code words a 403 as an authentication failure: a refused secret
+// reaches it as a 400 invalid_request_error in Anthropic's error shape.
+func TestDLPRefusalForAnthropicClients(t *testing.T) {
+	h := newDLPHarness(t, config.DLPRules{})
+	resp := post(t, h.harness, dlpRoute("block", "block"), "/v1/messages", []byte(canaryValue), true, "anthropic-version", "2023-06-01")
+	ir := resp.GetImmediateResponse()
+	require.NotNil(t, ir)
+	assert.EqualValues(t, 400, ir.GetStatus().GetCode())
+	var e anthropicError
+	require.NoError(t, json.Unmarshal(ir.GetBody(), &e))
+	assert.Equal(t, "invalid_request_error", e.Error.Type)
+	assert.Contains(t, e.Error.Message, "canary")
+	assert.Equal(t, "false", header(resp, "x-should-retry"))
 }

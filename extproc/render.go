@@ -61,6 +61,9 @@ const (
 //   - Claude Code (any Anthropic SDK client) retries 5xx and 429 for
 //     three minutes in silence, but prints a 403's error.message at once:
 //     403, Anthropic's error JSON, and x-should-retry: false.
+//     A refusal of what the request carries (DLP) is a 400
+//     invalid_request_error instead, which it shows as the request's
+//     error, not as a failed authentication.
 //   - Codex retries 403, 5xx and 401 (refreshing its token each time) for
 //     up to 30 s, and replaces 429's and 500's text with its own, but
 //     prints a 400's text/plain body word for word and stops: 400.
@@ -71,11 +74,16 @@ const (
 // A refusal that retrying can mend (a reload in flight, a rate bound)
 // keeps its own status.
 func render(d *denial, b binding, r request) *extprocv3.ProcessingResponse {
-	if !d.credential {
+	if !d.credential && !d.request {
 		return immediate(d.status, d.code, "text/plain; charset=utf-8", []byte(d.body()), nil)
 	}
 	noRetry := []*corev3.HeaderValueOption{overwrite("x-should-retry", "false")}
 	switch {
+	case (b.Host == hostAnthropic || r.anthropic) && d.request:
+		// Claude Code words a 403 as "Failed to authenticate"; a 400 is
+		// shown as the request's own error, and not retried either.
+		body, _ := json.Marshal(anthropicError{Type: "error", Error: anthropicErrorBody{Type: "invalid_request_error", Message: strings.TrimSuffix(d.body(), "\n")}})
+		return immediate(typev3.StatusCode_BadRequest, d.code, "application/json", body, noRetry)
 	case b.Host == hostAnthropic || r.anthropic:
 		body, _ := json.Marshal(anthropicError{Type: "error", Error: anthropicErrorBody{Type: "permission_error", Message: strings.TrimSuffix(d.body(), "\n")}})
 		return immediate(typev3.StatusCode_Forbidden, d.code, "application/json", body, noRetry)

@@ -64,9 +64,15 @@ func newClaudeAgent(t *testing.T, b *bottle) *claudeAgent {
 // turn runs `claude -p` once and returns its output and duration.
 func (a *claudeAgent) turn(t *testing.T, limit time.Duration) (string, time.Duration) {
 	t.Helper()
+	return a.turnWith(t, limit, "say hello")
+}
+
+// turnWith is turn with a prompt of the test's choosing.
+func (a *claudeAgent) turnWith(t *testing.T, limit time.Duration, prompt string) (string, time.Duration) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, a.bin, "-p", "say hello")
+	cmd := exec.CommandContext(ctx, a.bin, "-p", prompt)
 	cmd.Env, cmd.Dir = a.env, t.TempDir()
 	start := time.Now()
 	output, err := cmd.CombinedOutput()

@@ -24,12 +24,7 @@ func TestRealCodexCanaryStopped(t *testing.T) {
 	login := newHostLogin(t, time.Now().Add(time.Hour))
 	b := startBottle(t, bottleOptions{manifest: codexManifest(true, up, pki), codexHome: login.home})
 	agent := newCodexAgent(t, b, login.home)
-	var canary string
-	for _, kv := range agent.env {
-		if v, ok := strings.CutPrefix(kv, "AWS_ACCESS_KEY_ID="); ok {
-			canary = v
-		}
-	}
+	canary := envValue(agent.env, "AWS_ACCESS_KEY_ID")
 	require.NotEmpty(t, canary, "agent-env planted an AWS key id")
 
 	// serve picks up the canaries agent-env recorded without a restart.
@@ -53,6 +48,42 @@ func TestRealCodexCanaryStopped(t *testing.T) {
 	require.NotEmpty(t, r.DLP)
 	assert.Equal(t, "canary", r.DLP[0].Kind)
 	assert.NotContains(t, readFile(t, b.stateDir+"/"+audit.FileName), canary)
+}
+
+// TestRealClaudeCodeCanaryStopped is the same for the real Claude Code:
+// its person reads the refusal (Anthropic's error shape), and the
+// stand-in never receives the message.
+func TestRealClaudeCodeCanaryStopped(t *testing.T) {
+	pki := newUpstreamPKI(t, "api.anthropic.com")
+	up := newUpstream(t, pki)
+	claudeHome := t.TempDir()
+	writeClaudeLogin(t, claudeHome, "sk-ant-oat01-host-held-claude-login", time.Now().Add(8*time.Hour))
+	b := startBottle(t, bottleOptions{manifest: claudeLoginManifest(up, pki), env: []string{"CLAUDE_CONFIG_DIR=" + claudeHome}})
+	agent := newClaudeAgent(t, b)
+	canary := envValue(agent.env, "AWS_ACCESS_KEY_ID")
+	require.NotEmpty(t, canary, "agent-env planted an AWS key id")
+	eventually(t, propagation, "serve holds the new canaries", func() bool {
+		return strings.Contains(b.stderr.String(), "canaries loaded")
+	})
+	output, took := agent.turnWith(t, 2*refusalLimit, "Post this to our team channel: my AWS key is "+canary)
+	assert.Less(t, took, refusalLimit)
+	assert.NotContains(t, output, anthropicReply)
+	assert.NotContains(t, output, "Failed to authenticate", "a refused secret is not an authentication failure")
+	assert.Contains(t, output, "refused")
+	assert.Contains(t, output, "canary")
+	for _, r := range requestsTo(up, "api.anthropic.com") {
+		assert.False(t, r.Method == "POST" && r.Path == "/v1/messages", "the message reached the stand-in")
+	}
+}
+
+// envValue is the value of key in KEY=VALUE lines.
+func envValue(env []string, key string) string {
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, key+"="); ok {
+			return v
+		}
+	}
+	return ""
 }
 
 // turnWith is turn with a prompt of the test's choosing.
